@@ -1,0 +1,320 @@
+//! Content items: the input contract on the content topic (see `docs/input-contract.md`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What kind of public content an item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentKind {
+    /// A post in a public channel.
+    ChannelPost,
+    /// A marketplace listing.
+    Listing,
+    /// A channel's own profile (title and description).
+    ChannelProfile,
+}
+
+impl ContentKind {
+    /// The wire name of the kind, as used in JSON and in the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::ChannelPost => "channel_post",
+            ContentKind::Listing => "listing",
+            ContentKind::ChannelProfile => "channel_profile",
+        }
+    }
+}
+
+/// The channel an item was published in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// The platform's stable channel id.
+    pub id: String,
+    /// The channel's public @username, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The channel's display title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// One piece of public content to be moderated and indexed.
+///
+/// Unknown fields are ignored so that producers can add fields without breaking Cordon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentItem {
+    /// Stable id, e.g. `tg:channel/123/post/456`.
+    pub id: String,
+    /// What kind of content this is.
+    pub kind: ContentKind,
+    /// The channel it belongs to.
+    pub channel: Channel,
+    /// The body text.
+    pub text: String,
+    /// A listing's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A listing's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// ISO 4217 currency of `price`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The producer's guess at the language (BCP 47), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    /// Public link to the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// When the author published it.
+    pub published_at: DateTime<Utc>,
+    /// When the platform handed it to search indexing.
+    pub indexed_at: DateTime<Utc>,
+    /// Edit version: a newer version of an id replaces an older one; an older one arriving late is ignored.
+    pub version: u64,
+}
+
+/// Bounds applied while decoding a message; anything beyond them is rejected with a reason.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest accepted message, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest accepted `text`, in bytes.
+    pub max_text_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_message_bytes: 256 * 1024,
+            max_text_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why a message could not be accepted as a [`ContentItem`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The message is larger than [`DecodeLimits::max_message_bytes`].
+    #[error("message is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Size of the message.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The message has no payload at all.
+    #[error("message has no payload")]
+    Empty,
+    /// The payload is not valid UTF-8.
+    #[error("payload is not valid UTF-8 at byte {0}")]
+    Utf8(usize),
+    /// The payload is not JSON of the expected shape (missing fields, wrong types, too deep, ...).
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The JSON has the right shape but a field's value is not acceptable.
+    #[error("invalid field `{field}`: {why}")]
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl DecodeError {
+    /// A short stable code for metrics labels and dead-letter headers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::Empty => "empty",
+            DecodeError::Utf8(_) => "utf8",
+            DecodeError::Json(_) => "json",
+            DecodeError::Field { .. } => "field",
+        }
+    }
+}
+
+const MAX_ID_BYTES: usize = 512;
+const MAX_SHORT_FIELD_BYTES: usize = 2048;
+
+fn field(field: &'static str, why: impl Into<String>) -> DecodeError {
+    DecodeError::Field {
+        field,
+        why: why.into(),
+    }
+}
+
+impl ContentItem {
+    /// Decodes and validates one message payload.
+    pub fn decode(payload: Option<&[u8]>, limits: &DecodeLimits) -> Result<ContentItem, DecodeError> {
+        let bytes = payload.ok_or(DecodeError::Empty)?;
+        if bytes.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        if bytes.len() > limits.max_message_bytes {
+            return Err(DecodeError::TooLarge {
+                size: bytes.len(),
+                limit: limits.max_message_bytes,
+            });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
+        let item: ContentItem = serde_json::from_str(text)?;
+        item.validate(limits)?;
+        Ok(item)
+    }
+
+    fn validate(&self, limits: &DecodeLimits) -> Result<(), DecodeError> {
+        check_id("id", &self.id)?;
+        check_id("channel.id", &self.channel.id)?;
+        if self.text.len() > limits.max_text_bytes {
+            return Err(field(
+                "text",
+                format!(
+                    "{} bytes, over the limit of {}",
+                    self.text.len(),
+                    limits.max_text_bytes
+                ),
+            ));
+        }
+        for (name, value) in [
+            ("title", &self.title),
+            ("channel.title", &self.channel.title),
+            ("channel.username", &self.channel.username),
+            ("url", &self.url),
+            ("lang", &self.lang),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_SHORT_FIELD_BYTES) {
+                return Err(field(name, format!("over {MAX_SHORT_FIELD_BYTES} bytes")));
+            }
+        }
+        if let Some(price) = self.price {
+            if !price.is_finite() || price < 0.0 {
+                return Err(field("price", "must be a finite, non-negative number"));
+            }
+        }
+        if let Some(currency) = &self.currency {
+            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(field("currency", "must be a three-letter ISO 4217 code"));
+            }
+        }
+        if self.version > i64::MAX as u64 {
+            return Err(field("version", "must fit in a signed 64-bit integer"));
+        }
+        Ok(())
+    }
+
+    /// The text the classifier reads: title and body (and the channel title for profiles).
+    pub fn classifier_text(&self) -> String {
+        let mut out = String::with_capacity(self.text.len() + 64);
+        if self.kind == ContentKind::ChannelProfile {
+            if let Some(t) = &self.channel.title {
+                out.push_str(t);
+                out.push('\n');
+            }
+        }
+        if let Some(t) = &self.title {
+            out.push_str(t);
+            out.push('\n');
+        }
+        out.push_str(&self.text);
+        out
+    }
+}
+
+fn check_id(name: &'static str, id: &str) -> Result<(), DecodeError> {
+    if id.is_empty() {
+        return Err(field(name, "must not be empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(field(name, format!("over {MAX_ID_BYTES} bytes")));
+    }
+    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(field(name, "must not contain whitespace or control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> serde_json::Value {
+        serde_json::json!({
+            "id": "tg:channel/1/post/2",
+            "kind": "channel_post",
+            "channel": {"id": "tg:channel/1", "username": "shop", "title": "Shop"},
+            "text": "hello",
+            "published_at": "2026-11-01T10:00:00Z",
+            "indexed_at": "2026-11-01T10:00:01Z",
+            "version": 1,
+            "some_future_field": {"x": 1}
+        })
+    }
+
+    fn decode(v: &serde_json::Value) -> Result<ContentItem, DecodeError> {
+        ContentItem::decode(Some(v.to_string().as_bytes()), &DecodeLimits::default())
+    }
+
+    #[test]
+    fn decodes_valid_item_ignoring_unknown_fields() {
+        let item = decode(&sample()).expect("valid");
+        assert_eq!(item.id, "tg:channel/1/post/2");
+        assert_eq!(item.kind, ContentKind::ChannelPost);
+        assert_eq!(item.version, 1);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_reason() {
+        assert!(matches!(
+            ContentItem::decode(None, &DecodeLimits::default()),
+            Err(DecodeError::Empty)
+        ));
+        assert!(matches!(
+            ContentItem::decode(Some(b"\xff\xfe"), &DecodeLimits::default()),
+            Err(DecodeError::Utf8(0))
+        ));
+        let mut missing = sample();
+        missing.as_object_mut().unwrap().remove("text");
+        let err = decode(&missing).unwrap_err();
+        assert!(err.to_string().contains("text"), "{err}");
+        let mut empty_id = sample();
+        empty_id["id"] = "".into();
+        assert_eq!(decode(&empty_id).unwrap_err().code(), "field");
+        let mut bad_currency = sample();
+        bad_currency["currency"] = "dollars".into();
+        assert_eq!(decode(&bad_currency).unwrap_err().code(), "field");
+        let mut bad_kind = sample();
+        bad_kind["kind"] = "story".into();
+        assert_eq!(decode(&bad_kind).unwrap_err().code(), "json");
+        let mut bad_date = sample();
+        bad_date["published_at"] = "yesterday".into();
+        assert_eq!(decode(&bad_date).unwrap_err().code(), "json");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(
+            ContentItem::decode(Some(deep.as_bytes()), &DecodeLimits::default())
+                .unwrap_err()
+                .code(),
+            "json"
+        );
+        let limits = DecodeLimits {
+            max_message_bytes: 10,
+            max_text_bytes: 10,
+        };
+        assert_eq!(
+            ContentItem::decode(Some(sample().to_string().as_bytes()), &limits)
+                .unwrap_err()
+                .code(),
+            "too_large"
+        );
+    }
+
+    #[test]
+    fn profile_text_includes_channel_title() {
+        let mut v = sample();
+        v["kind"] = "channel_profile".into();
+        let item = decode(&v).unwrap();
+        assert_eq!(item.classifier_text(), "Shop\nhello");
+    }
+}

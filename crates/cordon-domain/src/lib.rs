@@ -1,0 +1,16 @@
+//! Cordon's domain model.
+//!
+//! This crate holds the plain data types every other crate speaks: the [`ContentItem`] read from the
+//! content topic (and its validating decoder), the classifier's [`Category`] set and [`Scores`], the
+//! moderation [`Policy`] that turns scores into an [`Action`], and the [`Verdict`] record published on
+//! the verdicts topic together with the precedence rule that decides which verdict is in force.
+//!
+//! It does no I/O.
+
+mod content;
+mod policy;
+mod verdict;
+
+pub use content::{Channel, ContentItem, ContentKind, DecodeError, DecodeLimits};
+pub use policy::{Category, Policy, PolicyDecision, Scores, Thresholds};
+pub use verdict::{Action, DecidedBy, Verdict, Visibility};

@@ -1,0 +1,282 @@
+//! Categories, scores and the policy that turns scores into an action.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::verdict::Action;
+
+/// The illegal-goods categories the classifier scores, in the model's output order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Narcotics and controlled substances.
+    Drugs,
+    /// Firearms, ammunition, explosives, conversion kits.
+    Weapons,
+    /// Counterfeit documents, money and branded replicas.
+    Counterfeit,
+    /// Cards, dumps, bank logins, stealer logs, leaked databases, lookup services, hacked accounts.
+    StolenData,
+    /// Malware, crypters, DDoS for hire, phishing kits, account hacking for hire.
+    Hacking,
+    /// Money laundering, cash-out and mules, wildlife and organ trade, exam fraud.
+    OtherIllegal,
+}
+
+impl Category {
+    /// Every category, in the model's output order.
+    pub const ALL: [Category; 6] = [
+        Category::Drugs,
+        Category::Weapons,
+        Category::Counterfeit,
+        Category::StolenData,
+        Category::Hacking,
+        Category::OtherIllegal,
+    ];
+
+    /// The wire name of the category.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Drugs => "drugs",
+            Category::Weapons => "weapons",
+            Category::Counterfeit => "counterfeit",
+            Category::StolenData => "stolen_data",
+            Category::Hacking => "hacking",
+            Category::OtherIllegal => "other_illegal",
+        }
+    }
+
+    /// The category's position in [`Category::ALL`] and in the model's output.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One probability per category, serialized as a `{category: score}` map.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Scores(pub [f32; 6]);
+
+impl Scores {
+    /// The score of one category.
+    pub fn get(&self, category: Category) -> f32 {
+        self.0[category.index()]
+    }
+
+    /// The highest-scoring category and its score.
+    pub fn top(&self) -> (Category, f32) {
+        Category::ALL
+            .into_iter()
+            .map(|c| (c, self.get(c)))
+            .fold((Category::Drugs, f32::MIN), |best, cur| {
+                if cur.1 > best.1 {
+                    cur
+                } else {
+                    best
+                }
+            })
+    }
+}
+
+impl Serialize for Scores {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<&str, f32> = Category::ALL
+            .into_iter()
+            .map(|c| (c.as_str(), self.get(c)))
+            .collect();
+        map.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scores {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, f32>::deserialize(d)?;
+        let mut scores = Scores::default();
+        for (name, value) in map {
+            let category = Category::parse(&name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown category `{name}`")))?;
+            scores.0[category.index()] = value;
+        }
+        Ok(scores)
+    }
+}
+
+/// A category's two thresholds: at `review_at` an item goes to people, at `suppress_at` it is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Score from which an item is queued for human review.
+    pub review_at: f32,
+    /// Score from which an item is suppressed from public search.
+    pub suppress_at: f32,
+}
+
+/// Per-category thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Thresholds by category; every category must be present.
+    pub thresholds: BTreeMap<Category, Thresholds>,
+}
+
+/// What the policy decided for one set of scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDecision {
+    /// Allow, review or suppress.
+    pub action: Action,
+    /// The category behind the action (the top category when allowed).
+    pub category: Category,
+    /// That category's score.
+    pub score: f32,
+    /// A human-readable reason, e.g. `drugs 0.62 >= review_at 0.50`.
+    pub reason: String,
+}
+
+impl Policy {
+    /// The same thresholds for every category.
+    pub fn uniform(review_at: f32, suppress_at: f32) -> Policy {
+        Policy {
+            thresholds: Category::ALL
+                .into_iter()
+                .map(|c| {
+                    (
+                        c,
+                        Thresholds {
+                            review_at,
+                            suppress_at,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks that every category has thresholds with `0 < review_at <= suppress_at <= 1`.
+    pub fn validate(&self) -> Result<(), String> {
+        for c in Category::ALL {
+            let t = self
+                .thresholds
+                .get(&c)
+                .ok_or_else(|| format!("no thresholds for category {c}"))?;
+            if !(t.review_at > 0.0 && t.review_at <= t.suppress_at && t.suppress_at <= 1.0) {
+                return Err(format!(
+                    "category {c}: need 0 < review_at <= suppress_at <= 1, got {} and {}",
+                    t.review_at, t.suppress_at
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the action for a set of scores: suppress if any category reaches its `suppress_at`,
+    /// else review if any reaches its `review_at`, else allow. Among several categories over a
+    /// threshold the one with the highest score is named.
+    pub fn decide(&self, scores: &Scores) -> PolicyDecision {
+        let mut best: Option<(Action, Category, f32, f32)> = None;
+        for c in Category::ALL {
+            let Some(t) = self.thresholds.get(&c) else {
+                continue;
+            };
+            let s = scores.get(c);
+            let (action, threshold) = if s >= t.suppress_at {
+                (Action::Suppress, t.suppress_at)
+            } else if s >= t.review_at {
+                (Action::Review, t.review_at)
+            } else {
+                continue;
+            };
+            let better = match best {
+                None => true,
+                Some((a, _, bs, _)) => action.severity() > a.severity() || (action == a && s > bs),
+            };
+            if better {
+                best = Some((action, c, s, threshold));
+            }
+        }
+        match best {
+            Some((action, category, score, threshold)) => PolicyDecision {
+                action,
+                category,
+                score,
+                reason: format!(
+                    "{category} {score:.2} >= {}_at {threshold:.2}",
+                    action.as_str()
+                ),
+            },
+            None => {
+                let (category, score) = scores.top();
+                PolicyDecision {
+                    action: Action::Allow,
+                    category,
+                    score,
+                    reason: format!("no category over its review threshold (top: {category} {score:.2})"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scores(pairs: &[(Category, f32)]) -> Scores {
+        let mut s = Scores::default();
+        for (c, v) in pairs {
+            s.0[c.index()] = *v;
+        }
+        s
+    }
+
+    #[test]
+    fn suppress_beats_review_and_names_category() {
+        let mut policy = Policy::uniform(0.5, 0.9);
+        policy.thresholds.insert(
+            Category::Weapons,
+            Thresholds {
+                review_at: 0.3,
+                suppress_at: 0.6,
+            },
+        );
+        let d = policy.decide(&scores(&[(Category::Drugs, 0.8), (Category::Weapons, 0.65)]));
+        assert_eq!(d.action, Action::Suppress);
+        assert_eq!(d.category, Category::Weapons);
+        assert_eq!(d.reason, "weapons 0.65 >= suppress_at 0.60");
+
+        let d = policy.decide(&scores(&[(Category::Drugs, 0.55), (Category::Hacking, 0.7)]));
+        assert_eq!((d.action, d.category), (Action::Review, Category::Hacking));
+
+        let d = policy.decide(&scores(&[(Category::Drugs, 0.1)]));
+        assert_eq!((d.action, d.category), (Action::Allow, Category::Drugs));
+    }
+
+    #[test]
+    fn validate_rejects_inverted_thresholds() {
+        assert!(Policy::uniform(0.5, 0.9).validate().is_ok());
+        assert!(Policy::uniform(0.9, 0.5).validate().is_err());
+        let mut missing = Policy::uniform(0.5, 0.9);
+        missing.thresholds.remove(&Category::Drugs);
+        assert!(missing.validate().is_err());
+    }
+
+    #[test]
+    fn scores_round_trip_as_map() {
+        let s = scores(&[(Category::StolenData, 0.25)]);
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json["stolen_data"], 0.25);
+        let back: Scores = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        assert!(serde_json::from_str::<Scores>(r#"{"nope": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! Verdicts: the records on the verdicts topic, and which one is in force for an item.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Category, Scores};
+
+/// What a verdict does to an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The model found nothing: the item is public.
+    Allow,
+    /// The model is unsure: the item goes to the review queue (public unless pre-moderation is on).
+    Review,
+    /// Hidden from public search.
+    Suppress,
+    /// A person decided the item is fine: public again.
+    Restore,
+}
+
+impl Action {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Review => "review",
+            Action::Suppress => "suppress",
+            Action::Restore => "restore",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<Action> {
+        [Action::Allow, Action::Review, Action::Suppress, Action::Restore]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+
+    /// Orders the model's actions by how much they restrict (allow < review < suppress).
+    pub fn severity(self) -> u8 {
+        match self {
+            Action::Allow | Action::Restore => 0,
+            Action::Review => 1,
+            Action::Suppress => 2,
+        }
+    }
+}
+
+/// Who made a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// The classifier, under the configured policy.
+    Model {
+        /// The model version that scored the item.
+        model_version: String,
+    },
+    /// A moderator, through the review API.
+    Human {
+        /// The moderator's account name.
+        moderator: String,
+        /// The decision's id in the review database; later decisions have larger ids.
+        decision_id: i64,
+    },
+}
+
+/// A moderation verdict for one version of one item, as published on the verdicts topic
+/// (keyed by item id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The item's id.
+    pub item_id: String,
+    /// The item version this verdict is about.
+    pub item_version: u64,
+    /// What the verdict does.
+    pub action: Action,
+    /// Model or human, with their identity.
+    pub decided_by: DecidedBy,
+    /// The category behind the action, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    /// That category's score, if the model decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Every category's score, if the model decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Scores>,
+    /// Why: the policy's reason or the moderator's reason code and note.
+    pub reason: String,
+    /// When the decision was made.
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Whether public search may show an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Shown in public search.
+    Visible,
+    /// Hidden by a verdict.
+    Suppressed,
+    /// Hidden until its verdict arrives (pre-moderation) or a person decides.
+    Pending,
+}
+
+impl Visibility {
+    /// The wire name, also used as the indexed term.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Visible => "visible",
+            Visibility::Suppressed => "suppressed",
+            Visibility::Pending => "pending",
+        }
+    }
+}
+
+impl Verdict {
+    /// Whether this verdict takes precedence over `other` for the same item.
+    ///
+    /// A verdict about a newer item version wins. For the same version a human decision outranks the
+    /// model's, a later human decision (larger decision id) outranks an earlier one, and a model
+    /// verdict replaces an earlier model verdict (a re-scoring).
+    pub fn outranks(&self, other: &Verdict) -> bool {
+        use std::cmp::Ordering;
+        match self.item_version.cmp(&other.item_version) {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => match (&self.decided_by, &other.decided_by) {
+                (DecidedBy::Human { .. }, DecidedBy::Model { .. }) => true,
+                (DecidedBy::Model { .. }, DecidedBy::Human { .. }) => false,
+                (
+                    DecidedBy::Human { decision_id: a, .. },
+                    DecidedBy::Human { decision_id: b, .. },
+                ) => a >= b,
+                (DecidedBy::Model { .. }, DecidedBy::Model { .. }) => true,
+            },
+        }
+    }
+
+    /// The visibility this verdict gives the item version it is about.
+    ///
+    /// With `premoderation`, items the model queued for review stay hidden until a person decides.
+    pub fn visibility(&self, premoderation: bool) -> Visibility {
+        match self.action {
+            Action::Allow | Action::Restore => Visibility::Visible,
+            Action::Suppress => Visibility::Suppressed,
+            Action::Review if premoderation => Visibility::Pending,
+            Action::Review => Visibility::Visible,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(version: u64, by: DecidedBy, action: Action) -> Verdict {
+        Verdict {
+            item_id: "a".into(),
+            item_version: version,
+            action,
+            decided_by: by,
+            category: None,
+            score: None,
+            scores: None,
+            reason: String::new(),
+            decided_at: Utc::now(),
+        }
+    }
+
+    fn model() -> DecidedBy {
+        DecidedBy::Model {
+            model_version: "m1".into(),
+        }
+    }
+
+    fn human(id: i64) -> DecidedBy {
+        DecidedBy::Human {
+            moderator: "ann".into(),
+            decision_id: id,
+        }
+    }
+
+    #[test]
+    fn precedence() {
+        let m1 = verdict(1, model(), Action::Suppress);
+        let h1 = verdict(1, human(5), Action::Restore);
+        let h1_later = verdict(1, human(6), Action::Suppress);
+        let m2 = verdict(2, model(), Action::Allow);
+        assert!(h1.outranks(&m1));
+        assert!(!m1.outranks(&h1), "a re-delivered model verdict must not undo a person");
+        assert!(h1_later.outranks(&h1));
+        assert!(!h1.outranks(&h1_later), "an older decision arriving late loses");
+        assert!(m2.outranks(&h1_later), "a new item version is judged afresh");
+        assert!(!m1.outranks(&m2), "a verdict about an older version loses");
+    }
+
+    #[test]
+    fn visibility_follows_action_and_mode() {
+        let review = verdict(1, model(), Action::Review);
+        assert_eq!(review.visibility(false), Visibility::Visible);
+        assert_eq!(review.visibility(true), Visibility::Pending);
+        assert_eq!(
+            verdict(1, model(), Action::Suppress).visibility(false),
+            Visibility::Suppressed
+        );
+        assert_eq!(
+            verdict(1, human(1), Action::Restore).visibility(true),
+            Visibility::Visible
+        );
+    }
+
+    #[test]
+    fn wire_format() {
+        let v = verdict(3, human(9), Action::Restore);
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["decided_by"]["by"], "human");
+        assert_eq!(json["decided_by"]["decision_id"], 9);
+        assert_eq!(json["action"], "restore");
+        let back: Verdict = serde_json::from_value(json).unwrap();
+        assert_eq!(back, v);
+    }
+}

@@ -1,0 +1,245 @@
+//! Hashed n-gram features.
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::normalize::normalize;
+
+/// Version of the featurization algorithm. Bump it whenever the same text and configuration
+/// would produce different feature ids; models trained with another version are refused.
+pub const FEATURIZER_VERSION: u32 = 1;
+
+/// How text becomes feature ids. Stored in every model card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// The featurizer algorithm version ([`FEATURIZER_VERSION`] when trained).
+    pub featurizer_version: u32,
+    /// Number of hash buckets, including the reserved padding id 0.
+    pub buckets: u32,
+    /// At most this many distinct feature ids per text.
+    pub max_features: usize,
+    /// Word n-grams from 1 up to this length.
+    pub word_ngrams: usize,
+    /// Smallest character n-gram (within a word, with boundary marks).
+    pub char_ngram_min: usize,
+    /// Largest character n-gram.
+    pub char_ngram_max: usize,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig {
+            featurizer_version: FEATURIZER_VERSION,
+            buckets: 1 << 18,
+            max_features: 512,
+            word_ngrams: 2,
+            char_ngram_min: 3,
+            char_ngram_max: 5,
+        }
+    }
+}
+
+/// A feature configuration this build cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// The model was trained with another featurizer algorithm.
+    #[error("model was featurized with featurizer version {found}, this build has {expected}")]
+    Version {
+        /// The version the model names.
+        found: u32,
+        /// This build's version.
+        expected: u32,
+    },
+    /// The card's fingerprint does not match its configuration.
+    #[error("feature config fingerprint {found} does not match the config ({expected})")]
+    Fingerprint {
+        /// The fingerprint the model names.
+        found: String,
+        /// The fingerprint of the configuration it names.
+        expected: String,
+    },
+    /// A value is out of range.
+    #[error("invalid feature config: {0}")]
+    Invalid(&'static str),
+}
+
+impl FeatureConfig {
+    /// A short stable hash of the configuration and the algorithm version.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        format!("{:016x}", xxh3_64_with_seed(&canonical, 0))
+    }
+
+    /// Checks that this build can reproduce the features of a model trained with this configuration,
+    /// whose card recorded `fingerprint`.
+    pub fn check(&self, fingerprint: &str) -> Result<(), FeatureError> {
+        if self.featurizer_version != FEATURIZER_VERSION {
+            return Err(FeatureError::Version {
+                found: self.featurizer_version,
+                expected: FEATURIZER_VERSION,
+            });
+        }
+        if self.buckets < 2 || self.max_features == 0 || self.word_ngrams == 0 {
+            return Err(FeatureError::Invalid(
+                "buckets must be >= 2, max_features and word_ngrams >= 1",
+            ));
+        }
+        if self.char_ngram_min > self.char_ngram_max {
+            return Err(FeatureError::Invalid(
+                "char_ngram_min must not exceed char_ngram_max",
+            ));
+        }
+        let expected = self.fingerprint();
+        if expected != fingerprint {
+            return Err(FeatureError::Fingerprint {
+                found: fingerprint.to_string(),
+                expected,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Turns text into a sorted set of feature ids in `1..buckets` (0 is padding).
+#[derive(Debug, Clone)]
+pub struct Featurizer {
+    config: FeatureConfig,
+}
+
+const SEED_WORD: u64 = 0x5752_4431;
+const SEED_CHAR: u64 = 0x4348_4152;
+
+impl Featurizer {
+    /// A featurizer for `config`.
+    pub fn new(config: FeatureConfig) -> Featurizer {
+        Featurizer { config }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.config
+    }
+
+    /// Normalizes `text` and writes its feature ids into `out` (cleared first): distinct, sorted,
+    /// at most `max_features` of them.
+    pub fn featurize(&self, text: &str, out: &mut Vec<u32>) {
+        out.clear();
+        let normalized = normalize(text);
+        let words: Vec<&str> = normalized
+            .split(|c: char| !c.is_alphanumeric() && !is_symbol_token(c))
+            .flat_map(split_symbols)
+            .filter(|w| !w.is_empty())
+            .collect();
+        let n = self.config.word_ngrams;
+        for i in 0..words.len() {
+            let mut h = SEED_WORD;
+            for (k, word) in words[i..].iter().take(n).enumerate() {
+                h = xxh3_64_with_seed(word.as_bytes(), h ^ (k as u64));
+                out.push(self.bucket(h));
+            }
+        }
+        let mut padded = String::new();
+        for word in &words {
+            padded.clear();
+            padded.push('<');
+            padded.push_str(word);
+            padded.push('>');
+            let bounds: Vec<usize> = padded
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(padded.len()))
+                .collect();
+            let chars = bounds.len() - 1;
+            for len in self.config.char_ngram_min..=self.config.char_ngram_max {
+                if len > chars {
+                    break;
+                }
+                for start in 0..=(chars - len) {
+                    let gram = &padded.as_bytes()[bounds[start]..bounds[start + len]];
+                    out.push(self.bucket(xxh3_64_with_seed(gram, SEED_CHAR + len as u64)));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(self.config.max_features);
+    }
+
+    fn bucket(&self, hash: u64) -> u32 {
+        (hash % u64::from(self.config.buckets - 1)) as u32 + 1
+    }
+}
+
+/// Pictographs and other symbols (emoji used as codes) are words of their own.
+fn is_symbol_token(c: char) -> bool {
+    !c.is_alphanumeric()
+        && !c.is_whitespace()
+        && !c.is_ascii_punctuation()
+        && (c as u32) >= 0x2100
+        && !matches!(c as u32, 0x3000..=0x303F | 0xFE30..=0xFE4F | 0xFF00..=0xFF0F)
+}
+
+/// Splits a run at symbol characters so each symbol stands alone, e.g. `❄️buy` -> `❄`, `buy`.
+fn split_symbols(run: &str) -> impl Iterator<Item = &str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, c) in run.char_indices() {
+        if is_symbol_token(c) {
+            if start < i {
+                pieces.push(&run[start..i]);
+            }
+            pieces.push(&run[i..i + c.len_utf8()]);
+            start = i + c.len_utf8();
+        }
+    }
+    if start < run.len() {
+        pieces.push(&run[start..]);
+    }
+    pieces.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features(text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        Featurizer::new(FeatureConfig::default()).featurize(text, &mut out);
+        out
+    }
+
+    #[test]
+    fn same_text_same_features_and_normalization_applies() {
+        let a = features("Buy COCAINE now");
+        assert_eq!(a, features("buy  cocaine\u{200B} now"));
+        assert_ne!(a, features("buy coffee now"));
+        assert!(a.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+        assert!(a.iter().all(|&f| f >= 1 && f < 1 << 18));
+    }
+
+    #[test]
+    fn emoji_are_tokens_and_bounded_output() {
+        let f = features("❄️❄️ 🔌");
+        assert!(!f.is_empty());
+        assert_ne!(f, features("🔌"));
+        let long = "word ".repeat(10_000) + &"другое ".repeat(5_000);
+        assert!(features(&long).len() <= 512);
+        assert!(features("").is_empty());
+    }
+
+    #[test]
+    fn fingerprint_checks() {
+        let config = FeatureConfig::default();
+        assert!(config.check(&config.fingerprint()).is_ok());
+        assert!(config.check("0000").is_err());
+        let old = FeatureConfig {
+            featurizer_version: 0,
+            ..FeatureConfig::default()
+        };
+        assert!(matches!(
+            old.check(&old.fingerprint()),
+            Err(FeatureError::Version { .. })
+        ));
+    }
+}
