@@ -1,0 +1,274 @@
+//! Batched ONNX inference of Cordon's illegal-goods classifier.
+//!
+//! A model lives in a directory holding `model.onnx` and its card `model.json` ([`ModelCard`]).
+//! [`Classifier::load`] checks the card against this build (categories, feature configuration,
+//! policy), opens a small pool of ONNX Runtime sessions and runs a smoke inference before it
+//! returns, so a broken model is refused before it can serve.
+//!
+//! ONNX Runtime is loaded dynamically: call [`init_runtime`] once per process with the path of
+//! `libonnxruntime.so` before loading a model.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use cordon_domain::{Category, Policy, Scores};
+use cordon_text::{FeatureConfig, Featurizer};
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// File name of the ONNX graph inside a model directory.
+pub const MODEL_FILE: &str = "model.onnx";
+/// File name of the model card inside a model directory.
+pub const CARD_FILE: &str = "model.json";
+/// Name of the model's input tensor: int64 feature ids `[batch, len]`, 0 = padding.
+pub const INPUT: &str = "features";
+/// Name of the model's output tensor: float probabilities `[batch, categories]`.
+pub const OUTPUT: &str = "scores";
+
+/// Everything Cordon needs to know about a model, stored beside it as `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// The model's name (its directory name under `models/`).
+    pub name: String,
+    /// A version string that changes whenever the weights change.
+    pub version: String,
+    /// The output categories, in output order; must equal [`Category::ALL`].
+    pub categories: Vec<Category>,
+    /// How text was featurized for training.
+    pub features: FeatureConfig,
+    /// Fingerprint of `features`, checked on load.
+    pub feature_fingerprint: String,
+    /// The thresholds recommended with this model (the service may override them).
+    pub policy: Policy,
+    /// Free-form description of the training data.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Evaluation results on the held-out set.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifierError {
+    /// A model file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `model.json` is not a valid card.
+    #[error("invalid model card {path}: {source}")]
+    Card {
+        /// The card's path.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// The card does not match this build.
+    #[error("model {model} is not compatible with this build: {why}")]
+    Incompatible {
+        /// The model's directory.
+        model: PathBuf,
+        /// What does not match.
+        why: String,
+    },
+    /// ONNX Runtime could not be loaded or failed.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    /// The model produced output of the wrong shape.
+    #[error("model output has shape {0:?}, expected [batch, 6]")]
+    OutputShape(Vec<i64>),
+}
+
+fn runtime<E: std::fmt::Display>(e: E) -> ClassifierError {
+    ClassifierError::Runtime(e.to_string())
+}
+
+static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+
+/// Loads the ONNX Runtime shared library from `library` and creates the process's one runtime
+/// environment. Later calls return immediately.
+pub fn init_runtime(library: &Path) -> Result<(), ClassifierError> {
+    if ENVIRONMENT.get().is_some() {
+        return Ok(());
+    }
+    if !library.is_file() {
+        return Err(ClassifierError::Runtime(format!(
+            "library {} not found (run scripts/setup.sh or set model.onnxruntime)",
+            library.display()
+        )));
+    }
+    let env = ort::init_from(library)
+        .map_err(runtime)?
+        .with_name("cordon")
+        .build()
+        .map_err(runtime)?;
+    let _ = ENVIRONMENT.set(env);
+    Ok(())
+}
+
+/// A loaded model: its card, its featurizer and a pool of inference sessions.
+pub struct Classifier {
+    card: ModelCard,
+    dir: PathBuf,
+    featurizer: Featurizer,
+    sessions: Vec<Mutex<Session>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("dir", &self.dir)
+            .field("version", &self.card.version)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl ModelCard {
+    /// Reads and checks the card in `dir`.
+    pub fn read(dir: &Path) -> Result<ModelCard, ClassifierError> {
+        let path = dir.join(CARD_FILE);
+        let bytes = std::fs::read(&path).map_err(|source| ClassifierError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let card: ModelCard =
+            serde_json::from_slice(&bytes).map_err(|source| ClassifierError::Card { path, source })?;
+        let incompatible = |why: String| ClassifierError::Incompatible {
+            model: dir.to_path_buf(),
+            why,
+        };
+        if card.categories != Category::ALL {
+            return Err(incompatible(format!(
+                "categories {:?} differ from {:?}",
+                card.categories,
+                Category::ALL
+            )));
+        }
+        card.features
+            .check(&card.feature_fingerprint)
+            .map_err(|e| incompatible(e.to_string()))?;
+        card.policy.validate().map_err(incompatible)?;
+        Ok(card)
+    }
+}
+
+impl Classifier {
+    /// Loads the model in `dir` with `sessions` parallel sessions of `threads` intra-op threads each,
+    /// and checks it with a smoke inference.
+    pub fn load(dir: &Path, sessions: usize, threads: usize) -> Result<Classifier, ClassifierError> {
+        let card = ModelCard::read(dir)?;
+        let env = ENVIRONMENT.get().ok_or_else(|| {
+            ClassifierError::Runtime("init_runtime was not called".to_string())
+        })?;
+        let model_path = dir.join(MODEL_FILE);
+        let bytes = std::fs::read(&model_path).map_err(|source| ClassifierError::Io {
+            path: model_path.clone(),
+            source,
+        })?;
+        let mut pool = Vec::with_capacity(sessions.max(1));
+        for _ in 0..sessions.max(1) {
+            let session = Session::builder(env)
+                .map_err(runtime)?
+                .with_intra_threads(threads.max(1))
+                .map_err(runtime)?
+                .with_inter_threads(1)
+                .map_err(runtime)?
+                .commit_from_memory(&bytes)
+                .map_err(runtime)?;
+            pool.push(Mutex::new(session));
+        }
+        let classifier = Classifier {
+            featurizer: Featurizer::new(card.features.clone()),
+            card,
+            dir: dir.to_path_buf(),
+            sessions: pool,
+            next: AtomicUsize::new(0),
+        };
+        let smoke = classifier.score(&["smoke test", ""])?;
+        if smoke
+            .iter()
+            .any(|s| s.0.iter().any(|p| !(0.0..=1.0).contains(p)))
+        {
+            return Err(ClassifierError::Incompatible {
+                model: dir.to_path_buf(),
+                why: "smoke inference produced scores outside [0, 1]".into(),
+            });
+        }
+        Ok(classifier)
+    }
+
+    /// The model's card.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// The directory the model was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The featurizer the model was trained with.
+    pub fn featurizer(&self) -> &Featurizer {
+        &self.featurizer
+    }
+
+    /// Scores a batch of texts, one [`Scores`] per text, in order.
+    pub fn score<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Scores>, ClassifierError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::new();
+        let features: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| {
+                self.featurizer.featurize(t.as_ref(), &mut ids);
+                ids.clone()
+            })
+            .collect();
+        self.score_features(&features)
+    }
+
+    /// Scores already featurized texts.
+    pub fn score_features(&self, features: &[Vec<u32>]) -> Result<Vec<Scores>, ClassifierError> {
+        let batch = features.len();
+        let len = features.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let mut input = vec![0i64; batch * len];
+        for (row, ids) in features.iter().enumerate() {
+            for (col, id) in ids.iter().enumerate() {
+                input[row * len + col] = i64::from(*id);
+            }
+        }
+        let tensor = Tensor::from_array(([batch, len], input)).map_err(runtime)?;
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let mut session = self.sessions[slot]
+            .lock()
+            .map_err(|_| runtime("a session mutex was poisoned"))?;
+        let outputs = session
+            .run(ort::inputs![INPUT => tensor])
+            .map_err(runtime)?;
+        let value = outputs
+            .get(OUTPUT)
+            .ok_or_else(|| runtime(format!("model has no output `{OUTPUT}`")))?;
+        let (shape, data) = value.try_extract_tensor::<f32>().map_err(runtime)?;
+        let categories = Category::ALL.len();
+        if shape.len() != 2 || shape[0] as usize != batch || shape[1] as usize != categories {
+            return Err(ClassifierError::OutputShape(shape.to_vec()));
+        }
+        Ok(data
+            .chunks_exact(categories)
+            .map(|row| {
+                let mut s = Scores::default();
+                s.0.copy_from_slice(row);
+                s
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,232 @@
+//! The training corpus generator: templates with slots, one TOML file per language.
+//!
+//! Each file has a `lang`, a `[slots]` table of word lists and `[[templates]]` blocks of texts of
+//! one category (`none` for hard negatives). `{slot}` in a text or slot entry is replaced by a
+//! random entry of that slot (the file's own, else `common.toml`'s); `{n}` by a random number.
+//! Generation is deterministic for a seed. Whole templates are held out for evaluation.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use cordon_domain::Category;
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::TrainError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LangFile {
+    lang: String,
+    #[serde(default)]
+    slots: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    templates: Vec<TemplateGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateGroup {
+    category: String,
+    #[serde(default)]
+    group: Option<String>,
+    texts: Vec<String>,
+}
+
+/// One generated training or evaluation text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The text.
+    pub text: String,
+    /// Its category, or `None` for a negative.
+    pub label: Option<Category>,
+    /// The language file it came from.
+    pub lang: String,
+    /// The negative group (`news`, `legal_shop`, ...), for hard-negative reporting.
+    pub group: Option<String>,
+    /// Whether its template is held out from training.
+    pub holdout: bool,
+}
+
+/// All language files of a corpus directory.
+#[derive(Debug)]
+pub struct Corpus {
+    langs: Vec<LangFile>,
+    common: BTreeMap<String, Vec<String>>,
+}
+
+/// One in this many templates is held out for evaluation.
+const HOLDOUT_ONE_IN: u64 = 5;
+
+impl Corpus {
+    /// Reads every `*.toml` file in `dir` (`common.toml` holds the shared slots) and checks that
+    /// every category is known and every slot used is defined.
+    pub fn load(dir: &Path) -> Result<Corpus, TrainError> {
+        let mut langs = Vec::new();
+        let mut common = BTreeMap::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+            let file: LangFile = toml::from_str(&text).map_err(|e| TrainError::Corpus {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            if file.lang == "common" {
+                common = file.slots;
+            } else {
+                langs.push((path, file));
+            }
+        }
+        let corpus = Corpus {
+            langs: Vec::new(),
+            common,
+        };
+        let mut checked = corpus;
+        for (path, file) in langs {
+            checked.check(&path, &file)?;
+            checked.langs.push(file);
+        }
+        if checked.langs.is_empty() {
+            return Err(TrainError::Corpus {
+                path: dir.to_path_buf(),
+                why: "no language files".into(),
+            });
+        }
+        Ok(checked)
+    }
+
+    fn check(&self, path: &Path, file: &LangFile) -> Result<(), TrainError> {
+        let bad = |why: String| TrainError::Corpus {
+            path: path.to_path_buf(),
+            why,
+        };
+        for group in &file.templates {
+            if group.category != "none" && Category::parse(&group.category).is_none() {
+                return Err(bad(format!("unknown category `{}`", group.category)));
+            }
+        }
+        let texts = file
+            .templates
+            .iter()
+            .flat_map(|g| g.texts.iter())
+            .chain(file.slots.values().flatten())
+            .chain(self.common.values().flatten());
+        for text in texts {
+            for slot in slot_names(text) {
+                if slot != "n" && !file.slots.contains_key(slot) && !self.common.contains_key(slot) {
+                    return Err(bad(format!("slot `{{{slot}}}` in \"{text}\" is not defined")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates `per_template` texts from every template, deduplicated, with the seed's randomness.
+    pub fn generate(&self, per_template: usize, seed: u64) -> Vec<Example> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for file in &self.langs {
+            for group in &file.templates {
+                let label = Category::parse(&group.category);
+                for template in &group.texts {
+                    let holdout =
+                        xxh3_64(format!("{}\0{template}", file.lang).as_bytes()) % HOLDOUT_ONE_IN == 0;
+                    for _ in 0..per_template {
+                        let text = self.fill(file, template, &mut rng, 0);
+                        if seen.insert(text.clone()) {
+                            out.push(Example {
+                                text,
+                                label,
+                                lang: file.lang.clone(),
+                                group: group.group.clone(),
+                                holdout,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out.shuffle(&mut rng);
+        out
+    }
+
+    fn fill(&self, file: &LangFile, template: &str, rng: &mut StdRng, depth: usize) -> String {
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            out.push_str(&rest[..open]);
+            let name = &rest[open + 1..open + close];
+            if name == "n" {
+                let n: u32 = rng.random_range(2..2000);
+                out.push_str(&n.to_string());
+            } else if let Some(choice) = file
+                .slots
+                .get(name)
+                .or_else(|| self.common.get(name))
+                .and_then(|entries| entries.choose(rng))
+            {
+                if depth < 4 {
+                    out.push_str(&self.fill(file, choice, rng, depth + 1));
+                } else {
+                    out.push_str(choice);
+                }
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn slot_names(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/corpus")
+    }
+
+    #[test]
+    fn generates_deterministic_deduplicated_examples_with_holdout() {
+        let corpus = Corpus::load(&corpus_dir()).expect("corpus loads");
+        let a = corpus.generate(3, 7);
+        assert_eq!(a, corpus.generate(3, 7));
+        let unique: HashSet<_> = a.iter().map(|e| &e.text).collect();
+        assert_eq!(unique.len(), a.len());
+        assert!(a.iter().all(|e| !e.text.contains('{')), "all slots filled");
+        assert!(a.iter().any(|e| e.holdout) && a.iter().any(|e| !e.holdout));
+        for c in Category::ALL {
+            assert!(a.iter().any(|e| e.label == Some(c)), "{c} present");
+        }
+    }
+
+    #[test]
+    fn rejects_undefined_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("xx.toml"),
+            "lang = \"xx\"\n[[templates]]\ncategory = \"drugs\"\ntexts = [\"{nope}\"]\n",
+        )
+        .unwrap();
+        let err = Corpus::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+}
