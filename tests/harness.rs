@@ -1,0 +1,282 @@
+//! Test harness for Cordon's tests against real components: a throw-away PostgreSQL database, a
+//! real Kafka-protocol broker process (tansu with its durable SQLite engine), and `cordon`
+//! processes started, killed and restarted like in production.
+//!
+//! Environment:
+//! - `CORDON_TEST_PG_URL`: an admin connection used to create and drop test databases
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! - `CORDON_TANSU`: the broker binary (default `tansu` on `PATH`).
+//! - `CORDON_BIN`: the `cordon` binary (default: next to the test executable's directory).
+//! - `ORT_DYLIB_PATH`: the ONNX Runtime library, passed on to `cordon`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The admin connection string for creating test databases.
+pub fn admin_url() -> String {
+    std::env::var("CORDON_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// A PostgreSQL database created for one test and dropped when this value is dropped.
+pub struct TestDb {
+    name: String,
+    /// Connection string of the test database.
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates a fresh, empty database.
+    pub async fn create() -> Result<TestDb> {
+        let admin = admin_url();
+        let name = unique_name("cordon_test");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {admin}"))?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Ok(TestDb {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin = admin_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
+
+/// Waits until `addr` accepts TCP connections.
+pub fn wait_for_port(addr: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on {addr} after {timeout:?}")
+}
+
+/// A tansu broker process on a free loopback port with a durable SQLite store.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    store: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker.
+    pub fn start() -> Result<Broker> {
+        let dir = tempfile::tempdir()?;
+        let store = dir.path().join("tansu.db");
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            store,
+            _dir: dir,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// The bootstrap address.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and store.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let bin = std::env::var("CORDON_TANSU").unwrap_or_else(|_| "tansu".into());
+        let url = format!("tcp://{}", self.addr());
+        let log = std::fs::File::create(self.store.with_extension("log"))?;
+        let child = Command::new(&bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}", self.store.display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting the broker `{bin}` (run scripts/setup.sh)"))?;
+        self.child = Some(child);
+        wait_for_port(&self.addr(), Duration::from_secs(20))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `cordon` binary under test.
+pub fn cordon_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CORDON_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>/cordon
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("cordon"))
+        .expect("target directory")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
+}
+
+/// A running `cordon run` process.
+pub struct CordonProcess {
+    child: Child,
+    /// What the process was started with, for restarts.
+    pub args: Vec<String>,
+    /// Its environment overrides.
+    pub env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl CordonProcess {
+    /// Starts `cordon` with `args` and environment overrides, logging to `log`.
+    pub fn start(args: &[&str], env: &[(String, String)], log: &Path) -> Result<CordonProcess> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(cordon_bin())
+            .args(args)
+            .envs(env.iter().cloned())
+            .current_dir(repo_root())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting cordon (build it first: cargo build --release --bin cordon)")?;
+        Ok(CordonProcess {
+            child,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env.to_vec(),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        bail!("cordon did not stop within {timeout:?} of SIGTERM")
+    }
+
+    /// Kills the process and starts it again with the same arguments.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = CordonProcess::start(&args, &self.env, &self.log)?;
+        Ok(())
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for CordonProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match last_err {
+        Some(e) => bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}"),
+        None => bail!("timed out after {timeout:?} waiting for {what}"),
+    }
+}

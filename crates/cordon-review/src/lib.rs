@@ -1,0 +1,499 @@
+//! The review queue in PostgreSQL: cases, moderator decisions and the transactional outbox.
+//!
+//! Invariants:
+//! - A case is unique per (item id, item version): inserting the same case twice is a no-op, so the
+//!   worker may re-process a message without doubling cases.
+//! - A decision, the resolution of its case and the verdict announcing it are written in one
+//!   transaction; the verdict waits in the `outbox` table until [`ReviewStore::relay_outbox`] has
+//!   had it acknowledged by Kafka. Nothing is lost while Kafka is down.
+//! - Decisions are never updated or deleted; a later decision about the same item version
+//!   supersedes an earlier one (larger decision id).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cordon_domain::{Action, Category, DecidedBy, Scores, Verdict};
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+
+/// Why a review-queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The database failed or could not be reached.
+    #[error("review database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("review database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The request names something that does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is not valid.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Publishing outbox rows failed; they stay queued.
+    #[error("publishing the outbox failed: {0}")]
+    Publish(String),
+}
+
+impl ReviewError {
+    /// Whether the error means the database is unreachable or failing (worth retrying later), as
+    /// opposed to a bad request.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ReviewError::Database(_) | ReviewError::Publish(_))
+    }
+}
+
+/// A case the worker asks to queue.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// The item's id.
+    pub item_id: String,
+    /// The item version scored.
+    pub item_version: u64,
+    /// The category that crossed its review threshold.
+    pub category: Category,
+    /// That category's score.
+    pub score: f32,
+    /// All scores.
+    pub scores: Scores,
+    /// Why it was queued.
+    pub reason: String,
+    /// The model that scored it.
+    pub model_version: String,
+}
+
+/// A case in the queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    /// Case id.
+    pub id: i64,
+    /// The item's id.
+    pub item_id: String,
+    /// The item version under review.
+    pub item_version: u64,
+    /// `model` or `report`.
+    pub source: String,
+    /// The category that brought it here.
+    pub category: String,
+    /// That category's score.
+    pub score: f32,
+    /// All scores.
+    pub scores: Scores,
+    /// Why it was queued.
+    pub reason: String,
+    /// The model that scored it, if any.
+    pub model_version: Option<String>,
+    /// open, claimed, escalated or resolved.
+    pub state: String,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When it was resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// A moderator's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// Decision id (later decisions have larger ids).
+    pub id: i64,
+    /// The case decided, if the decision was made on one.
+    pub case_id: Option<i64>,
+    /// The item's id.
+    pub item_id: String,
+    /// The item version decided.
+    pub item_version: u64,
+    /// suppress or restore.
+    pub action: String,
+    /// Who decided.
+    pub moderator: String,
+    /// The policy reason code.
+    pub reason: String,
+    /// The moderator's note.
+    pub note: Option<String>,
+    /// When.
+    pub decided_at: DateTime<Utc>,
+}
+
+/// A decision to record.
+#[derive(Debug, Clone)]
+pub struct DecisionRequest {
+    /// The item.
+    pub item_id: String,
+    /// The item version decided about.
+    pub item_version: u64,
+    /// Suppress or restore.
+    pub action: Action,
+    /// Who decides.
+    pub moderator: String,
+    /// Policy reason code.
+    pub reason: String,
+    /// Optional note.
+    pub note: Option<String>,
+    /// The case decided on, if any.
+    pub case_id: Option<i64>,
+}
+
+/// A verdict waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Kafka key (the item id).
+    pub key: String,
+    /// The verdict as JSON.
+    pub payload: String,
+}
+
+/// Queue figures for metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct QueueStats {
+    /// Cases not yet resolved.
+    pub open_cases: i64,
+    /// Age of the oldest unresolved case, in seconds.
+    pub oldest_open_age_seconds: f64,
+    /// Verdicts not yet published.
+    pub outbox_pending: i64,
+}
+
+/// Handle on the review database.
+#[derive(Debug, Clone)]
+pub struct ReviewStore {
+    pool: PgPool,
+}
+
+const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
+     model_version, state, created_at, resolved_at";
+const DECISION_COLUMNS: &str =
+    "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at";
+const RELAY_LOCK: i64 = 0x636f_7264_6f6e;
+
+fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
+    Ok(Case {
+        id: row.try_get("id")?,
+        item_id: row.try_get("item_id")?,
+        item_version: row.try_get::<i64, _>("item_version")? as u64,
+        source: row.try_get("source")?,
+        category: row.try_get("category")?,
+        score: row.try_get("score")?,
+        scores: row.try_get::<Json<Scores>, _>("scores")?.0,
+        reason: row.try_get("reason")?,
+        model_version: row.try_get("model_version")?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+        resolved_at: row.try_get("resolved_at")?,
+    })
+}
+
+fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision, sqlx::Error> {
+    Ok(Decision {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        item_id: row.try_get("item_id")?,
+        item_version: row.try_get::<i64, _>("item_version")? as u64,
+        action: row.try_get("action")?,
+        moderator: row.try_get("moderator")?,
+        reason: row.try_get("reason")?,
+        note: row.try_get("note")?,
+        decided_at: row.try_get("decided_at")?,
+    })
+}
+
+impl Decision {
+    /// The verdict that announces this decision on the verdicts topic.
+    pub fn verdict(&self) -> Verdict {
+        let action = if self.action == "suppress" {
+            Action::Suppress
+        } else {
+            Action::Restore
+        };
+        Verdict {
+            item_id: self.item_id.clone(),
+            item_version: self.item_version,
+            action,
+            decided_by: DecidedBy::Human {
+                moderator: self.moderator.clone(),
+                decision_id: self.id,
+            },
+            category: None,
+            score: None,
+            scores: None,
+            reason: match &self.note {
+                Some(note) => format!("{}: {note}", self.reason),
+                None => self.reason.clone(),
+            },
+            decided_at: self.decided_at,
+        }
+    }
+}
+
+impl ReviewStore {
+    /// Connects and applies pending migrations. `acquire_timeout` bounds how long a request waits
+    /// for a connection, so an outage gives a clear error instead of a hang.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<ReviewStore, ReviewError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(ReviewStore { pool })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), ReviewError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Queues cases; a case that exists for the same item version is left alone. Returns how many
+    /// were new.
+    pub async fn insert_cases(&self, cases: &[NewCase]) -> Result<u64, ReviewError> {
+        if cases.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(cases.len());
+        let mut versions = Vec::with_capacity(cases.len());
+        let mut categories = Vec::with_capacity(cases.len());
+        let mut scores = Vec::with_capacity(cases.len());
+        let mut all_scores = Vec::with_capacity(cases.len());
+        let mut reasons = Vec::with_capacity(cases.len());
+        let mut models = Vec::with_capacity(cases.len());
+        for c in cases {
+            ids.push(c.item_id.clone());
+            versions.push(c.item_version as i64);
+            categories.push(c.category.as_str().to_string());
+            scores.push(c.score);
+            all_scores.push(serde_json::to_value(c.scores).unwrap_or_default());
+            reasons.push(c.reason.clone());
+            models.push(c.model_version.clone());
+        }
+        let result = sqlx::query(
+            "INSERT INTO cases (item_id, item_version, source, category, score, scores, reason, model_version)
+             SELECT i, v, 'model', c, s, a, r, m
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::real[], $5::jsonb[], $6::text[], $7::text[])
+                  AS t(i, v, c, s, a, r, m)
+             ON CONFLICT (item_id, item_version) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&categories)
+        .bind(&scores)
+        .bind(&all_scores)
+        .bind(&reasons)
+        .bind(&models)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// The latest human decision for each of these item versions that has one, as verdicts.
+    pub async fn human_verdicts(
+        &self,
+        keys: &[(String, u64)],
+    ) -> Result<HashMap<(String, u64), Verdict>, ReviewError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<&str> = keys.iter().map(|(i, _)| i.as_str()).collect();
+        let versions: Vec<i64> = keys.iter().map(|(_, v)| *v as i64).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT ON (d.item_id, d.item_version) {}
+             FROM decisions d JOIN UNNEST($1::text[], $2::bigint[]) AS k(i, v)
+               ON d.item_id = k.i AND d.item_version = k.v
+             ORDER BY d.item_id, d.item_version, d.id DESC",
+            DECISION_COLUMNS
+                .split(", ")
+                .map(|c| format!("d.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(&ids)
+        .bind(&versions)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = HashMap::new();
+        for row in &rows {
+            let d = decision_from_row(row)?;
+            out.insert((d.item_id.clone(), d.item_version), d.verdict());
+        }
+        Ok(out)
+    }
+
+    /// Cases in a state (or all), oldest first.
+    pub async fn list_cases(&self, state: Option<&str>, limit: i64) -> Result<Vec<Case>, ReviewError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE ($1::text IS NULL OR state = $1)
+             ORDER BY created_at, id LIMIT $2"
+        ))
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(case_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// One case.
+    pub async fn case(&self, id: i64) -> Result<Case, ReviewError> {
+        let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| ReviewError::NotFound(format!("case {id}")))?;
+        Ok(case_from_row(&row)?)
+    }
+
+    /// Every case and decision about an item, oldest first.
+    pub async fn history(&self, item_id: &str) -> Result<(Vec<Case>, Vec<Decision>), ReviewError> {
+        let cases = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE item_id = $1 ORDER BY id"
+        ))
+        .bind(item_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let decisions = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE item_id = $1 ORDER BY id"
+        ))
+        .bind(item_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((
+            cases.iter().map(case_from_row).collect::<Result<_, _>>()?,
+            decisions
+                .iter()
+                .map(decision_from_row)
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    /// Records a decision, resolves the item version's open case and queues the verdict in the
+    /// outbox, all in one transaction.
+    pub async fn decide(&self, req: &DecisionRequest) -> Result<Decision, ReviewError> {
+        if !matches!(req.action, Action::Suppress | Action::Restore) {
+            return Err(ReviewError::Invalid(
+                "a moderator decision is suppress or restore".into(),
+            ));
+        }
+        if req.moderator.trim().is_empty() || req.reason.trim().is_empty() {
+            return Err(ReviewError::Invalid(
+                "moderator and reason are required".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Some(case_id) = req.case_id {
+            let row = sqlx::query("SELECT item_id, item_version FROM cases WHERE id = $1 FOR UPDATE")
+                .bind(case_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| ReviewError::NotFound(format!("case {case_id}")))?;
+            let item: String = row.try_get("item_id")?;
+            let version: i64 = row.try_get("item_version")?;
+            if item != req.item_id || version as u64 != req.item_version {
+                return Err(ReviewError::Invalid(format!(
+                    "case {case_id} is about {item} version {version}"
+                )));
+            }
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {DECISION_COLUMNS}"
+        ))
+        .bind(req.case_id)
+        .bind(&req.item_id)
+        .bind(req.item_version as i64)
+        .bind(req.action.as_str())
+        .bind(&req.moderator)
+        .bind(&req.reason)
+        .bind(&req.note)
+        .fetch_one(&mut *tx)
+        .await?;
+        let decision = decision_from_row(&row)?;
+        sqlx::query(
+            "UPDATE cases SET state = 'resolved', resolved_at = now(), updated_at = now()
+             WHERE item_id = $1 AND item_version = $2 AND state <> 'resolved'",
+        )
+        .bind(&req.item_id)
+        .bind(req.item_version as i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
+            .bind(&req.item_id)
+            .bind(Json(decision.verdict()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// Publishes up to `limit` outbox rows, oldest first, through `publish`, and marks them
+    /// published once it succeeds. Only one relay publishes at a time (an advisory lock), so
+    /// verdicts leave in decision order. Returns how many rows were published.
+    pub async fn relay_outbox<F, Fut>(&self, limit: i64, publish: F) -> Result<usize, ReviewError>
+    where
+        F: FnOnce(Vec<OutboxRow>) -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT id, key, payload::text AS payload FROM outbox
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let batch: Vec<OutboxRow> = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    key: r.try_get("key")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        publish(batch).await.map_err(ReviewError::Publish)?;
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids.len())
+    }
+
+    /// Open cases, the oldest open case's age and the outbox backlog.
+    pub async fn stats(&self) -> Result<QueueStats, ReviewError> {
+        let row = sqlx::query(
+            "SELECT
+               (SELECT count(*) FROM cases WHERE state <> 'resolved') AS open_cases,
+               (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+                  FROM cases WHERE state <> 'resolved') AS oldest,
+               (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueStats {
+            open_cases: row.try_get("open_cases")?,
+            oldest_open_age_seconds: row.try_get("oldest")?,
+            outbox_pending: row.try_get("outbox")?,
+        })
+    }
+}
