@@ -145,9 +145,16 @@ impl Broker {
         let url = format!("tcp://{}", self.addr());
         let log = std::fs::File::create(self.store.with_extension("log"))?;
         let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .arg("--storage-engine")
-            .arg(format!("sqlite://{}", self.store.display()))
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // tansu resolves the sqlite:// path relative to its working directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.store.parent().expect("store directory"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -139,8 +139,8 @@ impl ModelCard {
             path: path.clone(),
             source,
         })?;
-        let card: ModelCard =
-            serde_json::from_slice(&bytes).map_err(|source| ClassifierError::Card { path, source })?;
+        let card: ModelCard = serde_json::from_slice(&bytes)
+            .map_err(|source| ClassifierError::Card { path, source })?;
         let incompatible = |why: String| ClassifierError::Incompatible {
             model: dir.to_path_buf(),
             why,
@@ -163,11 +163,15 @@ impl ModelCard {
 impl Classifier {
     /// Loads the model in `dir` with `sessions` parallel sessions of `threads` intra-op threads each,
     /// and checks it with a smoke inference.
-    pub fn load(dir: &Path, sessions: usize, threads: usize) -> Result<Classifier, ClassifierError> {
+    pub fn load(
+        dir: &Path,
+        sessions: usize,
+        threads: usize,
+    ) -> Result<Classifier, ClassifierError> {
         let card = ModelCard::read(dir)?;
-        let env = ENVIRONMENT.get().ok_or_else(|| {
-            ClassifierError::Runtime("init_runtime was not called".to_string())
-        })?;
+        let env = ENVIRONMENT
+            .get()
+            .ok_or_else(|| ClassifierError::Runtime("init_runtime was not called".to_string()))?;
         let model_path = dir.join(MODEL_FILE);
         let bytes = std::fs::read(&model_path).map_err(|source| ClassifierError::Io {
             path: model_path.clone(),

@@ -148,7 +148,10 @@ fn field(field: &'static str, why: impl Into<String>) -> DecodeError {
 
 impl ContentItem {
     /// Decodes and validates one message payload.
-    pub fn decode(payload: Option<&[u8]>, limits: &DecodeLimits) -> Result<ContentItem, DecodeError> {
+    pub fn decode(
+        payload: Option<&[u8]>,
+        limits: &DecodeLimits,
+    ) -> Result<ContentItem, DecodeError> {
         let bytes = payload.ok_or(DecodeError::Empty)?;
         if bytes.is_empty() {
             return Err(DecodeError::Empty);
@@ -185,7 +188,10 @@ impl ContentItem {
             ("url", &self.url),
             ("lang", &self.lang),
         ] {
-            if value.as_ref().is_some_and(|v| v.len() > MAX_SHORT_FIELD_BYTES) {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.len() > MAX_SHORT_FIELD_BYTES)
+            {
                 return Err(field(name, format!("over {MAX_SHORT_FIELD_BYTES} bytes")));
             }
         }
@@ -231,7 +237,10 @@ fn check_id(name: &'static str, id: &str) -> Result<(), DecodeError> {
         return Err(field(name, format!("over {MAX_ID_BYTES} bytes")));
     }
     if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(field(name, "must not contain whitespace or control characters"));
+        return Err(field(
+            name,
+            "must not contain whitespace or control characters",
+        ));
     }
     Ok(())
 }

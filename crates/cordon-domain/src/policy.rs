@@ -77,16 +77,16 @@ impl Scores {
 
     /// The highest-scoring category and its score.
     pub fn top(&self) -> (Category, f32) {
-        Category::ALL
-            .into_iter()
-            .map(|c| (c, self.get(c)))
-            .fold((Category::Drugs, f32::MIN), |best, cur| {
+        Category::ALL.into_iter().map(|c| (c, self.get(c))).fold(
+            (Category::Drugs, f32::MIN),
+            |best, cur| {
                 if cur.1 > best.1 {
                     cur
                 } else {
                     best
                 }
-            })
+            },
+        )
     }
 }
 
@@ -220,7 +220,9 @@ impl Policy {
                     action: Action::Allow,
                     category,
                     score,
-                    reason: format!("no category over its review threshold (top: {category} {score:.2})"),
+                    reason: format!(
+                        "no category over its review threshold (top: {category} {score:.2})"
+                    ),
                 }
             }
         }
@@ -249,12 +251,18 @@ mod tests {
                 suppress_at: 0.6,
             },
         );
-        let d = policy.decide(&scores(&[(Category::Drugs, 0.8), (Category::Weapons, 0.65)]));
+        let d = policy.decide(&scores(&[
+            (Category::Drugs, 0.8),
+            (Category::Weapons, 0.65),
+        ]));
         assert_eq!(d.action, Action::Suppress);
         assert_eq!(d.category, Category::Weapons);
         assert_eq!(d.reason, "weapons 0.65 >= suppress_at 0.60");
 
-        let d = policy.decide(&scores(&[(Category::Drugs, 0.55), (Category::Hacking, 0.7)]));
+        let d = policy.decide(&scores(&[
+            (Category::Drugs, 0.55),
+            (Category::Hacking, 0.7),
+        ]));
         assert_eq!((d.action, d.category), (Action::Review, Category::Hacking));
 
         let d = policy.decide(&scores(&[(Category::Drugs, 0.1)]));

@@ -32,9 +32,14 @@ impl Action {
 
     /// Parses a wire name.
     pub fn parse(name: &str) -> Option<Action> {
-        [Action::Allow, Action::Review, Action::Suppress, Action::Restore]
-            .into_iter()
-            .find(|a| a.as_str() == name)
+        [
+            Action::Allow,
+            Action::Review,
+            Action::Suppress,
+            Action::Restore,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
     }
 
     /// Orders the model's actions by how much they restrict (allow < review < suppress).
@@ -189,10 +194,19 @@ mod tests {
         let h1_later = verdict(1, human(6), Action::Suppress);
         let m2 = verdict(2, model(), Action::Allow);
         assert!(h1.outranks(&m1));
-        assert!(!m1.outranks(&h1), "a re-delivered model verdict must not undo a person");
+        assert!(
+            !m1.outranks(&h1),
+            "a re-delivered model verdict must not undo a person"
+        );
         assert!(h1_later.outranks(&h1));
-        assert!(!h1.outranks(&h1_later), "an older decision arriving late loses");
-        assert!(m2.outranks(&h1_later), "a new item version is judged afresh");
+        assert!(
+            !h1.outranks(&h1_later),
+            "an older decision arriving late loses"
+        );
+        assert!(
+            m2.outranks(&h1_later),
+            "a new item version is judged afresh"
+        );
         assert!(!m1.outranks(&m2), "a verdict about an older version loses");
     }
 

@@ -22,9 +22,7 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuer
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
-use tantivy::{
-    DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
-};
+use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 /// Next offset to read, by topic and partition.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
@@ -204,7 +202,12 @@ impl SearchHandle {
 
     /// Public search: only visible items, ranked by relevance; an empty query matches every
     /// visible item. Query syntax errors are forgiven (the parser is lenient).
-    pub fn search(&self, query: &str, offset: usize, limit: usize) -> Result<SearchPage, IndexError> {
+    pub fn search(
+        &self,
+        query: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchPage, IndexError> {
         let f = self.fields;
         let text_query: Box<dyn Query> = if query.trim().is_empty() {
             Box::new(AllQuery)
@@ -310,12 +313,11 @@ impl ContentIndex {
             source,
         })?;
         let (schema, fields) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(|e| {
-            IndexError::Tantivy {
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| IndexError::Tantivy {
                 dir: dir.to_path_buf(),
                 source: e.into(),
-            }
-        })?;
+            })?;
         let index = Index::open_or_create(directory, schema.clone()).map_err(tantivy_err(dir))?;
         if index.schema() != schema {
             return Err(IndexError::Corrupt {
@@ -334,12 +336,14 @@ impl ContentIndex {
         let metas = index.load_metas().map_err(tantivy_err(dir))?;
         let committed = match metas.payload {
             None => Offsets::new(),
-            Some(p) => serde_json::from_str::<Payload>(&p)
-                .map_err(|e| IndexError::Corrupt {
-                    dir: dir.to_path_buf(),
-                    why: format!("commit payload: {e}"),
-                })?
-                .offsets,
+            Some(p) => {
+                serde_json::from_str::<Payload>(&p)
+                    .map_err(|e| IndexError::Corrupt {
+                        dir: dir.to_path_buf(),
+                        why: format!("commit payload: {e}"),
+                    })?
+                    .offsets
+            }
         };
         let handle = SearchHandle {
             index,
@@ -429,7 +433,11 @@ impl ContentIndex {
         self.store(state, before)
     }
 
-    fn store(&mut self, mut state: ItemState, before: Option<Visibility>) -> Result<Applied, IndexError> {
+    fn store(
+        &mut self,
+        mut state: ItemState,
+        before: Option<Visibility>,
+    ) -> Result<Applied, IndexError> {
         state.recompute(self.premoderation);
         let f = self.handle.fields;
         let json = serde_json::to_string(&state).map_err(|e| self.handle.corrupt(e.to_string()))?;
@@ -440,7 +448,10 @@ impl ContentIndex {
         if let Some(c) = &state.content {
             doc.add_text(f.kind, c.kind.as_str());
             doc.add_text(f.channel_id, &c.channel.id);
-            for part in [&c.channel.username, &c.channel.title].into_iter().flatten() {
+            for part in [&c.channel.username, &c.channel.title]
+                .into_iter()
+                .flatten()
+            {
                 doc.add_text(f.channel, part);
             }
             if let Some(t) = &c.title {
@@ -498,7 +509,9 @@ impl ContentIndex {
     /// Waits for background merges to finish and closes the writer.
     pub fn close(self) -> Result<(), IndexError> {
         let dir = self.handle.dir.clone();
-        self.writer.wait_merging_threads().map_err(tantivy_err(&dir))
+        self.writer
+            .wait_merging_threads()
+            .map_err(tantivy_err(&dir))
     }
 }
 
@@ -567,12 +580,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut index, search) = open(dir.path(), false);
         index.apply_content(item("a", 1, "fresh apples")).unwrap();
-        index.apply_content(item("b", 1, "fresh apples and pears")).unwrap();
+        index
+            .apply_content(item("b", 1, "fresh apples and pears"))
+            .unwrap();
         // A verdict that arrives before its content waits for it.
         index
             .apply_verdict(verdict("c", 1, Action::Suppress, model()))
             .unwrap();
-        index.apply_content(item("c", 1, "apples for sale")).unwrap();
+        index
+            .apply_content(item("c", 1, "apples for sale"))
+            .unwrap();
         index
             .apply_verdict(verdict("b", 1, Action::Suppress, model()))
             .unwrap();
@@ -598,7 +615,10 @@ mod tests {
             Applied::Stale
         );
         // An old version arriving late is ignored; a new version is judged afresh.
-        assert_eq!(index.apply_content(item("a", 0, "old")).unwrap(), Applied::Stale);
+        assert_eq!(
+            index.apply_content(item("a", 0, "old")).unwrap(),
+            Applied::Stale
+        );
         index.apply_content(item("c", 2, "apples, edited")).unwrap();
         offsets.get_mut("content").unwrap().insert(0, 50);
         index.commit(&offsets).unwrap();

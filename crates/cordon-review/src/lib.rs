@@ -329,7 +329,11 @@ impl ReviewStore {
     }
 
     /// Cases in a state (or all), oldest first.
-    pub async fn list_cases(&self, state: Option<&str>, limit: i64) -> Result<Vec<Case>, ReviewError> {
+    pub async fn list_cases(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Case>, ReviewError> {
         let rows = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE ($1::text IS NULL OR state = $1)
              ORDER BY created_at, id LIMIT $2"
@@ -389,11 +393,12 @@ impl ReviewStore {
         }
         let mut tx = self.pool.begin().await?;
         if let Some(case_id) = req.case_id {
-            let row = sqlx::query("SELECT item_id, item_version FROM cases WHERE id = $1 FOR UPDATE")
-                .bind(case_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| ReviewError::NotFound(format!("case {case_id}")))?;
+            let row =
+                sqlx::query("SELECT item_id, item_version FROM cases WHERE id = $1 FOR UPDATE")
+                    .bind(case_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| ReviewError::NotFound(format!("case {case_id}")))?;
             let item: String = row.try_get("item_id")?;
             let version: i64 = row.try_get("item_version")?;
             if item != req.item_id || version as u64 != req.item_version {

@@ -30,9 +30,21 @@ fn case(id: &str, version: u64) -> NewCase {
 async fn cases_are_queued_once_per_item_version() {
     let db = TestDb::create().await.unwrap();
     let store = store(&db).await;
-    assert_eq!(store.insert_cases(&[case("a", 1), case("b", 1)]).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .insert_cases(&[case("a", 1), case("b", 1)])
+            .await
+            .unwrap(),
+        2
+    );
     // Re-processing the same messages (at-least-once delivery) adds nothing.
-    assert_eq!(store.insert_cases(&[case("a", 1), case("b", 1), case("a", 2)]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_cases(&[case("a", 1), case("b", 1), case("a", 2)])
+            .await
+            .unwrap(),
+        1
+    );
     let open = store.list_cases(Some("open"), 100).await.unwrap();
     assert_eq!(open.len(), 3);
     assert_eq!(open[0].scores.get(Category::Drugs), 0.6);
@@ -40,7 +52,9 @@ async fn cases_are_queued_once_per_item_version() {
     assert_eq!(stats.open_cases, 3);
     // Migrations are idempotent: a second connect applies nothing new.
     drop(store);
-    let again = ReviewStore::connect(&db.url, 2, Duration::from_secs(5)).await.unwrap();
+    let again = ReviewStore::connect(&db.url, 2, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(again.list_cases(None, 10).await.unwrap().len(), 3);
 }
 
@@ -90,12 +104,21 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
     assert_eq!(verdict.action, Action::Restore);
     assert_eq!(
         verdict.decided_by,
-        DecidedBy::Human { moderator: "ann".into(), decision_id: decision.id }
+        DecidedBy::Human {
+            moderator: "ann".into(),
+            decision_id: decision.id
+        }
     );
-    assert_eq!(store.relay_outbox(10, |_| async { Ok(()) }).await.unwrap(), 0);
+    assert_eq!(
+        store.relay_outbox(10, |_| async { Ok(()) }).await.unwrap(),
+        0
+    );
 
     // The worker finds the human decision when it re-scores the same version.
-    let humans = store.human_verdicts(&[("a".into(), 1), ("b".into(), 1)]).await.unwrap();
+    let humans = store
+        .human_verdicts(&[("a".into(), 1), ("b".into(), 1)])
+        .await
+        .unwrap();
     assert_eq!(humans.len(), 1);
     assert_eq!(humans[&("a".to_string(), 1)].action, Action::Restore);
 }
@@ -113,9 +136,15 @@ async fn invalid_decisions_are_rejected() {
         note: None,
         case_id: None,
     };
-    assert!(matches!(store.decide(&req).await, Err(ReviewError::Invalid(_))));
+    assert!(matches!(
+        store.decide(&req).await,
+        Err(ReviewError::Invalid(_))
+    ));
     req.action = Action::Suppress;
     req.case_id = Some(999);
-    assert!(matches!(store.decide(&req).await, Err(ReviewError::NotFound(_))));
+    assert!(matches!(
+        store.decide(&req).await,
+        Err(ReviewError::NotFound(_))
+    ));
     assert_eq!(store.stats().await.unwrap().outbox_pending, 0);
 }

@@ -44,7 +44,10 @@ mod tests {
 
     #[test]
     fn folds_case_width_invisibles_and_space() {
-        assert_eq!(normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "), "cocaine sale now");
+        assert_eq!(
+            normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "),
+            "cocaine sale now"
+        );
         assert_eq!(normalize("co\u{200D}ca\u{202E}ine"), "cocaine");
         assert_eq!(normalize("МЕФЕДРОН"), "мефедрон");
         assert_eq!(normalize(""), "");

@@ -121,8 +121,11 @@ impl Corpus {
             .chain(self.common.values().flatten());
         for text in texts {
             for slot in slot_names(text) {
-                if slot != "n" && !file.slots.contains_key(slot) && !self.common.contains_key(slot) {
-                    return Err(bad(format!("slot `{{{slot}}}` in \"{text}\" is not defined")));
+                if slot != "n" && !file.slots.contains_key(slot) && !self.common.contains_key(slot)
+                {
+                    return Err(bad(format!(
+                        "slot `{{{slot}}}` in \"{text}\" is not defined"
+                    )));
                 }
             }
         }
@@ -138,8 +141,9 @@ impl Corpus {
             for group in &file.templates {
                 let label = Category::parse(&group.category);
                 for template in &group.texts {
-                    let holdout =
-                        xxh3_64(format!("{}\0{template}", file.lang).as_bytes()) % HOLDOUT_ONE_IN == 0;
+                    let holdout = xxh3_64(format!("{}\0{template}", file.lang).as_bytes())
+                        % HOLDOUT_ONE_IN
+                        == 0;
                     for _ in 0..per_template {
                         let text = self.fill(file, template, &mut rng, 0);
                         if seen.insert(text.clone()) {

@@ -119,10 +119,10 @@ impl Evaluation {
             .add(decision.action == Action::Suppress, example.positive);
         if let Some(category) = example.category {
             for c in Category::ALL {
-                self.per_category
-                    .entry(c)
-                    .or_default()
-                    .add(flagged && decision.category == c, category == c && example.positive);
+                self.per_category.entry(c).or_default().add(
+                    flagged && decision.category == c,
+                    category == c && example.positive,
+                );
             }
         }
         if let Some(group) = example.group.filter(|_| !example.positive) {

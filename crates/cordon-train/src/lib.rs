@@ -100,7 +100,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
     let config = FeatureConfig::default();
     let featurizer = Featurizer::new(config.clone());
     let mut ids = Vec::new();
-    let (holdout, training): (Vec<&Example>, Vec<&Example>) = examples.iter().partition(|e| e.holdout);
+    let (holdout, training): (Vec<&Example>, Vec<&Example>) =
+        examples.iter().partition(|e| e.holdout);
     let data: Vec<(Vec<u32>, Option<Category>)> = training
         .iter()
         .map(|e| {

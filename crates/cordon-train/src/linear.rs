@@ -48,7 +48,11 @@ fn sigmoid(z: f32) -> f32 {
 
 impl LinearModel {
     /// Trains on `(feature ids, label)` pairs.
-    pub fn train(data: &[(Vec<u32>, Option<Category>)], buckets: usize, cfg: &SgdConfig) -> LinearModel {
+    pub fn train(
+        data: &[(Vec<u32>, Option<Category>)],
+        buckets: usize,
+        cfg: &SgdConfig,
+    ) -> LinearModel {
         let mut model = LinearModel {
             weights: vec![0.0; buckets * C],
             bias: vec![-2.0; C],
@@ -64,7 +68,11 @@ impl LinearModel {
                 let (ids, label) = &data[i];
                 let probs = model.predict(ids);
                 for (c, p) in probs.iter().enumerate() {
-                    let y = if label.map(Category::index) == Some(c) { 1.0 } else { 0.0 };
+                    let y = if label.map(Category::index) == Some(c) {
+                        1.0
+                    } else {
+                        0.0
+                    };
                     let g = p - y;
                     model.bias[c] -= lr * g;
                     for &id in ids {

@@ -125,7 +125,6 @@ const FLOAT: i32 = 1;
 const INT64: i32 = 7;
 const ATTR_INT: i32 = 2;
 
-
 fn value_info(name: &str, elem_type: i32, dims: &[Result<i64, &str>]) -> ValueInfoProto {
     ValueInfoProto {
         name: name.into(),
@@ -178,7 +177,12 @@ pub fn export(weights: &[f32], bias: &[f32], buckets: usize, doc: &str) -> Vec<u
     let graph = GraphProto {
         name: "cordon_linear".into(),
         node: vec![
-            node("Gather", &["weights", INPUT], "gathered", vec![int_attr("axis", 0)]),
+            node(
+                "Gather",
+                &["weights", INPUT],
+                "gathered",
+                vec![int_attr("axis", 0)],
+            ),
             node(
                 "ReduceSum",
                 &["gathered", "sum_axes"],

@@ -1,0 +1,383 @@
+//! The HTTP API role: public search, item and review endpoints, metrics and health, plus the
+//! outbox relay that publishes moderator decisions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cordon_domain::Action;
+use cordon_index::SearchHandle;
+use cordon_review::{DecisionRequest, ReviewError, ReviewStore};
+use cordon_stream::{Publisher, Record};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The search index.
+    pub search: SearchHandle,
+    /// The review queue.
+    pub store: ReviewStore,
+}
+
+/// An error answered as JSON `{"error": ...}` with a fitting status.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> Self {
+        let status = match &e {
+            ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
+            ReviewError::Invalid(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            warn!(error = %e, "review database unavailable");
+        }
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<cordon_index::IndexError> for ApiError {
+    fn from(e: cordon_index::IndexError) -> Self {
+        warn!(error = %e, "index error");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The router with every route.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/search", get(search))
+        .route("/v1/items/{*id}", get(item))
+        .route("/v1/cases", get(cases))
+        .route("/v1/cases/{id}", get(case))
+        .route("/v1/cases/{id}/decision", post(decide_case))
+        .route("/v1/decisions", post(decide_item))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(10),
+        ))
+        .with_state(state)
+}
+
+async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default = "one")]
+    page: usize,
+    #[serde(default = "twenty")]
+    per_page: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn twenty() -> usize {
+    20
+}
+
+async fn search(State(s): State<ApiState>, Query(p): Query<SearchParams>) -> ApiResult<Value> {
+    if p.page == 0 || p.per_page == 0 || p.per_page > s.config.api.max_page_size {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "page must be >= 1 and per_page between 1 and {}",
+                s.config.api.max_page_size
+            ),
+        ));
+    }
+    let offset = (p.page - 1).saturating_mul(p.per_page);
+    let page = tokio::task::spawn_blocking(move || s.search.search(&p.q, offset, p.per_page))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(json!({
+        "total": page.total,
+        "page": p.page,
+        "per_page": p.per_page,
+        "items": page.items.into_iter().map(|h| h.item).collect::<Vec<_>>(),
+    })))
+}
+
+async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Value> {
+    let search = s.search.clone();
+    let lookup = id.clone();
+    let state = tokio::task::spawn_blocking(move || search.get(&lookup))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let (cases, decisions) = s.store.history(&id).await?;
+    let Some(state) = state else {
+        if cases.is_empty() && decisions.is_empty() {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("item {id} not found"),
+            ));
+        }
+        return Ok(Json(
+            json!({ "id": id, "indexed": false, "cases": cases, "decisions": decisions }),
+        ));
+    };
+    Ok(Json(json!({
+        "id": id,
+        "indexed": true,
+        "visibility": state.visibility,
+        "verdict": state.verdict(),
+        "content": state.content,
+        "verdicts": state.verdicts,
+        "cases": cases,
+        "decisions": decisions,
+    })))
+}
+
+#[derive(Deserialize)]
+struct CaseParams {
+    state: Option<String>,
+    #[serde(default = "fifty")]
+    limit: i64,
+}
+
+fn fifty() -> i64 {
+    50
+}
+
+async fn cases(State(s): State<ApiState>, Query(p): Query<CaseParams>) -> ApiResult<Value> {
+    let limit = p.limit.clamp(1, s.config.api.max_page_size as i64);
+    let cases = s.store.list_cases(p.state.as_deref(), limit).await?;
+    Ok(Json(json!({ "cases": cases })))
+}
+
+async fn case(State(s): State<ApiState>, Path(id): Path<i64>) -> ApiResult<Value> {
+    Ok(Json(json!(s.store.case(id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    #[serde(default)]
+    item_id: Option<String>,
+    #[serde(default)]
+    item_version: Option<u64>,
+    action: String,
+    moderator: String,
+    reason: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+fn moderator_action(name: &str) -> Result<Action, ApiError> {
+    match Action::parse(name) {
+        Some(a @ (Action::Suppress | Action::Restore)) => Ok(a),
+        _ => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("action must be `suppress` or `restore`, not `{name}`"),
+        )),
+    }
+}
+
+async fn record(s: &ApiState, req: DecisionRequest) -> ApiResult<Value> {
+    let decision = s.store.decide(&req).await?;
+    s.metrics
+        .decisions
+        .with_label_values(&[req.action.as_str()])
+        .inc();
+    info!(
+        item_id = %decision.item_id,
+        version = decision.item_version,
+        action = %decision.action,
+        moderator = %decision.moderator,
+        decision_id = decision.id,
+        "moderator decision recorded"
+    );
+    Ok(Json(json!(decision)))
+}
+
+async fn decide_case(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+    Json(body): Json<DecisionBody>,
+) -> ApiResult<Value> {
+    let action = moderator_action(&body.action)?;
+    let case = s.store.case(id).await?;
+    record(
+        &s,
+        DecisionRequest {
+            item_id: case.item_id,
+            item_version: case.item_version,
+            action,
+            moderator: body.moderator,
+            reason: body.reason,
+            note: body.note,
+            case_id: Some(id),
+        },
+    )
+    .await
+}
+
+async fn decide_item(
+    State(s): State<ApiState>,
+    Json(body): Json<DecisionBody>,
+) -> ApiResult<Value> {
+    let action = moderator_action(&body.action)?;
+    let item_id = body
+        .item_id
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "item_id is required".into()))?;
+    let item_version = match body.item_version {
+        Some(v) => v,
+        None => {
+            let search = s.search.clone();
+            let id = item_id.clone();
+            let state = tokio::task::spawn_blocking(move || search.get(&id))
+                .await
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+            state
+                .and_then(|st| st.content.map(|c| c.version))
+                .ok_or_else(|| {
+                    ApiError(
+                        StatusCode::NOT_FOUND,
+                        format!("item {item_id} is not indexed; give item_version explicitly"),
+                    )
+                })?
+        }
+    };
+    record(
+        &s,
+        DecisionRequest {
+            item_id,
+            item_version,
+            action,
+            moderator: body.moderator,
+            reason: body.reason,
+            note: body.note,
+            case_id: None,
+        },
+    )
+    .await
+}
+
+async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+async fn readyz(State(s): State<ApiState>) -> Response {
+    let database = tokio::time::timeout(Duration::from_secs(2), s.store.ping())
+        .await
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match database {
+        Ok(()) => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "database": e })),
+        )
+            .into_response(),
+    }
+}
+
+/// Publishes moderator verdicts from the outbox until `shutdown`, and refreshes queue gauges.
+pub async fn relay_outbox(
+    store: ReviewStore,
+    publisher: Publisher,
+    config: Arc<Config>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let interval = Duration::from_millis(config.api.outbox_interval_ms);
+    let mut last_stats = Instant::now() - Duration::from_secs(60);
+    loop {
+        let topic = config.kafka.verdicts_topic.clone();
+        let publisher = &publisher;
+        let result = store
+            .relay_outbox(500, |rows| async move {
+                let records: Vec<Record> = rows
+                    .into_iter()
+                    .map(|r| Record {
+                        topic: topic.clone(),
+                        key: Some(r.key),
+                        payload: r.payload.into_bytes(),
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                publisher
+                    .publish_all(&records)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        let published = match result {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "outbox relay failed; decisions stay queued");
+                metrics.retries.with_label_values(&["outbox"]).inc();
+                0
+            }
+        };
+        if published > 0 {
+            info!(published, "moderator verdicts published");
+        }
+        if last_stats.elapsed() >= Duration::from_secs(2) || published > 0 {
+            last_stats = Instant::now();
+            if let Ok(stats) = store.stats().await {
+                metrics.queue_depth.set(stats.open_cases);
+                metrics
+                    .oldest_case_age_seconds
+                    .set(stats.oldest_open_age_seconds as i64);
+                metrics.outbox_pending.set(stats.outbox_pending);
+            }
+        }
+        if published == 500 {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

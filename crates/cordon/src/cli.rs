@@ -1,0 +1,489 @@
+//! The commands behind the command line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use cordon_classifier::{init_runtime, Classifier};
+use cordon_domain::{ContentItem, DecodeLimits};
+use cordon_index::{ContentIndex, IndexSettings, SearchHandle};
+use cordon_review::ReviewStore;
+use cordon_stream::rdkafka::consumer::StreamConsumer;
+use cordon_stream::{ensure_topics, group_consumer, KafkaSettings, Publisher, Record, TopicSpec};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, REFERENCE};
+use crate::indexer::Indexer;
+use crate::metrics::Metrics;
+use crate::worker::{effective_policy, Worker};
+use crate::{Cli, Command};
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config)?;
+    match cli.command {
+        Command::Run { role } => runtime()?.block_on(run(config, &role)),
+        Command::Classify { input } => classify(&config, &input),
+        Command::Produce {
+            file,
+            topic,
+            no_validate,
+        } => runtime()?.block_on(produce(&config, &file, topic, no_validate)),
+        Command::Train {
+            corpus,
+            out,
+            per_template,
+            seed,
+            epochs,
+        } => train(&config, corpus, out, per_template, seed, epochs),
+        Command::Config { reference } => {
+            if reference {
+                print!("{REFERENCE}");
+            } else {
+                print!("{}", toml::to_string_pretty(&config)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging(config: &Config) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.filter))
+        .context("invalid log.filter")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}
+
+fn kafka_settings(config: &Config) -> KafkaSettings {
+    KafkaSettings {
+        brokers: config.kafka.brokers.clone(),
+        client: config.kafka.client.clone(),
+    }
+}
+
+fn load_classifier(config: &Config) -> Result<Classifier> {
+    init_runtime(&config.model.onnxruntime_path())?;
+    let classifier = Classifier::load(
+        &config.model.dir,
+        config.model.sessions,
+        config.model.threads,
+    )
+    .with_context(|| format!("loading the model in {}", config.model.dir.display()))?;
+    info!(model = %classifier.card().version, dir = %config.model.dir.display(), "model loaded");
+    Ok(classifier)
+}
+
+async fn connect_store(config: &Config, shutdown: &CancellationToken) -> Result<ReviewStore> {
+    let db = &config.database;
+    loop {
+        match ReviewStore::connect(
+            &db.url,
+            db.max_connections,
+            Duration::from_secs(db.acquire_timeout_secs),
+        )
+        .await
+        {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() => {
+                warn!(error = %e, "review database unavailable; retrying in 2 s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => bail!("shut down before the database was reachable"),
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+            Err(e) => return Err(e).context("preparing the review database"),
+        }
+    }
+}
+
+/// Stops on SIGINT or SIGTERM; a second signal exits at once.
+fn watch_signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        info!("shutdown requested: finishing in-flight work (signal again to exit at once)");
+        shutdown.cancel();
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+}
+
+fn spawn_lag_gauge(
+    metrics: Metrics,
+    role: &'static str,
+    consumer: Arc<StreamConsumer>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let c = Arc::clone(&consumer);
+            if let Ok(Ok(lag)) =
+                tokio::task::spawn_blocking(move || cordon_stream::lag(&c, Duration::from_secs(2)))
+                    .await
+            {
+                metrics.consumer_lag.with_label_values(&[role]).set(lag);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    });
+}
+
+async fn run(config: Config, roles: &str) -> Result<ExitCode> {
+    let roles: Vec<&str> = roles.split(',').map(str::trim).collect();
+    let all = roles.contains(&"all");
+    for r in &roles {
+        if !matches!(*r, "all" | "worker" | "indexer" | "api") {
+            bail!("unknown role `{r}` (expected worker, indexer, api or all)");
+        }
+    }
+    let has = |r: &str| all || roles.contains(&r);
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    let metrics = Metrics::new();
+    let kafka = kafka_settings(&config);
+    let delivery_timeout = Duration::from_secs(config.kafka.delivery_timeout_secs);
+    if config.kafka.create_topics {
+        let k = &config.kafka;
+        info!(brokers = %k.brokers, "creating missing topics");
+        let spec = |name: &str, compacted| TopicSpec {
+            name: name.to_string(),
+            partitions: k.partitions,
+            compacted,
+        };
+        ensure_topics(
+            &kafka,
+            &[
+                spec(&k.content_topic, false),
+                spec(&k.verdicts_topic, true),
+                spec(&k.dead_letter_topic, false),
+            ],
+        )
+        .await
+        .with_context(|| format!("creating topics on {}", k.brokers))?;
+    }
+    let config = Arc::new(config);
+    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+    let mut search: Option<SearchHandle> = None;
+
+    if has("indexer") {
+        let (index, handle) = ContentIndex::open(&IndexSettings {
+            dir: config.index.dir.clone(),
+            writer_memory_bytes: config.index.writer_memory_mb * 1024 * 1024,
+            premoderation: config.index.premoderation,
+        })?;
+        search = Some(handle);
+        let indexer = Indexer::new((*config).clone(), metrics.clone(), index, &kafka)?;
+        spawn_lag_gauge(
+            metrics.clone(),
+            "indexer",
+            indexer.consumer(),
+            shutdown.clone(),
+        );
+        let token = shutdown.clone();
+        tasks.spawn(async move { indexer.run(token).await.context("indexer") });
+        info!(dir = %config.index.dir.display(), "indexer role started");
+    }
+
+    if has("worker") {
+        let classifier = Arc::new(load_classifier(&config)?);
+        let policy = effective_policy(&classifier.card().policy, &config)?;
+        let store = connect_store(&config, &shutdown).await?;
+        let consumer = Arc::new(group_consumer(
+            &kafka,
+            &config.kafka.worker_group,
+            &[&config.kafka.content_topic],
+        )?);
+        spawn_lag_gauge(
+            metrics.clone(),
+            "worker",
+            Arc::clone(&consumer),
+            shutdown.clone(),
+        );
+        let worker = Worker {
+            config: (*config).clone(),
+            metrics: metrics.clone(),
+            classifier,
+            policy,
+            store,
+            publisher: Publisher::new(&kafka, delivery_timeout)?,
+            consumer,
+        };
+        let token = shutdown.clone();
+        tasks.spawn(async move { worker.run(token).await.context("worker") });
+    }
+
+    if has("api") {
+        let store = connect_store(&config, &shutdown).await?;
+        let search = match search {
+            Some(s) => s,
+            None => SearchHandle::open_shared(&config.index.dir)
+                .context("opening the index (run the indexer role first)")?,
+        };
+        let publisher = Publisher::new(&kafka, delivery_timeout)?;
+        let relay_token = shutdown.clone();
+        tokio::spawn(api::relay_outbox(
+            store.clone(),
+            publisher,
+            Arc::clone(&config),
+            metrics.clone(),
+            relay_token,
+        ));
+        let app = api::router(ApiState {
+            config: Arc::clone(&config),
+            metrics: metrics.clone(),
+            search,
+            store,
+        });
+        let listener = tokio::net::TcpListener::bind(&config.api.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.api.listen))?;
+        info!(listen = %config.api.listen, "api role started");
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+                .context("http server")
+        });
+    }
+
+    let mut failed = false;
+    while let Some(result) = tasks.join_next().await {
+        let outcome = result.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = outcome {
+            error!(error = format!("{e:#}"), "a role failed; stopping");
+            failed = true;
+            shutdown.cancel();
+        }
+    }
+    info!("stopped");
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Deserialize)]
+struct ClassifyLine {
+    id: serde_json::Value,
+    text: String,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+fn classify(config: &Config, input: &Path) -> Result<ExitCode> {
+    let classifier = load_classifier(config)?;
+    let policy = effective_policy(&classifier.card().policy, config)?;
+    let reader: Box<dyn BufRead> = if input == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(BufReader::new(
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
+        ))
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failures = 0usize;
+    let mut total = 0usize;
+    let mut pending: Vec<(usize, Result<ClassifyLine, String>)> = Vec::new();
+    let flush = |pending: &mut Vec<(usize, Result<ClassifyLine, String>)>,
+                 out: &mut dyn Write|
+     -> Result<()> {
+        let texts: Vec<String> = pending
+            .iter()
+            .filter_map(|(_, l)| l.as_ref().ok())
+            .map(|l| match &l.title {
+                Some(t) => format!("{t}\n{}", l.text),
+                None => l.text.clone(),
+            })
+            .collect();
+        let mut scores = classifier.score(&texts)?.into_iter();
+        for (line_no, line) in pending.drain(..) {
+            let value = match line {
+                Ok(l) => {
+                    let s = scores.next().context("one score per text")?;
+                    let d = policy.decide(&s);
+                    let (top, top_score) = s.top();
+                    json!({
+                        "id": l.id, "scores": s, "top_category": top, "top_score": top_score,
+                        "action": d.action, "category": d.category, "reason": d.reason,
+                    })
+                }
+                Err(e) => json!({ "line": line_no, "error": e }),
+            };
+            writeln!(out, "{value}")?;
+        }
+        Ok(())
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line_no = i + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                failures += 1;
+                pending.push((line_no, Err(format!("unreadable line: {e}"))));
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        total += 1;
+        let parsed = serde_json::from_str::<ClassifyLine>(&line).map_err(|e| e.to_string());
+        if let Err(e) = &parsed {
+            failures += 1;
+            warn!(line = line_no, error = %e, "invalid input line");
+        }
+        pending.push((line_no, parsed));
+        if pending.len() >= 256 {
+            flush(&mut pending, &mut out)?;
+        }
+    }
+    flush(&mut pending, &mut out)?;
+    out.flush()?;
+    if failures > 0 {
+        eprintln!("{failures} of {total} lines could not be classified (see their `error` lines)");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn produce(
+    config: &Config,
+    file: &Path,
+    topic: Option<String>,
+    raw: bool,
+) -> Result<ExitCode> {
+    let topic = topic.unwrap_or_else(|| config.kafka.content_topic.clone());
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let kafka = kafka_settings(config);
+    let publisher = Publisher::new(
+        &kafka,
+        Duration::from_secs(config.kafka.delivery_timeout_secs),
+    )?;
+    let limits = DecodeLimits {
+        max_message_bytes: config.worker.max_message_bytes,
+        max_text_bytes: config.worker.max_text_bytes,
+    };
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    let mut records = Vec::with_capacity(lines.len());
+    let mut rejected = 0;
+    for (line_no, line) in &lines {
+        let key = match ContentItem::decode(Some(line.as_bytes()), &limits) {
+            Ok(item) => Some(item.id),
+            Err(e) if raw => {
+                info!(line = line_no, reason = %e, "sending an invalid item as asked");
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
+            }
+            Err(e) => {
+                error!(line = line_no, reason = %e, "not a valid content item; not sent");
+                rejected += 1;
+                continue;
+            }
+        };
+        records.push(Record {
+            topic: topic.clone(),
+            key,
+            payload: line.as_bytes().to_vec(),
+            headers: Vec::new(),
+        });
+    }
+    let started = Instant::now();
+    let mut sent = 0;
+    for chunk in records.chunks(1000) {
+        publisher.publish_all(chunk).await?;
+        sent += chunk.len();
+        info!(sent, of = records.len(), topic = %topic, "producing");
+    }
+    info!(
+        sent,
+        rejected,
+        seconds = started.elapsed().as_secs_f64(),
+        "done"
+    );
+    Ok(if rejected > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn train(
+    config: &Config,
+    corpus: std::path::PathBuf,
+    out: Option<std::path::PathBuf>,
+    per_template: usize,
+    seed: u64,
+    epochs: usize,
+) -> Result<ExitCode> {
+    init_runtime(&config.model.onnxruntime_path())?;
+    let out_dir = out.unwrap_or_else(|| config.model.dir.clone());
+    let started = Instant::now();
+    info!(corpus = %corpus.display(), out = %out_dir.display(), "training");
+    let report = cordon_train::train(&cordon_train::TrainOptions {
+        corpus_dir: corpus,
+        out_dir: out_dir.clone(),
+        per_template,
+        seed,
+        sgd: cordon_train::SgdConfig {
+            epochs,
+            seed,
+            ..Default::default()
+        },
+        policy: cordon_train::default_policy(),
+    })?;
+    info!(
+        version = %report.version,
+        train = report.train_examples,
+        holdout = report.holdout_examples,
+        seconds = started.elapsed().as_secs_f64(),
+        "model written to {}",
+        out_dir.display()
+    );
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,346 @@
+//! The one configuration struct: defaults, then the TOML file, then `CORDON_*` environment
+//! variables (`CORDON_KAFKA__BROKERS=...`: sections and keys joined by a double underscore).
+//! `deploy/cordon.toml` documents every option.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use cordon_domain::{Category, Thresholds};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Brokers and topics.
+    pub kafka: KafkaConfig,
+    /// The review database.
+    pub database: DatabaseConfig,
+    /// The classifier model.
+    pub model: ModelConfig,
+    /// Per-category thresholds overriding the model card's.
+    pub policy: PolicyConfig,
+    /// The worker role.
+    pub worker: WorkerConfig,
+    /// The indexer role and the search index.
+    pub index: IndexConfig,
+    /// The HTTP API role.
+    pub api: ApiConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Topic of incoming content items.
+    pub content_topic: String,
+    /// Compacted topic of verdicts, keyed by item id.
+    pub verdicts_topic: String,
+    /// Topic that receives content messages that could not be decoded.
+    pub dead_letter_topic: String,
+    /// Consumer group of the workers.
+    pub worker_group: String,
+    /// Create missing topics at start.
+    pub create_topics: bool,
+    /// Partitions of topics Cordon creates.
+    pub partitions: i32,
+    /// Seconds a produced record may wait for acknowledgement before the batch is retried.
+    pub delivery_timeout_secs: u64,
+    /// Extra librdkafka settings for every client (e.g. `"security.protocol" = "SASL_SSL"`).
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            content_topic: "cordon.content".into(),
+            verdicts_topic: "cordon.verdicts".into(),
+            dead_letter_topic: "cordon.content.dlq".into(),
+            worker_group: "cordon-worker".into(),
+            create_topics: true,
+            partitions: 4,
+            delivery_timeout_secs: 30,
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+/// Review database settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection string.
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Seconds a request waits for a connection before it fails with a clear error.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://postgres@127.0.0.1:5432/cordon".into(),
+            max_connections: 8,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+/// Classifier settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Directory holding `model.onnx` and `model.json`.
+    pub dir: PathBuf,
+    /// Path of `libonnxruntime.so`; empty means `$ORT_DYLIB_PATH`, then the set-up script's cache.
+    pub onnxruntime: PathBuf,
+    /// Parallel inference sessions.
+    pub sessions: usize,
+    /// Intra-op threads per session.
+    pub threads: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            dir: "models/cordon-linear".into(),
+            onnxruntime: PathBuf::new(),
+            sessions: 1,
+            threads: 1,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The ONNX Runtime library to load.
+    pub fn onnxruntime_path(&self) -> PathBuf {
+        if !self.onnxruntime.as_os_str().is_empty() {
+            return self.onnxruntime.clone();
+        }
+        if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+            return p.into();
+        }
+        cache_dir().join("lib/libonnxruntime.so")
+    }
+}
+
+/// Where the set-up script caches downloads and builds.
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORDON_CACHE") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    Path::new(&home).join(".cache/cordon")
+}
+
+/// Per-category threshold overrides; categories not named keep the model card's thresholds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Thresholds by category name (`drugs`, `weapons`, `counterfeit`, `stolen_data`, `hacking`,
+    /// `other_illegal`).
+    pub thresholds: BTreeMap<Category, Thresholds>,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Most messages classified together.
+    pub batch_size: usize,
+    /// Milliseconds to wait for a batch to fill once its first message arrived.
+    pub batch_linger_ms: u64,
+    /// Largest accepted message in bytes; larger ones are dead-lettered.
+    pub max_message_bytes: usize,
+    /// Largest accepted `text` in bytes; longer ones are dead-lettered.
+    pub max_text_bytes: usize,
+    /// Milliseconds between retries when the database or Kafka is unavailable.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            batch_size: 256,
+            batch_linger_ms: 20,
+            max_message_bytes: 256 * 1024,
+            max_text_bytes: 64 * 1024,
+            retry_backoff_ms: 500,
+        }
+    }
+}
+
+/// Indexer settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Index directory.
+    pub dir: PathBuf,
+    /// Milliseconds between index commits while changes are pending (bounds suppression latency).
+    pub commit_interval_ms: u64,
+    /// Writer memory budget in MiB.
+    pub writer_memory_mb: usize,
+    /// Pre-moderation: hide new items until their verdict arrives, and review items until a
+    /// person decides.
+    pub premoderation: bool,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            dir: ".cordon/index".into(),
+            commit_interval_ms: 250,
+            writer_memory_mb: 64,
+            premoderation: false,
+        }
+    }
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Largest page of search results or cases.
+    pub max_page_size: usize,
+    /// Milliseconds between outbox relay rounds.
+    pub outbox_interval_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_page_size: 100,
+            outbox_interval_ms: 200,
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info,cordon=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `CORDON_*` environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(
+                Env::prefixed("CORDON_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            )
+            .extract()
+            .context("invalid configuration")?;
+        anyhow::ensure!(
+            config.log.format == "text" || config.log.format == "json",
+            "log.format must be `text` or `json`"
+        );
+        anyhow::ensure!(
+            config.worker.batch_size > 0,
+            "worker.batch_size must be > 0"
+        );
+        Ok(config)
+    }
+}
+
+/// The documented reference configuration, printed by `cordon config --reference`.
+pub const REFERENCE: &str = include_str!("../../../deploy/cordon.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = value {
+            for (k, v) in t {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if matches!(v, toml::Value::Table(_)) && !v.as_table().is_some_and(|t| t.is_empty())
+                {
+                    keys(&path, v, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reference_documents_every_option_and_parses() {
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut all = Vec::new();
+        keys("", &defaults, &mut all);
+        let reference = REFERENCE.to_string();
+        for key in all {
+            let (section, name) = key.rsplit_once('.').unwrap_or(("", &key));
+            let section_header = format!("[{section}]");
+            assert!(
+                reference.contains(&section_header),
+                "deploy/cordon.toml lacks section {section_header}"
+            );
+            assert!(
+                reference.contains(&format!("\n{name} ="))
+                    || reference.contains(&format!("\n# {name} =")),
+                "deploy/cordon.toml does not document `{key}`"
+            );
+        }
+        let parsed: Config = toml::from_str(REFERENCE).expect("reference parses");
+        assert_eq!(parsed.kafka.brokers, Config::default().kafka.brokers);
+    }
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"b:1\"\n[policy.thresholds.drugs]\nreview_at = 0.4\nsuppress_at = 0.8\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CORDON_WORKER__BATCH_SIZE", "7");
+            let c = Config::load(Some(&path)).expect("loads");
+            assert_eq!(c.kafka.brokers, "b:1");
+            assert_eq!(c.worker.batch_size, 7);
+            assert_eq!(c.policy.thresholds[&Category::Drugs].review_at, 0.4);
+            Ok(())
+        });
+        std::fs::write(&path, "[kafka]\nbrokerz = \"typo\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("brokerz"), "{err}");
+    }
+}

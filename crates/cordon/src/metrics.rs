@@ -1,0 +1,179 @@
+//! Prometheus metrics of every role, served at `GET /metrics`.
+
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// All of Cordon's metrics, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Messages received from the content topic by the worker.
+    pub consumed: IntCounter,
+    /// Messages decoded into content items.
+    pub decoded: IntCounter,
+    /// Messages sent to the dead-letter topic, by reason code.
+    pub dead_lettered: IntCounterVec,
+    /// Items classified, by category and action.
+    pub classified: IntCounterVec,
+    /// Messages per worker batch.
+    pub batch_size: Histogram,
+    /// Seconds per inference batch.
+    pub inference_seconds: Histogram,
+    /// Seconds from an item's `indexed_at` to its verdict being acknowledged.
+    pub end_to_end_seconds: Histogram,
+    /// Seconds from a verdict's decision to its effect being searchable (indexer).
+    pub verdict_apply_seconds: Histogram,
+    /// Consumer lag in messages, by role.
+    pub consumer_lag: IntGaugeVec,
+    /// Seconds per index commit.
+    pub index_commit_seconds: Histogram,
+    /// Records applied by the indexer, by kind (content, verdict) and outcome (changed, stale, invalid).
+    pub indexed: IntCounterVec,
+    /// Review cases newly queued.
+    pub cases_queued: IntCounter,
+    /// Unresolved review cases.
+    pub queue_depth: IntGauge,
+    /// Age of the oldest unresolved case, in seconds.
+    pub oldest_case_age_seconds: IntGauge,
+    /// Moderator verdicts waiting in the outbox.
+    pub outbox_pending: IntGauge,
+    /// Moderator decisions recorded, by action.
+    pub decisions: IntCounterVec,
+    /// Retries after a failure of a dependency, by dependency (database, kafka).
+    pub retries: IntCounterVec,
+    /// HTTP request durations, by route.
+    pub http_seconds: HistogramVec,
+}
+
+fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid histogram")
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter")
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let latency = exponential_buckets(0.0005, 2.0, 16).expect("valid buckets");
+        let m = Metrics {
+            registry: Registry::new_custom(Some("cordon".into()), None).expect("valid registry"),
+            consumed: IntCounter::new("consumed_total", "Messages received from the content topic")
+                .expect("valid counter"),
+            decoded: IntCounter::new("decoded_total", "Messages decoded into content items")
+                .expect("valid counter"),
+            dead_lettered: counter_vec(
+                "dead_lettered_total",
+                "Messages sent to the dead-letter topic, by reason",
+                &["reason"],
+            ),
+            classified: counter_vec(
+                "classified_total",
+                "Items classified, by category and action",
+                &["category", "action"],
+            ),
+            batch_size: histogram(
+                "batch_size",
+                "Messages per worker batch",
+                exponential_buckets(1.0, 2.0, 12).expect("valid buckets"),
+            ),
+            inference_seconds: histogram(
+                "inference_seconds",
+                "Seconds per inference batch",
+                latency.clone(),
+            ),
+            end_to_end_seconds: histogram(
+                "end_to_end_seconds",
+                "Seconds from an item's indexed_at to its acknowledged verdict",
+                latency.clone(),
+            ),
+            verdict_apply_seconds: histogram(
+                "verdict_apply_seconds",
+                "Seconds from a verdict's decision to its effect being searchable",
+                latency.clone(),
+            ),
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "consumer_lag",
+                    "Messages behind the high watermark, by role",
+                ),
+                &["role"],
+            )
+            .expect("valid gauge"),
+            index_commit_seconds: histogram(
+                "index_commit_seconds",
+                "Seconds per index commit",
+                latency.clone(),
+            ),
+            indexed: counter_vec(
+                "indexed_total",
+                "Records applied by the indexer, by kind and outcome",
+                &["kind", "outcome"],
+            ),
+            cases_queued: IntCounter::new("cases_queued_total", "Review cases newly queued")
+                .expect("valid counter"),
+            queue_depth: IntGauge::new("queue_depth", "Unresolved review cases")
+                .expect("valid gauge"),
+            oldest_case_age_seconds: IntGauge::new(
+                "oldest_open_case_age_seconds",
+                "Age of the oldest unresolved case",
+            )
+            .expect("valid gauge"),
+            outbox_pending: IntGauge::new(
+                "outbox_pending",
+                "Moderator verdicts waiting to be published",
+            )
+            .expect("valid gauge"),
+            decisions: counter_vec(
+                "decisions_total",
+                "Moderator decisions recorded, by action",
+                &["action"],
+            ),
+            retries: counter_vec(
+                "retries_total",
+                "Retries after a dependency failed, by dependency",
+                &["dependency"],
+            ),
+            http_seconds: HistogramVec::new(
+                HistogramOpts::new("http_request_seconds", "HTTP request durations by route")
+                    .buckets(latency),
+                &["route"],
+            )
+            .expect("valid histogram"),
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.consumed.clone()),
+            Box::new(m.decoded.clone()),
+            Box::new(m.dead_lettered.clone()),
+            Box::new(m.classified.clone()),
+            Box::new(m.batch_size.clone()),
+            Box::new(m.inference_seconds.clone()),
+            Box::new(m.end_to_end_seconds.clone()),
+            Box::new(m.verdict_apply_seconds.clone()),
+            Box::new(m.consumer_lag.clone()),
+            Box::new(m.index_commit_seconds.clone()),
+            Box::new(m.indexed.clone()),
+            Box::new(m.cases_queued.clone()),
+            Box::new(m.queue_depth.clone()),
+            Box::new(m.oldest_case_age_seconds.clone()),
+            Box::new(m.outbox_pending.clone()),
+            Box::new(m.decisions.clone()),
+            Box::new(m.retries.clone()),
+            Box::new(m.http_seconds.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("metric registered once");
+        }
+        m
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,280 @@
+//! The worker role: content topic → decode → classify → policy → verdicts topic + review queue.
+//!
+//! Per batch, in this order: dead-letter what does not decode, score the rest, publish every
+//! verdict (and dead letter) and wait for the acknowledgements, queue review cases, and only then
+//! store the batch's offsets. A crash anywhere re-delivers the batch; publishing a verdict again and
+//! inserting a case again are harmless. If a person already decided an item version, the worker
+//! re-publishes that decision instead of the model's verdict, so the compacted verdicts topic never
+//! ends on a model verdict that a person overruled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use cordon_classifier::Classifier;
+use cordon_domain::{Action, ContentItem, DecidedBy, DecodeLimits, Policy, Verdict};
+use cordon_review::{NewCase, ReviewStore};
+use cordon_stream::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use cordon_stream::rdkafka::message::{Headers, OwnedMessage};
+use cordon_stream::rdkafka::Message;
+use cordon_stream::{next_batch, store_offsets, Publisher, Record};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::retry::{retry, Interrupted};
+
+/// Everything the worker needs.
+pub struct Worker {
+    /// Configuration.
+    pub config: Config,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The classifier.
+    pub classifier: Arc<Classifier>,
+    /// The policy in force (the card's thresholds with the configured overrides).
+    pub policy: Policy,
+    /// The review queue.
+    pub store: ReviewStore,
+    /// Producer for verdicts and dead letters.
+    pub publisher: Publisher,
+    /// The content-topic consumer (group member).
+    pub consumer: Arc<StreamConsumer>,
+}
+
+/// Header carrying the reason a message was dead-lettered.
+pub const ERROR_HEADER: &str = "cordon.error";
+
+impl Worker {
+    /// Consumes until `shutdown`, then commits the stored offsets.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let cfg = &self.config.worker;
+        let linger = Duration::from_millis(cfg.batch_linger_ms);
+        info!(
+            topic = %self.config.kafka.content_topic,
+            group = %self.config.kafka.worker_group,
+            model = %self.classifier.card().version,
+            "worker started"
+        );
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = next_batch(&self.consumer, cfg.batch_size, linger, Duration::from_millis(500)) => batch,
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "receiving from the content topic failed; retrying");
+                    self.metrics.retries.with_label_values(&["kafka"]).inc();
+                    tokio::time::sleep(Duration::from_millis(cfg.retry_backoff_ms)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if !self.process(&batch, &shutdown).await? {
+                break;
+            }
+            store_offsets(&self.consumer, &batch).context("storing offsets")?;
+        }
+        info!("worker stopping: committing offsets");
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing stored since the last auto-commit is not an error.
+            debug!(error = %e, "final offset commit");
+        }
+        Ok(())
+    }
+
+    /// Handles one batch; `Ok(false)` when shutdown interrupted it before its effects were durable.
+    async fn process(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> Result<bool> {
+        let started = Instant::now();
+        let m = &self.metrics;
+        m.consumed.inc_by(batch.len() as u64);
+        m.batch_size.observe(batch.len() as f64);
+        let limits = DecodeLimits {
+            max_message_bytes: self.config.worker.max_message_bytes,
+            max_text_bytes: self.config.worker.max_text_bytes,
+        };
+        let mut records = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.len());
+        for message in batch {
+            match ContentItem::decode(message.payload(), &limits) {
+                Ok(item) => items.push(item),
+                Err(e) => {
+                    warn!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        reason = %e,
+                        "dead-lettering an undecodable message"
+                    );
+                    m.dead_lettered.with_label_values(&[e.code()]).inc();
+                    records.push(self.dead_letter(message, &e));
+                }
+            }
+        }
+        m.decoded.inc_by(items.len() as u64);
+
+        let verdicts = self.classify(&items).await?;
+        let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
+        let Ok(humans) = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.human_verdicts(&keys)
+        })
+        .await
+        else {
+            return Ok(false);
+        };
+        let mut cases = Vec::new();
+        for (item, (verdict, case)) in items.iter().zip(verdicts) {
+            let verdict = match humans.get(&(item.id.clone(), item.version)) {
+                Some(human) => human.clone(),
+                None => {
+                    cases.extend(case);
+                    verdict
+                }
+            };
+            debug!(item_id = %item.id, version = item.version, action = verdict.action.as_str(), reason = %verdict.reason, "verdict");
+            records.push(Record {
+                topic: self.config.kafka.verdicts_topic.clone(),
+                key: Some(item.id.clone()),
+                payload: serde_json::to_vec(&verdict).unwrap_or_default(),
+                headers: Vec::new(),
+            });
+        }
+        let published = retry("kafka", shutdown, self.backoff(), &m.retries, || {
+            self.publisher.publish_all(&records)
+        })
+        .await;
+        if published == Err(Interrupted) {
+            return Ok(false);
+        }
+        let Ok(queued) = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.insert_cases(&cases)
+        })
+        .await
+        else {
+            return Ok(false);
+        };
+        m.cases_queued.inc_by(queued);
+        let now = Utc::now();
+        for item in &items {
+            let age = (now - item.indexed_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            m.end_to_end_seconds.observe(age.max(0.0));
+        }
+        debug!(
+            messages = batch.len(),
+            items = items.len(),
+            queued,
+            ms = started.elapsed().as_millis() as u64,
+            "batch done"
+        );
+        Ok(true)
+    }
+
+    /// Scores the items and applies the policy: a verdict per item, and a case for review items.
+    async fn classify(&self, items: &[ContentItem]) -> Result<Vec<(Verdict, Option<NewCase>)>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = items.iter().map(ContentItem::classifier_text).collect();
+        let classifier = Arc::clone(&self.classifier);
+        let started = Instant::now();
+        let scored = tokio::task::spawn_blocking(move || classifier.score(&texts)).await;
+        self.metrics
+            .inference_seconds
+            .observe(started.elapsed().as_secs_f64());
+        // A model that passed its load checks does not fail on input; if inference fails anyway,
+        // the worker stops without acknowledging the batch.
+        let scores = scored
+            .context("inference task failed")?
+            .context("inference failed")?;
+        let model_version = self.classifier.card().version.clone();
+        let now = Utc::now();
+        Ok(items
+            .iter()
+            .zip(scores)
+            .map(|(item, scores)| {
+                let d = self.policy.decide(&scores);
+                self.metrics
+                    .classified
+                    .with_label_values(&[d.category.as_str(), d.action.as_str()])
+                    .inc();
+                let case = (d.action == Action::Review).then(|| NewCase {
+                    item_id: item.id.clone(),
+                    item_version: item.version,
+                    category: d.category,
+                    score: d.score,
+                    scores,
+                    reason: d.reason.clone(),
+                    model_version: model_version.clone(),
+                });
+                let verdict = Verdict {
+                    item_id: item.id.clone(),
+                    item_version: item.version,
+                    action: d.action,
+                    decided_by: DecidedBy::Model {
+                        model_version: model_version.clone(),
+                    },
+                    category: Some(d.category),
+                    score: Some(d.score),
+                    scores: Some(scores),
+                    reason: d.reason,
+                    decided_at: now,
+                };
+                (verdict, case)
+            })
+            .collect())
+    }
+
+    fn dead_letter(&self, message: &OwnedMessage, error: &cordon_domain::DecodeError) -> Record {
+        let mut headers: Vec<(String, Vec<u8>)> = vec![
+            (ERROR_HEADER.into(), error.to_string().into_bytes()),
+            ("cordon.error.code".into(), error.code().as_bytes().to_vec()),
+            (
+                "cordon.source.topic".into(),
+                message.topic().as_bytes().to_vec(),
+            ),
+            (
+                "cordon.source.partition".into(),
+                message.partition().to_string().into_bytes(),
+            ),
+            (
+                "cordon.source.offset".into(),
+                message.offset().to_string().into_bytes(),
+            ),
+        ];
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                headers.push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
+            }
+        }
+        Record {
+            topic: self.config.kafka.dead_letter_topic.clone(),
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        }
+    }
+
+    fn backoff(&self) -> Duration {
+        Duration::from_millis(self.config.worker.retry_backoff_ms)
+    }
+}
+
+/// The policy in force: the model card's thresholds, overridden per category by the config.
+pub fn effective_policy(card_policy: &Policy, config: &Config) -> Result<Policy> {
+    let mut policy = card_policy.clone();
+    let overrides: HashMap<_, _> = config.policy.thresholds.iter().collect();
+    for (category, thresholds) in overrides {
+        policy.thresholds.insert(*category, *thresholds);
+    }
+    policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))?;
+    Ok(policy)
+}

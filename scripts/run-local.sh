@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Quick start: runs Cordon end to end on this machine — a local Kafka-protocol broker (unless
+# CORDON_KAFKA__BROKERS names one), PostgreSQL, the pipeline in one process — and sends the sample
+# feed from examples/. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+state="$CORDON_CACHE/local"
+mkdir -p "$state" .cordon
+listen="${CORDON_API__LISTEN:-127.0.0.1:8080}"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${CORDON_KAFKA__BROKERS:-}" ]; then
+  export CORDON_KAFKA__BROKERS=127.0.0.1:9092
+  if (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
+    echo "[run] a broker already listens on 127.0.0.1:9092; using it"
+  else
+    echo "[run] starting the tansu broker on 127.0.0.1:9092 (store: $state/tansu.db)"
+    # tansu resolves the sqlite:// path relative to its working directory.
+    (cd "$state" && exec tansu broker --listener-url tcp://127.0.0.1:9092 \
+      --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine sqlite://tansu.db >tansu.log 2>&1) &
+    pids+=($!)
+    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null && break; sleep 0.1; done
+  fi
+fi
+
+export CORDON_DATABASE__URL="${CORDON_DATABASE__URL:-postgres://postgres@127.0.0.1:5432/cordon}"
+db="${CORDON_DATABASE__URL##*/}"
+psql "${CORDON_DATABASE__URL%/*}/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+  || psql "${CORDON_DATABASE__URL%/*}/postgres" -qc "CREATE DATABASE \"$db\""
+
+cordon="$CARGO_TARGET_DIR/release/cordon"
+echo "[run] starting cordon (log: .cordon/cordon.log)"
+"$cordon" run --role all >>.cordon/cordon.log 2>&1 &
+pids+=($!)
+for _ in $(seq 150); do curl -fs "http://$listen/readyz" >/dev/null && break; sleep 0.2; done
+curl -fs "http://$listen/readyz" >/dev/null || { tail -20 .cordon/cordon.log; echo "[run] cordon did not become ready"; exit 1; }
+
+echo "[run] sending the sample feed (one malformed line goes to the dead-letter topic)"
+"$cordon" produce --no-validate examples/sample-feed.jsonl 2>>.cordon/cordon.log
+sleep 2
+cat <<MSG
+
+Cordon is running.
+  Public search:     curl 'http://$listen/v1/search?q=delivery'
+  An item (for mods): curl 'http://$listen/v1/items/tg:channel/102/post/2'
+  Review queue:      curl 'http://$listen/v1/cases?state=open'
+  Restore an item:   curl -X POST http://$listen/v1/decisions -H 'content-type: application/json' \\
+                       -d '{"item_id":"tg:channel/102/post/2","action":"restore","moderator":"you","reason":"not_illegal"}'
+  Metrics:           curl http://$listen/metrics
+  Classify offline:  echo '{"id":1,"text":"mdma pills 10 for 100\$"}' | $cordon classify
+Press Ctrl-C to stop.
+MSG
+wait "${pids[-1]}"

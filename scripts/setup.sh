@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what Cordon needs, with pinned versions, into a cache outside the clone, then builds
+# Cordon and trains the model. Safe to run again: every step is skipped when already done.
+#
+#   CORDON_CACHE       cache directory (default ~/.cache/cordon)
+#   CARGO_TARGET_DIR   build directory (default $CORDON_CACHE/target)
+#
+# Afterwards `source scripts/env.sh` sets PATH, ORT_DYLIB_PATH and CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+ORT_VERSION=1.32.0
+TANSU_VERSION=0.6.0
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+mkdir -p "$CORDON_CACHE/lib" "$CORDON_CACHE/tools"
+
+# ONNX Runtime: the shared library from the onnxruntime wheel on PyPI (never downloaded by build.rs).
+if [ ! -f "$CORDON_CACHE/lib/libonnxruntime.so.$ORT_VERSION" ]; then
+  log "fetching ONNX Runtime $ORT_VERSION from the onnxruntime wheel"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: "onnxruntime==$ORT_VERSION" -d "$tmp"
+  python3 - "$tmp" "$CORDON_CACHE/lib" "$ORT_VERSION" <<'PY'
+import glob, sys, zipfile
+src, dest, version = sys.argv[1], sys.argv[2], sys.argv[3]
+wheel = zipfile.ZipFile(glob.glob(f"{src}/onnxruntime-*.whl")[0])
+name = f"onnxruntime/capi/libonnxruntime.so.{version}"
+with open(f"{dest}/libonnxruntime.so.{version}", "wb") as out:
+    out.write(wheel.read(name))
+PY
+  rm -rf "$tmp"
+fi
+ln -sf "libonnxruntime.so.$ORT_VERSION" "$CORDON_CACHE/lib/libonnxruntime.so"
+
+# A Kafka-protocol broker for local runs and tests: tansu with its SQLite storage engine.
+if ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  log "building the tansu $TANSU_VERSION broker (about 15 minutes, once)"
+  cargo install --quiet --locked tansu --version "$TANSU_VERSION" --features libsql --root "$CORDON_CACHE/tools"
+fi
+
+# PostgreSQL: the machine's server; start it when it is stopped, install it when it is missing.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    log "installing PostgreSQL"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+
+log "building cordon"
+cargo build --release --quiet --bin cordon
+
+if [ ! -f models/cordon-linear/model.json ] || [ "${CORDON_RETRAIN:-0}" = 1 ]; then
+  log "training the model into models/cordon-linear"
+  "$CARGO_TARGET_DIR/release/cordon" train --out models/cordon-linear >/dev/null
+fi
+log "ready"
