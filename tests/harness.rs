@@ -254,6 +254,15 @@ impl CordonProcess {
         Ok(())
     }
 
+    /// The address this process serves HTTP on (metrics, health, and the API if it has that role).
+    pub fn http(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "CORDON_API__LISTEN")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+    }
+
     /// The process's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -285,5 +294,159 @@ where
     match last_err {
         Some(e) => bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}"),
         None => bail!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// A whole Cordon deployment for a test: broker, database, index directory, a config file, and
+/// `cordon` processes started from it.
+pub struct Deployment {
+    /// The broker.
+    pub broker: Broker,
+    /// The review database.
+    pub db: TestDb,
+    /// Working directory (config, index, logs).
+    pub dir: tempfile::TempDir,
+    /// The config file every process uses.
+    pub config: PathBuf,
+    /// The HTTP address of the API role.
+    pub api: String,
+}
+
+impl Deployment {
+    /// Starts a broker and creates a database, and writes a config whose `extra` TOML is appended
+    /// (e.g. policy thresholds or worker settings).
+    pub async fn new(extra: &str) -> Result<Deployment> {
+        let broker = Broker::start()?;
+        let db = TestDb::create().await?;
+        let dir = tempfile::tempdir()?;
+        let api = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("cordon.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka]\nbrokers = \"{}\"\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
+                 [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\n[log]\nfilter = \"info,cordon=debug\"\n{extra}\n",
+                broker.addr(),
+                db.url,
+                dir.path().join("index").display(),
+            ),
+        )?;
+        Ok(Deployment {
+            broker,
+            db,
+            dir,
+            config,
+            api,
+        })
+    }
+
+    /// Starts `cordon run --role ROLE`, logging to `<role>.log` in the working directory. A
+    /// process without the api role serves its metrics and health on a port of its own, see
+    /// [`CordonProcess::http`].
+    pub fn start(&self, role: &str) -> Result<CordonProcess> {
+        let config = self.config.display().to_string();
+        let listen = if role.contains("api") || role == "all" {
+            self.api.clone()
+        } else {
+            format!("127.0.0.1:{}", free_port())
+        };
+        CordonProcess::start(
+            &["--config", &config, "run", "--role", role],
+            &[("CORDON_API__LISTEN".to_string(), listen)],
+            &self
+                .dir
+                .path()
+                .join(format!("{}.log", role.replace(',', "-"))),
+        )
+    }
+
+    /// Runs a `cordon` command to completion with this deployment's config and returns stdout.
+    pub fn command(&self, args: &[&str]) -> Result<String> {
+        let output = Command::new(cordon_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(repo_root())
+            .output()
+            .context("running cordon")?;
+        if !output.status.success() {
+            bail!(
+                "cordon {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8(output.stdout)?)
+    }
+
+    /// The actions `cordon classify` (offline, same config) gives each JSON line of `file`.
+    pub fn expected_actions(
+        &self,
+        file: &Path,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let out = self.command(&["classify", &file.display().to_string()])?;
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)?;
+                Ok((
+                    v["id"].as_str().context("id")?.to_string(),
+                    v["action"].as_str().context("action")?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// GETs a path of the API as JSON.
+    pub async fn get(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        let response = reqwest::get(format!("http://{}{path}", self.api)).await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    /// POSTs JSON to a path of the API.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, serde_json::Value)> {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.api))
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    /// Waits until the API answers `/readyz`.
+    pub async fn wait_ready(&self) -> Result<()> {
+        eventually(Duration::from_secs(30), "the API to be ready", || async {
+            Ok(self
+                .get("/readyz")
+                .await
+                .ok()
+                .filter(|(s, _)| *s == 200)
+                .map(|_| ()))
+        })
+        .await
+    }
+
+    /// Ids of every item public search returns.
+    pub async fn visible_ids(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for page in 1.. {
+            let (_, body) = self
+                .get(&format!("/v1/search?per_page=100&page={page}"))
+                .await?;
+            let items = body["items"].as_array().context("items")?;
+            ids.extend(
+                items
+                    .iter()
+                    .filter_map(|i| i["id"].as_str().map(String::from)),
+            );
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(ids)
     }
 }

@@ -1,1 +1,308 @@
+//! The pipeline end to end against a real broker process (tansu) and the real PostgreSQL:
+//! flagged items leave public search, borderline ones are queued once, clean ones stay, malformed
+//! messages are dead-lettered, a moderator's restore brings an item back, and killing the worker and
+//! indexer mid-stream loses and doubles nothing.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cordon_e2e::{eventually, repo_root, Deployment};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message};
+use serde_json::{json, Value};
+
+/// Thresholds that give the sample feed all three actions with the trained model.
+const POLICY: &str = "[policy.thresholds]\n\
+    drugs = { review_at = 0.3, suppress_at = 0.9 }\n\
+    weapons = { review_at = 0.3, suppress_at = 0.9 }\n\
+    counterfeit = { review_at = 0.3, suppress_at = 0.9 }\n\
+    stolen_data = { review_at = 0.3, suppress_at = 0.9 }\n\
+    hacking = { review_at = 0.3, suppress_at = 0.9 }\n\
+    other_illegal = { review_at = 0.3, suppress_at = 0.9 }\n";
+
+fn ids_with(expected: &HashMap<String, String>, actions: &[&str]) -> BTreeSet<String> {
+    expected
+        .iter()
+        .filter(|(_, a)| actions.contains(&a.as_str()))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+async fn cases(db_url: &str) -> Result<BTreeMap<(String, i64), i64>> {
+    let pool = sqlx::PgPool::connect(db_url).await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT item_id, item_version, count(*) FROM cases GROUP BY item_id, item_version",
+    )
+    .fetch_all(&pool)
+    .await?;
+    Ok(rows.into_iter().map(|(i, v, n)| ((i, v), n)).collect())
+}
+
+/// Waits until every id has a verdict for `versions[id]` applied in the index.
+async fn wait_applied(d: &Deployment, versions: &BTreeMap<String, u64>) -> Result<()> {
+    eventually(
+        Duration::from_secs(120),
+        "every verdict to be applied",
+        || async {
+            for (id, version) in versions {
+                let (status, item) = d.get(&format!("/v1/items/{id}")).await?;
+                let applied = status == 200
+                    && item["content"]["version"].as_u64() == Some(*version)
+                    && item["verdict"]["item_version"].as_u64() == Some(*version);
+                if !applied {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await
+}
+
+fn sample_versions(file: &Path) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for line in std::fs::read_to_string(file)?.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        if let (Some(id), Some(version)) = (v["id"].as_str(), v["version"].as_u64()) {
+            out.insert(id.to_string(), version);
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_feed_end_to_end() -> Result<()> {
+    let d = Deployment::new(POLICY).await?;
+    let feed = repo_root().join("examples/sample-feed.jsonl");
+    let expected = d.expected_actions(&feed)?;
+    let versions: BTreeMap<String, u64> = sample_versions(&feed)?
+        .into_iter()
+        .filter(|(id, _)| expected.contains_key(id) && !id.ends_with("broken"))
+        .collect();
+    let suppressed = ids_with(&expected, &["suppress"]);
+    let review = ids_with(&expected, &["review"]);
+    let visible: BTreeSet<String> = ids_with(&expected, &["allow", "review"])
+        .into_iter()
+        .filter(|id| versions.contains_key(id))
+        .collect();
+    assert!(
+        !suppressed.is_empty() && !review.is_empty() && !visible.is_empty(),
+        "the sample feed must exercise every action: {expected:?}"
+    );
+
+    let worker = d.start("worker")?;
+    let indexer = d.start("indexer,api")?;
+    d.wait_ready().await?;
+    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
+    wait_applied(&d, &versions)
+        .await
+        .with_context(|| indexer.log())?;
+
+    // Flagged items are gone from public search, clean and borderline ones are there.
+    assert_eq!(d.visible_ids().await?, visible);
+    for id in &suppressed {
+        let (_, item) = d.get(&format!("/v1/items/{id}")).await?;
+        assert_eq!(item["visibility"], "suppressed", "{id}: {item}");
+        assert_eq!(item["verdict"]["decided_by"]["by"], "model");
+        // Still findable by moderators, with scores and the reason.
+        assert!(item["verdict"]["scores"]["drugs"].is_number());
+    }
+    // Borderline items are queued exactly once.
+    let queued = cases(&d.db.url).await?;
+    let expected_cases: BTreeMap<(String, i64), i64> =
+        review.iter().map(|id| ((id.clone(), 1), 1)).collect();
+    assert_eq!(queued, expected_cases);
+
+    // The malformed line is in the dead-letter topic, with the reason, and counted.
+    let dlq: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", d.broker.addr())
+        .set("group.id", "test-dlq")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    dlq.subscribe(&["cordon.content.dlq"])?;
+    let dead = tokio::time::timeout(Duration::from_secs(30), dlq.recv()).await??;
+    let reason = dead
+        .headers()
+        .and_then(|h| {
+            h.iter()
+                .find(|h| h.key == "cordon.error")
+                .and_then(|h| h.value)
+        })
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .context("cordon.error header")?;
+    assert!(reason.contains("missing field `channel`"), "{reason}");
+    assert!(dead
+        .payload_view::<str>()
+        .and_then(|p| p.ok())
+        .is_some_and(|p| p.contains("broken")));
+    let metrics = reqwest::get(format!("http://{}/metrics", worker.http()))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("cordon_dead_lettered_total{reason=\"json\"} 1"),
+        "{metrics}"
+    );
+
+    // A moderator restores a suppressed item: it becomes searchable again, with its history.
+    let restored = suppressed
+        .iter()
+        .next()
+        .context("a suppressed item")?
+        .clone();
+    let (status, decision) = d
+        .post(
+            "/v1/decisions",
+            &json!({"item_id": restored, "action": "restore", "moderator": "ann", "reason": "not_illegal", "note": "satire"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{decision}");
+    eventually(
+        Duration::from_secs(10),
+        "the restored item to be searchable",
+        || async { Ok(d.visible_ids().await?.contains(&restored).then_some(())) },
+    )
+    .await?;
+    let (_, item) = d.get(&format!("/v1/items/{restored}")).await?;
+    assert_eq!(item["verdict"]["decided_by"]["by"], "human");
+    assert_eq!(item["decisions"][0]["moderator"], "ann");
+
+    // A moderator decides a queued case: it is resolved and the item is suppressed.
+    let case_item = review.iter().next().context("a review item")?.clone();
+    let (_, listed) = d.get("/v1/cases?state=open").await?;
+    let case_id = listed["cases"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["item_id"] == case_item.as_str()))
+        .and_then(|c| c["id"].as_i64())
+        .context("the review case")?;
+    let (status, _) = d
+        .post(
+            &format!("/v1/cases/{case_id}/decision"),
+            &json!({"action": "suppress", "moderator": "ann", "reason": "drugs_offer"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    eventually(
+        Duration::from_secs(10),
+        "the decided item to leave search",
+        || async { Ok((!d.visible_ids().await?.contains(&case_item)).then_some(())) },
+    )
+    .await?;
+    let (_, case) = d.get(&format!("/v1/cases/{case_id}")).await?;
+    assert_eq!(case["state"], "resolved");
+
+    // Clear errors for bad requests.
+    let (status, body) = d
+        .post(
+            "/v1/decisions",
+            &json!({"item_id": restored, "action": "delete", "moderator": "ann", "reason": "x"}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = d.get("/v1/items/no-such-item").await?;
+    assert_eq!(status, 404);
+    Ok(())
+}
+
+/// Writes `count` items built from the sample feed's texts, with ids `load/<n>` and `version`.
+fn write_items(
+    path: &Path,
+    range: std::ops::Range<usize>,
+    version: u64,
+    shift: usize,
+) -> Result<()> {
+    let texts: Vec<String> =
+        std::fs::read_to_string(repo_root().join("examples/sample-feed.jsonl"))?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["text"].as_str().map(String::from))
+            .filter(|t| !t.contains("missing channel"))
+            .collect();
+    let mut out = String::new();
+    for n in range {
+        let item = json!({
+            "id": format!("load/{n}"),
+            "kind": "channel_post",
+            "channel": {"id": format!("c{}", n % 13)},
+            "text": texts[(n + shift) % texts.len()],
+            "published_at": "2026-11-20T10:00:00Z",
+            "indexed_at": "2026-11-20T10:00:01Z",
+            "version": version,
+        });
+        out.push_str(&item.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarts_mid_stream_lose_and_double_nothing() -> Result<()> {
+    let d = Deployment::new(&format!(
+        "{POLICY}\n[worker]\nbatch_size = 16\nbatch_linger_ms = 5\n"
+    ))
+    .await?;
+    let dir = d.dir.path().to_path_buf();
+    // 2,000 items, then new versions of 300 of them with other texts.
+    let chunks: Vec<_> = (0..4)
+        .map(|c| {
+            let path = dir.join(format!("chunk{c}.jsonl"));
+            write_items(&path, c * 500..(c + 1) * 500, 1, 0).map(|_| path)
+        })
+        .collect::<Result<_>>()?;
+    let updates = dir.join("updates.jsonl");
+    write_items(&updates, 0..300, 2, 5)?;
+
+    let mut expected_v1 = HashMap::new();
+    for c in &chunks {
+        expected_v1.extend(d.expected_actions(c)?);
+    }
+    let expected_v2 = d.expected_actions(&updates)?;
+
+    let mut worker = d.start("worker")?;
+    let mut indexer = d.start("indexer,api")?;
+    d.wait_ready().await?;
+    for (n, chunk) in chunks.iter().enumerate() {
+        d.command(&["produce", &chunk.display().to_string()])?;
+        tokio::time::sleep(Duration::from_millis(400 + 150 * n as u64)).await;
+        if n % 2 == 0 {
+            worker.restart()?;
+        } else {
+            indexer.restart()?;
+        }
+    }
+    d.command(&["produce", &updates.display().to_string()])?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.restart()?;
+    indexer.restart()?;
+    d.wait_ready().await?;
+
+    let mut versions: BTreeMap<String, u64> =
+        expected_v1.keys().map(|id| (id.clone(), 1)).collect();
+    for id in expected_v2.keys() {
+        versions.insert(id.clone(), 2);
+    }
+    wait_applied(&d, &versions)
+        .await
+        .with_context(|| format!("{}\n{}", worker.log(), indexer.log()))?;
+
+    // The index agrees with the verdicts, item for item.
+    let mut latest = expected_v1.clone();
+    latest.extend(expected_v2.clone());
+    let visible = ids_with(&latest, &["allow", "review"]);
+    assert_eq!(d.visible_ids().await?, visible);
+
+    // Every review case exists exactly once: none lost, none doubled.
+    let mut expected_cases = BTreeMap::new();
+    for (map, version) in [(&expected_v1, 1), (&expected_v2, 2)] {
+        for id in ids_with(map, &["review"]) {
+            expected_cases.insert((id, version), 1);
+        }
+    }
+    assert!(!expected_cases.is_empty());
+    assert_eq!(cases(&d.db.url).await?, expected_cases);
+    Ok(())
+}

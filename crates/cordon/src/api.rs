@@ -68,7 +68,7 @@ impl From<cordon_index::IndexError> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The router with every route.
+/// The public search, item and review routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/search", get(search))
@@ -77,18 +77,35 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cases/{id}", get(case))
         .route("/v1/cases/{id}/decision", post(decide_case))
         .route("/v1/decisions", post(decide_item))
+        .with_state(state)
+}
+
+/// What every process serves, whatever its roles: metrics and health.
+#[derive(Clone)]
+pub struct OpsState {
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The review database, when the process uses one (checked by `/readyz`).
+    pub store: Option<ReviewStore>,
+}
+
+/// `/metrics`, `/healthz` and `/readyz`, merged with `app` (the API routes, if this process runs
+/// the API role), behind request metrics and a timeout.
+pub fn with_ops(app: Router, ops: OpsState) -> Router {
+    let routes = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(ops.clone());
+    app.merge(routes)
+        .layer(axum::middleware::from_fn_with_state(ops, observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(10),
         ))
-        .with_state(state)
 }
 
-async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+async fn observe(State(state): State<OpsState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -299,15 +316,18 @@ async fn decide_item(
     .await
 }
 
-async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
+async fn metrics(State(s): State<OpsState>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
         s.metrics.render(),
     )
 }
 
-async fn readyz(State(s): State<ApiState>) -> Response {
-    let database = tokio::time::timeout(Duration::from_secs(2), s.store.ping())
+async fn readyz(State(s): State<OpsState>) -> Response {
+    let Some(store) = s.store else {
+        return (StatusCode::OK, Json(json!({ "ready": true }))).into_response();
+    };
+    let database = tokio::time::timeout(Duration::from_secs(2), store.ping())
         .await
         .map_err(|_| "timed out".to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, OpsState};
 use crate::config::{Config, REFERENCE};
 use crate::indexer::Indexer;
 use crate::metrics::Metrics;
@@ -219,10 +219,14 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         info!(dir = %config.index.dir.display(), "indexer role started");
     }
 
+    let mut store = None;
+    if has("worker") || has("api") {
+        store = Some(connect_store(&config, &shutdown).await?);
+    }
+
     if has("worker") {
         let classifier = Arc::new(load_classifier(&config)?);
         let policy = effective_policy(&classifier.card().policy, &config)?;
-        let store = connect_store(&config, &shutdown).await?;
         let consumer = Arc::new(group_consumer(
             &kafka,
             &config.kafka.worker_group,
@@ -239,7 +243,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             metrics: metrics.clone(),
             classifier,
             policy,
-            store,
+            store: store.clone().context("worker store")?,
             publisher: Publisher::new(&kafka, delivery_timeout)?,
             consumer,
         };
@@ -247,40 +251,48 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         tasks.spawn(async move { worker.run(token).await.context("worker") });
     }
 
+    let mut app = axum::Router::new();
     if has("api") {
-        let store = connect_store(&config, &shutdown).await?;
+        let store = store.clone().context("api store")?;
         let search = match search {
             Some(s) => s,
             None => SearchHandle::open_shared(&config.index.dir)
                 .context("opening the index (run the indexer role first)")?,
         };
         let publisher = Publisher::new(&kafka, delivery_timeout)?;
-        let relay_token = shutdown.clone();
         tokio::spawn(api::relay_outbox(
             store.clone(),
             publisher,
             Arc::clone(&config),
             metrics.clone(),
-            relay_token,
+            shutdown.clone(),
         ));
-        let app = api::router(ApiState {
+        app = api::router(ApiState {
             config: Arc::clone(&config),
             metrics: metrics.clone(),
             search,
             store,
         });
-        let listener = tokio::net::TcpListener::bind(&config.api.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.api.listen))?;
-        info!(listen = %config.api.listen, "api role started");
-        let token = shutdown.clone();
-        tasks.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-                .context("http server")
-        });
     }
+    // Every process serves metrics and health on api.listen; the API role adds its routes.
+    let app = api::with_ops(
+        app,
+        OpsState {
+            metrics: metrics.clone(),
+            store,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(&config.api.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.api.listen))?;
+    info!(listen = %config.api.listen, api = has("api"), "http server started");
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+            .context("http server")
+    });
 
     let mut failed = false;
     while let Some(result) = tasks.join_next().await {
