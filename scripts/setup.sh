@@ -54,7 +54,11 @@ fi
 log "building cordon"
 cargo build --release --quiet --bin cordon
 
-if [ ! -f models/cordon-linear/model.json ] || [ "${CORDON_RETRAIN:-0}" = 1 ]; then
+# Train when there is no model, when the corpus or the binary changed since, or when asked
+# (CORDON_RETRAIN=1). Training is deterministic: the same corpus and code give the same model.
+card=models/cordon-linear/model.json
+if [ ! -f "$card" ] || [ "${CORDON_RETRAIN:-0}" = 1 ] \
+   || [ -n "$(find models/corpus "$CARGO_TARGET_DIR/release/cordon" -newer "$card" -print -quit)" ]; then
   log "training the model into models/cordon-linear"
   "$CARGO_TARGET_DIR/release/cordon" train --out models/cordon-linear >/dev/null
 fi

@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(a, features("buy  cocaine\u{200B} now"));
         assert_ne!(a, features("buy coffee now"));
         assert!(a.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
-        assert!(a.iter().all(|&f| f >= 1 && f < 1 << 18));
+        assert!(a.iter().all(|f| (1..1 << 18).contains(f)));
     }
 
     #[test]

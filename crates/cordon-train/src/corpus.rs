@@ -142,8 +142,7 @@ impl Corpus {
                 let label = Category::parse(&group.category);
                 for template in &group.texts {
                     let holdout = xxh3_64(format!("{}\0{template}", file.lang).as_bytes())
-                        % HOLDOUT_ONE_IN
-                        == 0;
+                        .is_multiple_of(HOLDOUT_ONE_IN);
                     for _ in 0..per_template {
                         let text = self.fill(file, template, &mut rng, 0);
                         if seen.insert(text.clone()) {

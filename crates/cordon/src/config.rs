@@ -306,15 +306,16 @@ mod tests {
         keys("", &defaults, &mut all);
         let reference = REFERENCE.to_string();
         for key in all {
+            if reference.contains(&format!("[{key}]")) {
+                continue; // a table of free-form entries, documented as a section
+            }
             let (section, name) = key.rsplit_once('.').unwrap_or(("", &key));
-            let section_header = format!("[{section}]");
             assert!(
-                reference.contains(&section_header),
-                "deploy/cordon.toml lacks section {section_header}"
+                reference.contains(&format!("[{section}]")),
+                "deploy/cordon.toml lacks section [{section}]"
             );
             assert!(
-                reference.contains(&format!("\n{name} ="))
-                    || reference.contains(&format!("\n# {name} =")),
+                reference.contains(&format!("\n{name} =")),
                 "deploy/cordon.toml does not document `{key}`"
             );
         }
@@ -323,6 +324,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail dictates the closure type.
     fn file_and_env_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
