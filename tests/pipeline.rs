@@ -306,3 +306,87 @@ async fn restarts_mid_stream_lose_and_double_nothing() -> Result<()> {
     assert_eq!(cases(&d.db.url).await?, expected_cases);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn premoderation_hides_items_until_cleared() -> Result<()> {
+    // The mode is set through the environment, as operators would override the file.
+    let d = Deployment::new(POLICY).await?;
+    let feed = repo_root().join("examples/sample-feed.jsonl");
+    let expected = d.expected_actions(&feed)?;
+    let versions: BTreeMap<String, u64> = sample_versions(&feed)?
+        .into_iter()
+        .filter(|(id, _)| !id.ends_with("broken"))
+        .collect();
+    let env = [
+        (
+            "CORDON_INDEX__PREMODERATION".to_string(),
+            "true".to_string(),
+        ),
+        ("CORDON_API__LISTEN".to_string(), d.api.clone()),
+    ];
+    let config = d.config.display().to_string();
+    let _indexer = cordon_e2e::CordonProcess::start(
+        &["--config", &config, "run", "--role", "indexer,api"],
+        &env,
+        &d.dir.path().join("indexer.log"),
+    )?;
+    d.wait_ready().await?;
+    // Content arrives before any worker runs: nothing may be public yet.
+    d.command(&["produce", &feed.display().to_string(), "--no-validate"])?;
+    eventually(Duration::from_secs(30), "content to be indexed", || async {
+        let (status, item) = d
+            .get(&format!("/v1/items/{}", versions.keys().next().unwrap()))
+            .await?;
+        Ok((status == 200 && item["visibility"] == "pending").then_some(()))
+    })
+    .await?;
+    assert!(d.visible_ids().await?.is_empty());
+    // Once verdicts arrive, only allowed items appear; review items wait for a person.
+    let _worker = d.start("worker")?;
+    wait_applied(&d, &versions).await?;
+    let allowed: BTreeSet<String> = ids_with(&expected, &["allow"])
+        .into_iter()
+        .filter(|id| versions.contains_key(id))
+        .collect();
+    assert!(
+        !ids_with(&expected, &["review"]).is_empty(),
+        "the feed has review items to hold back"
+    );
+    assert_eq!(d.visible_ids().await?, allowed);
+    Ok(())
+}
+
+#[test]
+fn classify_answers_every_line_and_flags_bad_ones() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\": 1, \"text\": \"cocaine for sale 1g 80$ fast delivery, telegram @shop\"}\n\
+         not json\n\
+         {\"id\": \"b\", \"text\": \"selling my sofa, good condition\"}\n",
+    )?;
+    let out = std::process::Command::new(cordon_e2e::cordon_bin())
+        .arg("classify")
+        .arg(&input)
+        .current_dir(repo_root())
+        .output()?;
+    assert!(
+        !out.status.success(),
+        "a bad line makes the exit status non-zero"
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], 1);
+    assert_eq!(lines[0]["top_category"], "drugs");
+    assert_eq!(lines[0]["action"], "suppress");
+    assert!(lines[0]["scores"]["weapons"].is_number());
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_eq!(lines[2]["action"], "allow");
+    assert!(String::from_utf8(out.stderr)?.contains("1 of 3 lines"));
+    Ok(())
+}
