@@ -8,11 +8,13 @@
 //! ONNX Runtime is loaded dynamically: call [`init_runtime`] once per process with the path of
 //! `libonnxruntime.so` before loading a model.
 
+pub mod onnx;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use cordon_domain::{Category, Policy, Scores};
+use cordon_domain::{Action, Category, Contribution, Policy, Scores};
 use cordon_text::{FeatureConfig, Featurizer};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -22,6 +24,9 @@ use serde::{Deserialize, Serialize};
 pub const MODEL_FILE: &str = "model.onnx";
 /// File name of the model card inside a model directory.
 pub const CARD_FILE: &str = "model.json";
+/// File of canary texts inside a model directory (optional): JSON lines `{"text", "flagged"}` that
+/// the model must decide as recorded under its card's policy before it may serve.
+pub const CANARY_FILE: &str = "canary.jsonl";
 /// Name of the model's input tensor: int64 feature ids `[batch, len]`, 0 = padding.
 pub const INPUT: &str = "features";
 /// Name of the model's output tensor: float probabilities `[batch, categories]`.
@@ -117,6 +122,7 @@ pub struct Classifier {
     card: ModelCard,
     dir: PathBuf,
     featurizer: Featurizer,
+    weights: Option<onnx::LinearWeights>,
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
 }
@@ -189,8 +195,10 @@ impl Classifier {
                 .map_err(runtime)?;
             pool.push(Mutex::new(session));
         }
+        let weights = onnx::read_linear(&bytes);
         let classifier = Classifier {
             featurizer: Featurizer::new(card.features.clone()),
+            weights,
             card,
             dir: dir.to_path_buf(),
             sessions: pool,
@@ -206,7 +214,39 @@ impl Classifier {
                 why: "smoke inference produced scores outside [0, 1]".into(),
             });
         }
+        classifier.check_canaries()?;
         Ok(classifier)
+    }
+
+    fn check_canaries(&self) -> Result<(), ClassifierError> {
+        #[derive(Deserialize)]
+        struct Canary {
+            text: String,
+            flagged: bool,
+        }
+        let path = self.dir.join(CANARY_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let failed = |why: String| ClassifierError::Incompatible {
+            model: self.dir.clone(),
+            why,
+        };
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let canary: Canary = serde_json::from_str(line)
+                .map_err(|e| failed(format!("canary line {}: {e}", i + 1)))?;
+            let scores = self.score(&[canary.text.as_str()])?;
+            let flagged = self.card.policy.decide(&scores[0]).action != Action::Allow;
+            if flagged != canary.flagged {
+                return Err(failed(format!(
+                    "fails canary {} (expected flagged={}): {}",
+                    i + 1,
+                    canary.flagged,
+                    canary.text
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The model's card.
@@ -222,6 +262,30 @@ impl Classifier {
     /// The featurizer the model was trained with.
     pub fn featurizer(&self) -> &Featurizer {
         &self.featurizer
+    }
+
+    /// The `k` features of `text` that push `category`'s score up the most, strongest first.
+    /// Empty for models whose weights cannot be read (not a linear model).
+    pub fn explain(&self, text: &str, category: Category, k: usize) -> Vec<Contribution> {
+        let Some(w) = &self.weights else {
+            return Vec::new();
+        };
+        let categories = Category::ALL.len();
+        let mut contributions: Vec<Contribution> = self
+            .featurizer
+            .explain(text)
+            .into_iter()
+            .filter_map(|f| {
+                let weight = *w.weights.get(f.id as usize * categories + category.index())?;
+                (weight > 0.0).then_some(Contribution {
+                    feature: f.name,
+                    weight,
+                })
+            })
+            .collect();
+        contributions.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        contributions.truncate(k);
+        contributions
     }
 
     /// Scores a batch of texts, one [`Scores`] per text, in order.

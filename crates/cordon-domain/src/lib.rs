@@ -13,4 +13,4 @@ mod verdict;
 
 pub use content::{Channel, ContentItem, ContentKind, DecodeError, DecodeLimits};
 pub use policy::{Category, Policy, PolicyDecision, Scores, Thresholds};
-pub use verdict::{Action, DecidedBy, Verdict, Visibility};
+pub use verdict::{Action, Contribution, DecidedBy, Verdict, Visibility};

@@ -93,8 +93,21 @@ pub struct Verdict {
     pub scores: Option<Scores>,
     /// Why: the policy's reason or the moderator's reason code and note.
     pub reason: String,
+    /// The features that pushed the model's score for `category` most (flagged items only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanation: Vec<Contribution>,
     /// When the decision was made.
     pub decided_at: DateTime<Utc>,
+}
+
+/// One feature's push on a category's score (its weight in the model's logit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The feature, e.g. `w:buy cocaine` (word n-gram), `s:cocaine` (squeezed word), `c:<coc`
+    /// (character n-gram).
+    pub feature: String,
+    /// Its weight: positive pushes towards the category.
+    pub weight: f32,
 }
 
 /// Whether public search may show an item.
@@ -170,6 +183,7 @@ mod tests {
             score: None,
             scores: None,
             reason: String::new(),
+            explanation: Vec::new(),
             decided_at: Utc::now(),
         }
     }

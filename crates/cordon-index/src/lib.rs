@@ -552,6 +552,7 @@ mod tests {
             score: None,
             scores: None,
             reason: "test".into(),
+            explanation: Vec::new(),
             decided_at: Utc::now(),
         }
     }

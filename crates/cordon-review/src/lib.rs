@@ -226,6 +226,7 @@ impl Decision {
                 Some(note) => format!("{}: {note}", self.reason),
                 None => self.reason.clone(),
             },
+            explanation: Vec::new(),
             decided_at: self.decided_at,
         }
     }

@@ -7,7 +7,7 @@ use crate::normalize::normalize;
 
 /// Version of the featurization algorithm. Bump it whenever the same text and configuration
 /// would produce different feature ids; models trained with another version are refused.
-pub const FEATURIZER_VERSION: u32 = 1;
+pub const FEATURIZER_VERSION: u32 = 2;
 
 /// How text becomes feature ids. Stored in every model card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +102,10 @@ impl FeatureConfig {
 }
 
 /// Turns text into a sorted set of feature ids in `1..buckets` (0 is padding).
+///
+/// Features of a normalized text: word n-grams (numbers stand as their shape `0` in them), each
+/// word (not numbers) with repeated letters squeezed (`weed` → `wed`, `cocaaine` → `cocaine`), and character
+/// n-grams of each word with boundary marks (`<coc`, `ine>`).
 #[derive(Debug, Clone)]
 pub struct Featurizer {
     config: FeatureConfig,
@@ -109,6 +113,16 @@ pub struct Featurizer {
 
 const SEED_WORD: u64 = 0x5752_4431;
 const SEED_CHAR: u64 = 0x4348_4152;
+const SEED_SQUEEZED: u64 = 0x5351_5a44;
+
+/// A feature with its readable form, from [`Featurizer::explain`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NamedFeature {
+    /// The feature id.
+    pub id: u32,
+    /// What it stands for: `w:buy cocaine`, `s:cocaine`, `c:<coc`.
+    pub name: String,
+}
 
 impl Featurizer {
     /// A featurizer for `config`.
@@ -125,22 +139,68 @@ impl Featurizer {
     /// at most `max_features` of them.
     pub fn featurize(&self, text: &str, out: &mut Vec<u32>) {
         out.clear();
+        self.each(text, |id, _| out.push(id));
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(self.config.max_features);
+    }
+
+    /// The features of `text` with readable names: the ids [`Featurizer::featurize`] gives, in
+    /// the same order. Slower; for explanations.
+    pub fn explain(&self, text: &str) -> Vec<NamedFeature> {
+        let mut named: Vec<NamedFeature> = Vec::new();
+        self.each(text, |id, name| {
+            named.push(NamedFeature { id, name: name() })
+        });
+        named.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.name.cmp(&b.name)));
+        named.dedup_by_key(|f| f.id);
+        named.truncate(self.config.max_features);
+        named
+    }
+
+    /// Calls `emit(id, name)` for every feature occurrence of `text`; `name` renders it.
+    fn each(&self, text: &str, mut emit: impl FnMut(u32, &dyn Fn() -> String)) {
         let normalized = normalize(text);
         let words: Vec<&str> = normalized
             .split(|c: char| !c.is_alphanumeric() && !is_symbol_token(c))
             .flat_map(split_symbols)
             .filter(|w| !w.is_empty())
             .collect();
+        let shapes: Vec<&str> = words
+            .iter()
+            .map(|w| {
+                if w.chars().all(|c| c.is_ascii_digit()) {
+                    "0"
+                } else {
+                    *w
+                }
+            })
+            .collect();
         let n = self.config.word_ngrams;
-        for i in 0..words.len() {
+        for i in 0..shapes.len() {
             let mut h = SEED_WORD;
-            for (k, word) in words[i..].iter().take(n).enumerate() {
+            for (k, word) in shapes[i..].iter().take(n).enumerate() {
                 h = xxh3_64_with_seed(word.as_bytes(), h ^ (k as u64));
-                out.push(self.bucket(h));
+                emit(self.bucket(h), &|| format!("w:{}", shapes[i..=i + k].join(" ")));
             }
         }
         let mut padded = String::new();
+        let mut squeezed = String::new();
         for word in &words {
+            squeezed.clear();
+            let mut last = None;
+            for c in word.chars() {
+                if Some(c) != last {
+                    squeezed.push(c);
+                }
+                last = Some(c);
+            }
+            if squeezed.chars().count() > 1 && !squeezed.chars().all(|c| c.is_ascii_digit()) {
+                emit(
+                    self.bucket(xxh3_64_with_seed(squeezed.as_bytes(), SEED_SQUEEZED)),
+                    &|| format!("s:{squeezed}"),
+                );
+            }
             padded.clear();
             padded.push('<');
             padded.push_str(word);
@@ -156,14 +216,14 @@ impl Featurizer {
                     break;
                 }
                 for start in 0..=(chars - len) {
-                    let gram = &padded.as_bytes()[bounds[start]..bounds[start + len]];
-                    out.push(self.bucket(xxh3_64_with_seed(gram, SEED_CHAR + len as u64)));
+                    let gram = &padded[bounds[start]..bounds[start + len]];
+                    emit(
+                        self.bucket(xxh3_64_with_seed(gram.as_bytes(), SEED_CHAR + len as u64)),
+                        &|| format!("c:{gram}"),
+                    );
                 }
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        out.truncate(self.config.max_features);
     }
 
     fn bucket(&self, hash: u64) -> u32 {
@@ -171,16 +231,17 @@ impl Featurizer {
     }
 }
 
-/// Pictographs and other symbols (emoji used as codes) are words of their own.
+/// Pictographs, other symbols (emoji used as codes) and currency signs are words of their own.
 fn is_symbol_token(c: char) -> bool {
-    !c.is_alphanumeric()
-        && !c.is_whitespace()
-        && !c.is_ascii_punctuation()
-        && (c as u32) >= 0x2100
-        && !matches!(c as u32, 0x3000..=0x303F | 0xFE30..=0xFE4F | 0xFF00..=0xFF0F)
+    matches!(c, '$' | '€' | '£' | '¥' | '₽' | '₺' | '₴' | '₹' | '₿')
+        || (!c.is_alphanumeric()
+            && !c.is_whitespace()
+            && !c.is_ascii_punctuation()
+            && (c as u32) >= 0x2100
+            && !matches!(c as u32, 0x3000..=0x303F | 0xFE30..=0xFE4F | 0xFF00..=0xFF0F))
 }
 
-/// Splits a run at symbol characters so each symbol stands alone, e.g. `❄️buy` -> `❄`, `buy`.
+/// Splits a run at symbol characters so each symbol stands alone, e.g. `❄buy` -> `❄`, `buy`.
 fn split_symbols(run: &str) -> impl Iterator<Item = &str> {
     let mut pieces = Vec::new();
     let mut start = 0;
@@ -226,6 +287,30 @@ mod tests {
         let long = "word ".repeat(10_000) + &"другое ".repeat(5_000);
         assert!(features(&long).len() <= 512);
         assert!(features("").is_empty());
+    }
+
+    #[test]
+    fn explain_names_the_same_features() {
+        let f = Featurizer::new(FeatureConfig::default());
+        let text = "Buy c0caine 80$ now";
+        let named = f.explain(text);
+        let ids: Vec<u32> = named.iter().map(|n| n.id).collect();
+        assert_eq!(ids, features(text));
+        let names: Vec<&str> = named.iter().map(|n| n.name.as_str()).collect();
+        assert!(names.contains(&"w:buy cocaine"), "{names:?}");
+        assert!(names.contains(&"w:0 $"), "numbers stand as their shape: {names:?}");
+        assert!(names.contains(&"s:cocaine"));
+        assert!(names.contains(&"c:<coc"));
+    }
+
+    #[test]
+    fn evasions_share_features_with_the_plain_word() {
+        let plain = features("cocaine");
+        for evasion in ["c0ca1ne", "C O C A I N E", "\u{0441}\u{043e}\u{0441}\u{0430}ine", "ｃｏｃａｉｎｅ", "coca\u{200b}ine"] {
+            assert_eq!(features(evasion), plain, "{evasion}");
+        }
+        let squeezed = features("cocaaaaine");
+        assert!(squeezed.iter().any(|f| plain.contains(f)));
     }
 
     #[test]

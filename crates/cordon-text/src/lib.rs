@@ -7,5 +7,5 @@
 mod features;
 mod normalize;
 
-pub use features::{FeatureConfig, FeatureError, Featurizer, FEATURIZER_VERSION};
+pub use features::{FeatureConfig, FeatureError, Featurizer, NamedFeature, FEATURIZER_VERSION};
 pub use normalize::normalize;

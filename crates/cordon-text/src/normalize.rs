@@ -1,9 +1,21 @@
-//! Normalization: one canonical form for text that sellers write in many ways.
+//! Normalization: one canonical form for text that sellers write in many ways to evade filters.
+//!
+//! In order:
+//! 1. Unicode NFKC (fullwidth and mathematical letters become plain) and lower case.
+//! 2. Invisible characters (zero-width, bidi controls, variation selectors, soft hyphen, emoji skin
+//!    tones) are removed.
+//! 3. Letters spelled out with separators (`M E T H`, `m.e.p.h`, `c-o-k-e`) are joined.
+//! 4. Per word: homoglyphs are folded into the word's anchor script (Cyrillic or Greek lookalikes
+//!    inside a Latin word and the reverse, after Unicode's confusables), and leetspeak digits and
+//!    symbols between letters become letters (`c0ca1ne`, `c@ke`).
+//! 5. Runs of three or more identical letters are cut to two (`cocaaaine` → `cocaaine`; the
+//!    featurizer also emits each word with doubled letters squeezed).
+//! 6. Numbers are split from units and currencies (`3.5g` → `3.5 g`, `80$` → `80 $`).
+//! 7. White space is folded to single spaces.
 
 use unicode_normalization::UnicodeNormalization;
 
-/// Characters that render as nothing (or only steer direction) and are used to split words
-/// invisibly: zero-width spaces and joiners, bidi controls, word joiner, soft hyphen, BOM.
+/// Characters that render as nothing or only steer direction, used to split words invisibly.
 fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{180E}'
@@ -12,28 +24,244 @@ fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{2064}'
         | '\u{2066}'..='\u{2069}'
         | '\u{FE00}'..='\u{FE0F}'
-        | '\u{FEFF}')
+        | '\u{FEFF}'
+        | '\u{1F3FB}'..='\u{1F3FF}'
+        | '\u{E0020}'..='\u{E007F}')
 }
 
-/// Normalizes text for featurization: Unicode NFKC (fullwidth and stylized letters become plain),
-/// lower case, invisible characters removed, and runs of white space folded to one space.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Script {
+    Latin,
+    Cyrillic,
+    Greek,
+    Other,
+}
+
+fn script(c: char) -> Script {
+    match c {
+        'a'..='z' | '\u{00DF}'..='\u{024F}' => Script::Latin,
+        '\u{0400}'..='\u{052F}' => Script::Cyrillic,
+        '\u{0370}'..='\u{03FF}' => Script::Greek,
+        _ => Script::Other,
+    }
+}
+
+/// Lower-case Cyrillic and Greek letters that look like a Latin letter (Unicode confusables).
+const TO_LATIN: &[(char, char)] = &[
+    ('а', 'a'), ('в', 'b'), ('е', 'e'), ('ё', 'e'), ('і', 'i'), ('ї', 'i'), ('ј', 'j'), ('к', 'k'),
+    ('м', 'm'), ('н', 'h'), ('о', 'o'), ('р', 'p'), ('с', 'c'), ('т', 't'), ('у', 'y'), ('х', 'x'),
+    ('ѕ', 's'), ('ԁ', 'd'), ('ԛ', 'q'), ('ԝ', 'w'), ('ү', 'y'), ('һ', 'h'), ('ɡ', 'g'),
+    ('α', 'a'), ('β', 'b'), ('ε', 'e'), ('ι', 'i'), ('κ', 'k'), ('ν', 'v'), ('ο', 'o'), ('ρ', 'p'),
+    ('τ', 't'), ('υ', 'u'), ('χ', 'x'), ('γ', 'y'), ('ω', 'w'),
+];
+
+/// Latin letters that look like a Cyrillic letter.
+const TO_CYRILLIC: &[(char, char)] = &[
+    ('a', 'а'), ('b', 'в'), ('c', 'с'), ('e', 'е'), ('h', 'н'), ('i', 'і'), ('k', 'к'), ('m', 'м'),
+    ('o', 'о'), ('p', 'р'), ('t', 'т'), ('x', 'х'), ('y', 'у'),
+];
+
+fn lookup(table: &[(char, char)], c: char) -> Option<char> {
+    table.iter().find(|(from, _)| *from == c).map(|(_, to)| *to)
+}
+
+/// Leetspeak: digits and symbols standing for letters when written between letters.
+fn leet(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' => 'i',
+        '3' => 'e',
+        '4' => 'a',
+        '5' => 's',
+        '7' => 't',
+        '@' => 'a',
+        '$' => 's',
+        '|' => 'l',
+        _ => return None,
+    })
+}
+
+/// Folds homoglyphs of one word into its anchor script: the script that has letters without a
+/// lookalike in the other. A word with no anchor, or anchors in both scripts, is left alone
+/// unless it is mixed, in which case the script with more letters wins.
+fn fold_homoglyphs(word: &mut [char]) {
+    let (mut latin, mut cyrillic, mut greek) = (0, 0, 0);
+    let (mut latin_anchor, mut cyrillic_anchor) = (false, false);
+    for &c in word.iter() {
+        match script(c) {
+            Script::Latin => {
+                latin += 1;
+                latin_anchor |= lookup(TO_CYRILLIC, c).is_none();
+            }
+            Script::Cyrillic => {
+                cyrillic += 1;
+                cyrillic_anchor |= lookup(TO_LATIN, c).is_none();
+            }
+            Script::Greek => greek += 1,
+            Script::Other => {}
+        }
+    }
+    let mixed = [latin, cyrillic, greek].iter().filter(|n| **n > 0).count() > 1;
+    if !mixed {
+        return;
+    }
+    let to_latin = match (latin_anchor, cyrillic_anchor) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => latin >= cyrillic,
+    };
+    for c in word.iter_mut() {
+        let folded = if to_latin {
+            matches!(script(*c), Script::Cyrillic | Script::Greek)
+                .then(|| lookup(TO_LATIN, *c))
+                .flatten()
+        } else {
+            (script(*c) == Script::Latin)
+                .then(|| lookup(TO_CYRILLIC, *c))
+                .flatten()
+        };
+        if let Some(f) = folded {
+            *c = f;
+        }
+    }
+}
+
+/// Replaces leetspeak characters that stand between letters of the same word.
+fn fold_leet(word: &mut [char]) {
+    let letters: Vec<bool> = word.iter().map(|c| c.is_alphabetic()).collect();
+    let Some(first) = letters.iter().position(|l| *l) else {
+        return;
+    };
+    let last = letters.iter().rposition(|l| *l).unwrap_or(first);
+    let digits = word.iter().filter(|c| c.is_ascii_digit()).count();
+    let alphas = letters.iter().filter(|l| **l).count();
+    if digits > alphas {
+        return; // a code or a number with a suffix, not a word
+    }
+    for c in word[first..last].iter_mut() {
+        if let Some(l) = leet(*c) {
+            *c = l;
+        }
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '@' | '$' | '|')
+}
+
+const SEPARATORS: &[char] = &['.', '-', '_', '*', '·', '|', '/', ' ', '•', '+', '~'];
+
+/// Joins letters spelled out one by one with separators: `m e t h`, `m.e.p.h`, `c-o-k-e`.
+fn join_spelled(chars: &[char]) -> Vec<char> {
+    let mut out = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        // A run is letter (sep+ letter){2,} where each letter stands alone.
+        let standalone = |j: usize| {
+            chars[j].is_alphabetic()
+                && (j == 0 || !chars[j - 1].is_alphanumeric())
+                && (j + 1 == chars.len() || !chars[j + 1].is_alphanumeric())
+        };
+        if standalone(i) {
+            let mut letters = vec![chars[i]];
+            let mut j = i + 1;
+            loop {
+                let mut k = j;
+                while k < chars.len() && SEPARATORS.contains(&chars[k]) && k - j < 3 {
+                    k += 1;
+                }
+                if k > j && k < chars.len() && standalone(k) {
+                    letters.push(chars[k]);
+                    j = k + 1;
+                } else {
+                    break;
+                }
+            }
+            if letters.len() >= 3 {
+                out.extend(letters);
+                i = j;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+const UNITS: &[&str] = &[
+    "g", "gr", "gram", "grams", "kg", "mg", "oz", "ml", "mm", "г", "гр", "грамм", "кг", "мг",
+    "$", "€", "£", "₽", "₺", "₴", "₹", "usd", "eur", "usdt", "btc", "руб", "р", "грн", "tl",
+];
+
+/// Splits a number from a unit or currency written against it, and a currency from a number.
+fn split_units(word: &str, out: &mut String) {
+    let first_alpha = word.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','));
+    if let Some(pos) = first_alpha {
+        let (number, unit) = word.split_at(pos);
+        if !number.is_empty() && number.starts_with(|c: char| c.is_ascii_digit()) && UNITS.contains(&unit) {
+            out.push_str(number);
+            out.push(' ');
+            out.push_str(unit);
+            return;
+        }
+    }
+    for currency in ["$", "€", "£", "₽"] {
+        if let Some(number) = word.strip_prefix(currency) {
+            if number.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push_str(currency);
+                out.push(' ');
+                out.push_str(number);
+                return;
+            }
+        }
+    }
+    out.push_str(word);
+}
+
+/// Normalizes text for featurization (see the module documentation for the steps).
 pub fn normalize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut pending_space = false;
+    let mut chars: Vec<char> = Vec::with_capacity(text.len());
     for c in text.nfkc().filter(|c| !is_invisible(*c)) {
-        if c.is_whitespace() {
-            pending_space = !out.is_empty();
+        if c.is_uppercase() {
+            chars.extend(c.to_lowercase());
+        } else {
+            chars.push(c);
+        }
+    }
+    let chars = join_spelled(&chars);
+
+    // Word by word: homoglyphs, leetspeak, repeated letters.
+    let mut folded: Vec<char> = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !is_word_char(chars[i]) {
+            folded.push(chars[i]);
+            i += 1;
             continue;
         }
-        if pending_space {
+        let start = i;
+        while i < chars.len() && is_word_char(chars[i]) {
+            i += 1;
+        }
+        let mut word = chars[start..i].to_vec();
+        fold_leet(&mut word);
+        fold_homoglyphs(&mut word);
+        for (k, c) in word.iter().enumerate() {
+            if k >= 2 && c.is_alphabetic() && word[k - 1] == *c && word[k - 2] == *c {
+                continue;
+            }
+            folded.push(*c);
+        }
+    }
+
+    let mut out = String::with_capacity(text.len());
+    let joined: String = folded.into_iter().collect();
+    for word in joined.split_whitespace() {
+        if !out.is_empty() {
             out.push(' ');
-            pending_space = false;
         }
-        if c.is_uppercase() {
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
+        split_units(word, &mut out);
     }
     out
 }
@@ -44,12 +272,45 @@ mod tests {
 
     #[test]
     fn folds_case_width_invisibles_and_space() {
-        assert_eq!(
-            normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "),
-            "cocaine sale now"
-        );
+        assert_eq!(normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "), "cocaine sale now");
         assert_eq!(normalize("co\u{200D}ca\u{202E}ine"), "cocaine");
         assert_eq!(normalize("МЕФЕДРОН"), "мефедрон");
+        assert_eq!(normalize("𝐜𝐨𝐜𝐚𝐢𝐧𝐞"), "cocaine");
         assert_eq!(normalize(""), "");
+    }
+
+    #[test]
+    fn folds_homoglyphs_into_the_anchor_script() {
+        // Cyrillic с, о, а inside a Latin word.
+        assert_eq!(normalize("\u{0441}\u{043e}\u{0441}\u{0430}ine"), "cocaine");
+        // Greek ο and ι in a Latin word.
+        assert_eq!(normalize("her\u{03bf}\u{03b9}n"), "heroin");
+        // Latin e and o inside a Cyrillic word.
+        assert_eq!(normalize("мeфeдрoн"), "мефедрон");
+        // Words of one script are untouched.
+        assert_eq!(normalize("привет hello"), "привет hello");
+    }
+
+    #[test]
+    fn undoes_leetspeak_spelling_and_stretching() {
+        assert_eq!(normalize("c0ca1ne"), "cocaine");
+        assert_eq!(normalize("h3r0in and c@ke"), "heroin and cake");
+        assert_eq!(normalize("M E T H"), "meth");
+        assert_eq!(normalize("m.e.p.h 1g"), "meph 1 g");
+        assert_eq!(normalize("c-o-k-e here"), "coke here");
+        assert_eq!(normalize("cocaaaaine weeeeed"), "cocaaine weed");
+        // Numbers, codes and quantities keep their digits.
+        assert_eq!(normalize("ak-47 glock 19 9mm"), "ak-47 glock 19 9 mm");
+        assert_eq!(normalize("order 2 b2b"), "order 2 b2b");
+        // Ordinary short words are not joined.
+        assert_eq!(normalize("a cat is on a mat"), "a cat is on a mat");
+    }
+
+    #[test]
+    fn splits_prices_and_units() {
+        assert_eq!(normalize("3.5g for 80$"), "3.5 g for 80 $");
+        assert_eq!(normalize("$50/oz"), "$ 50/oz");
+        assert_eq!(normalize("5гр 2500₽"), "5 гр 2500 ₽");
+        assert_eq!(normalize("❄️❄️ 🔌"), "❄❄ 🔌");
     }
 }

@@ -61,6 +61,72 @@ pub struct Corpus {
 /// One in this many templates is held out for evaluation.
 const HOLDOUT_ONE_IN: u64 = 5;
 
+/// Share of generated texts that get one evasion applied (see [`augment`]).
+const AUGMENT_SHARE: f64 = 0.3;
+
+/// Applies one evasion sellers use to one word of four letters or more: leetspeak, spaced or
+/// dotted letters, a Cyrillic homoglyph, a stretched letter, upper case, or a zero-width space.
+/// Normalization undoes most of them; training on them covers what it does not.
+pub fn augment(text: &str, rng: &mut StdRng) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    let candidates: Vec<usize> = (0..words.len())
+        .filter(|&i| words[i].chars().count() >= 4 && words[i].chars().all(char::is_alphabetic))
+        .collect();
+    let Some(&pick) = candidates.choose(rng) else {
+        return text.to_string();
+    };
+    let word = words[pick];
+    let chars: Vec<char> = word.chars().collect();
+    let replaced: String = match rng.random_range(0..6) {
+        0 => word
+            .chars()
+            .map(|c| match c {
+                'o' => '0',
+                'i' => '1',
+                'e' => '3',
+                'a' => '@',
+                's' => '$',
+                other => other,
+            })
+            .collect(),
+        1 => {
+            let sep = [" ", ".", "-", "*"].choose(rng).copied().unwrap_or(" ");
+            chars.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(sep)
+        }
+        2 => word
+            .chars()
+            .map(|c| match c {
+                'a' => 'а',
+                'e' => 'е',
+                'o' => 'о',
+                'c' => 'с',
+                'p' => 'р',
+                other => other,
+            })
+            .collect(),
+        3 => {
+            let at = rng.random_range(0..chars.len());
+            let mut out: String = chars[..at].iter().collect();
+            for _ in 0..rng.random_range(3..6) {
+                out.push(chars[at]);
+            }
+            out.extend(&chars[at + 1..]);
+            out
+        }
+        4 => word.to_uppercase(),
+        _ => {
+            let at = rng.random_range(1..chars.len());
+            let mut out: String = chars[..at].iter().collect();
+            out.push('\u{200B}');
+            out.extend(&chars[at..]);
+            out
+        }
+    };
+    let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    out[pick] = replaced;
+    out.join(" ")
+}
+
 impl Corpus {
     /// Reads every `*.toml` file in `dir` (`common.toml` holds the shared slots) and checks that
     /// every category is known and every slot used is defined.
@@ -144,7 +210,10 @@ impl Corpus {
                     let holdout = xxh3_64(format!("{}\0{template}", file.lang).as_bytes())
                         .is_multiple_of(HOLDOUT_ONE_IN);
                     for _ in 0..per_template {
-                        let text = self.fill(file, template, &mut rng, 0);
+                        let mut text = self.fill(file, template, &mut rng, 0);
+                        if rng.random_bool(AUGMENT_SHARE) {
+                            text = augment(&text, &mut rng);
+                        }
                         if seen.insert(text.clone()) {
                             out.push(Example {
                                 text,
@@ -159,6 +228,33 @@ impl Corpus {
             }
         }
         out.shuffle(&mut rng);
+        out
+    }
+
+    /// Slot entries that name illegal goods, by the category they belong to: the word lists a
+    /// keyword filter would use.
+    pub fn keywords(&self) -> Vec<(Category, String)> {
+        const SLOTS: &[(&str, Category)] = &[
+            ("drug", Category::Drugs),
+            ("weapon", Category::Weapons),
+            ("document", Category::Counterfeit),
+            ("fake_money", Category::Counterfeit),
+            ("replica", Category::Counterfeit),
+            ("stolen", Category::StolenData),
+            ("hack", Category::Hacking),
+            ("launder", Category::OtherIllegal),
+            ("wildlife", Category::OtherIllegal),
+            ("organ", Category::OtherIllegal),
+            ("exam", Category::OtherIllegal),
+        ];
+        let mut out = Vec::new();
+        for file in &self.langs {
+            for (slot, category) in SLOTS {
+                for entry in file.slots.get(*slot).into_iter().flatten() {
+                    out.push((*category, entry.clone()));
+                }
+            }
+        }
         out
     }
 

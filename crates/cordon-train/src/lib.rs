@@ -6,19 +6,22 @@
 //! directory), loads the written model through ONNX Runtime and reports its metrics on the
 //! held-out templates — so the numbers are those of the artifact that will serve.
 
+mod baseline;
 mod corpus;
+mod dataset;
 mod eval;
 mod linear;
-mod onnx;
 
 use std::path::{Path, PathBuf};
 
-use cordon_classifier::{Classifier, ModelCard, CARD_FILE, MODEL_FILE};
+use cordon_classifier::{Classifier, ModelCard, CANARY_FILE, CARD_FILE, MODEL_FILE};
 use cordon_domain::{Category, Policy};
 use cordon_text::{FeatureConfig, Featurizer};
 use serde::Serialize;
 
-pub use corpus::{Corpus, Example};
+pub use baseline::KeywordBaseline;
+pub use corpus::{augment, Corpus, Example};
+pub use dataset::{read_labelled, LabelledText};
 pub use eval::{Confusion, Evaluation, Labelled, Rates, Report};
 pub use linear::{LinearModel, SgdConfig};
 
@@ -73,6 +76,8 @@ pub struct TrainOptions {
     pub sgd: SgdConfig,
     /// Thresholds recorded in the card.
     pub policy: Policy,
+    /// An independently written labelled set to evaluate on (see [`read_labelled`]).
+    pub eval_file: Option<PathBuf>,
 }
 
 /// Summary of a training run, also stored in the card.
@@ -86,6 +91,72 @@ pub struct TrainReport {
     pub holdout_examples: usize,
     /// Metrics on the held-out templates.
     pub holdout: Report,
+    /// The keyword baseline on the held-out templates.
+    pub baseline_holdout: Report,
+    /// Metrics on the independent evaluation file, if one was given.
+    pub independent: Option<Report>,
+    /// The keyword baseline on the independent evaluation file.
+    pub baseline_independent: Option<Report>,
+}
+
+/// Scores every text with `score` (in chunks) and evaluates the policy's decisions.
+pub fn evaluate<F>(policy: &Policy, items: &[LabelledText], mut score: F) -> Result<Report, TrainError>
+where
+    F: FnMut(&[&str]) -> Result<Vec<cordon_domain::Scores>, TrainError>,
+{
+    let mut evaluation = Evaluation::default();
+    for chunk in items.chunks(256) {
+        let texts: Vec<&str> = chunk.iter().map(|i| i.text.as_str()).collect();
+        for (item, s) in chunk.iter().zip(score(&texts)?) {
+            evaluation.add(
+                policy,
+                Labelled {
+                    scores: &s,
+                    positive: item.label == 1,
+                    category: item.category,
+                    group: item.group.as_deref(),
+                },
+            );
+        }
+    }
+    Ok(evaluation.report())
+}
+
+
+
+/// Writes up to five correctly flagged texts per category and twenty correctly allowed ones.
+fn write_canaries(
+    model: &Classifier,
+    policy: &Policy,
+    items: &[LabelledText],
+    path: &Path,
+) -> Result<(), TrainError> {
+    let mut lines = Vec::new();
+    let mut per_category = std::collections::BTreeMap::new();
+    let mut negatives = 0;
+    for item in items {
+        let decision = policy.decide(&model.score(&[item.text.as_str()])?[0]);
+        let flagged = decision.action != cordon_domain::Action::Allow;
+        let wanted = match item.category {
+            Some(c) if flagged && decision.category == c => {
+                let n = per_category.entry(c).or_insert(0);
+                *n += 1;
+                *n <= 5
+            }
+            None if !flagged => {
+                negatives += 1;
+                negatives <= 20
+            }
+            _ => false,
+        };
+        if wanted {
+            lines.push(
+                serde_json::json!({"text": item.text, "flagged": flagged, "category": item.category})
+                    .to_string(),
+            );
+        }
+    }
+    std::fs::write(path, lines.join("\n") + "\n").map_err(|e| TrainError::io(path, e))
 }
 
 /// The thresholds written into new model cards.
@@ -121,7 +192,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
         "{name}-{:08x}",
         xxhash_rust::xxh3::xxh3_64(&weight_bytes) as u32
     );
-    let onnx = onnx::export(&model.weights, &model.bias, model.buckets, &version);
+    let onnx = cordon_classifier::onnx::export(&model.weights, &model.bias, model.buckets, &version);
 
     let mut card = ModelCard {
         name,
@@ -159,39 +230,51 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
     write(&card)?;
 
     let served = Classifier::load(staging.path(), 1, 1)?;
-    let texts: Vec<&str> = holdout.iter().map(|e| e.text.as_str()).collect();
-    let mut evaluation = Evaluation::default();
     let mut max_diff = 0f32;
-    for (chunk_examples, chunk) in holdout.chunks(256).zip(texts.chunks(256)) {
-        let scores = served.score(chunk)?;
-        for (example, s) in chunk_examples.iter().zip(&scores) {
-            featurizer.featurize(&example.text, &mut ids);
-            let direct = model.predict(&ids);
-            for (a, b) in direct.iter().zip(s.0.iter()) {
-                max_diff = max_diff.max((a - b).abs());
-            }
-            evaluation.add(
-                &opts.policy,
-                Labelled {
-                    scores: s,
-                    positive: example.label.is_some(),
-                    category: example.label,
-                    group: example.group.as_deref(),
-                },
-            );
+    for example in holdout.iter().take(500) {
+        featurizer.featurize(&example.text, &mut ids);
+        let direct = model.predict(&ids);
+        let onnx = served.score(&[example.text.as_str()])?;
+        for (a, b) in direct.iter().zip(onnx[0].0.iter()) {
+            max_diff = max_diff.max((a - b).abs());
         }
     }
     if max_diff > 1e-4 {
         return Err(TrainError::Mismatch(max_diff));
     }
-    drop(served);
+    let holdout_items: Vec<LabelledText> = holdout
+        .iter()
+        .map(|e| LabelledText {
+            text: e.text.clone(),
+            label: u8::from(e.label.is_some()),
+            category: e.label,
+            group: e.group.clone(),
+            lang: Some(e.lang.clone()),
+        })
+        .collect();
+    let baseline = KeywordBaseline::new(corpus.keywords());
+    let by_model = |texts: &[&str]| served.score(texts).map_err(TrainError::from);
+    let by_keywords =
+        |texts: &[&str]| Ok::<_, TrainError>(texts.iter().map(|t| baseline.score(t)).collect());
+    let independent_items = opts.eval_file.as_deref().map(read_labelled).transpose()?;
     let report = TrainReport {
         version,
         train_examples: training.len(),
         holdout_examples: holdout.len(),
-        holdout: evaluation.report(),
+        holdout: evaluate(&opts.policy, &holdout_items, by_model)?,
+        baseline_holdout: evaluate(&opts.policy, &holdout_items, by_keywords)?,
+        independent: independent_items
+            .as_deref()
+            .map(|items| evaluate(&opts.policy, items, by_model))
+            .transpose()?,
+        baseline_independent: independent_items
+            .as_deref()
+            .map(|items| evaluate(&opts.policy, items, by_keywords))
+            .transpose()?,
     };
-    card.metrics = serde_json::to_value(&report.holdout).expect("report serializes");
+    write_canaries(&served, &opts.policy, &holdout_items, &staging.path().join(CANARY_FILE))?;
+    drop(served);
+    card.metrics = serde_json::to_value(&report).expect("report serializes");
     write(&card)?;
 
     let staged = staging.keep();

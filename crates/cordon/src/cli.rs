@@ -44,7 +44,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             per_template,
             seed,
             epochs,
-        } => train(&config, corpus, out, per_template, seed, epochs),
+            learning_rate,
+            l2,
+            eval,
+        } => train(
+            &config,
+            corpus,
+            out,
+            per_template,
+            cordon_train::SgdConfig {
+                epochs,
+                learning_rate,
+                l2,
+                seed,
+            },
+            eval,
+        ),
+        Command::Eval { data, json } => eval(&config, &data, json),
         Command::Config { reference } => {
             if reference {
                 print!("{REFERENCE}");
@@ -346,15 +362,19 @@ fn classify(config: &Config, input: &Path) -> Result<ExitCode> {
             })
             .collect();
         let mut scores = classifier.score(&texts)?.into_iter();
+        let mut texts = texts.iter();
         for (line_no, line) in pending.drain(..) {
             let value = match line {
                 Ok(l) => {
                     let s = scores.next().context("one score per text")?;
+                    let text = texts.next().context("one text per score")?;
                     let d = policy.decide(&s);
                     let (top, top_score) = s.top();
+                    let explanation = classifier.explain(text, top, crate::worker::EXPLAIN_FEATURES);
                     json!({
                         "id": l.id, "scores": s, "top_category": top, "top_score": top_score,
                         "action": d.action, "category": d.category, "reason": d.reason,
+                        "explanation": explanation,
                     })
                 }
                 Err(e) => json!({ "line": line_no, "error": e }),
@@ -469,8 +489,8 @@ fn train(
     corpus: std::path::PathBuf,
     out: Option<std::path::PathBuf>,
     per_template: usize,
-    seed: u64,
-    epochs: usize,
+    sgd: cordon_train::SgdConfig,
+    eval: std::path::PathBuf,
 ) -> Result<ExitCode> {
     init_runtime(&config.model.onnxruntime_path())?;
     let out_dir = out.unwrap_or_else(|| config.model.dir.clone());
@@ -480,13 +500,10 @@ fn train(
         corpus_dir: corpus,
         out_dir: out_dir.clone(),
         per_template,
-        seed,
-        sgd: cordon_train::SgdConfig {
-            epochs,
-            seed,
-            ..Default::default()
-        },
+        seed: sgd.seed,
+        sgd,
         policy: cordon_train::default_policy(),
+        eval_file: eval.is_file().then_some(eval),
     })?;
     info!(
         version = %report.version,
@@ -497,5 +514,37 @@ fn train(
         out_dir.display()
     );
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
+    let classifier = load_classifier(config)?;
+    let policy = effective_policy(&classifier.card().policy, config)?;
+    let items = cordon_train::read_labelled(data)?;
+    let report = cordon_train::evaluate(&policy, &items, |texts| {
+        classifier.score(texts).map_err(Into::into)
+    })?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let row = |name: &str, r: &cordon_train::Rates| {
+        println!(
+            "{name:<16} precision {:.3}  recall {:.3}  F1 {:.3}  false-positive rate {:.3}  ({} positives, {} negatives)",
+            r.precision, r.recall, r.f1, r.false_positive_rate, r.positives, r.negatives
+        )
+    };
+    println!("model {} on {} ({} texts)", classifier.card().version, data.display(), items.len());
+    row("flagged", &report.overall);
+    row("suppressed", &report.suppressed);
+    for (category, rates) in &report.per_category {
+        row(category.as_str(), rates);
+    }
+    for (group, rates) in &report.hard_negatives {
+        println!(
+            "negatives/{group:<10} false-positive rate {:.3}  ({} texts)",
+            rates.false_positive_rate, rates.negatives
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -66,7 +66,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Texts generated per template.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = 100)]
         per_template: usize,
         /// Seed of generation and training.
         #[arg(long, default_value_t = 42)]
@@ -74,6 +74,25 @@ enum Command {
         /// Training passes.
         #[arg(long, default_value_t = 8)]
         epochs: usize,
+        /// Initial SGD step size.
+        #[arg(long, default_value_t = 0.2)]
+        learning_rate: f32,
+        /// L2 penalty.
+        #[arg(long, default_value_t = 1e-5)]
+        l2: f32,
+        /// An independently written labelled set to evaluate the model and the keyword baseline on.
+        #[arg(long, default_value = "models/eval/heldout.jsonl")]
+        eval: PathBuf,
+    },
+    /// Evaluates the configured model on a labelled JSON-lines file (`text`, `label` 0/1,
+    /// optional `category` and `group`): precision, recall, F1, false-positive rate.
+    Eval {
+        /// The labelled file.
+        #[arg(long)]
+        data: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints the effective configuration, or with --reference every option documented.
     Config {

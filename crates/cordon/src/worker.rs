@@ -45,6 +45,9 @@ pub struct Worker {
     pub consumer: Arc<StreamConsumer>,
 }
 
+/// How many features an explanation names.
+pub const EXPLAIN_FEATURES: usize = 5;
+
 /// Header carrying the reason a message was dead-lettered.
 pub const ERROR_HEADER: &str = "cordon.error";
 
@@ -211,6 +214,13 @@ impl Worker {
                     reason: d.reason.clone(),
                     model_version: model_version.clone(),
                 });
+                // People see why the model flagged an item; allowed items need no explanation.
+                let explanation = if d.action == Action::Allow {
+                    Vec::new()
+                } else {
+                    self.classifier
+                        .explain(&item.classifier_text(), d.category, EXPLAIN_FEATURES)
+                };
                 let verdict = Verdict {
                     item_id: item.id.clone(),
                     item_version: item.version,
@@ -222,6 +232,7 @@ impl Worker {
                     score: Some(d.score),
                     scores: Some(scores),
                     reason: d.reason,
+                    explanation,
                     decided_at: now,
                 };
                 (verdict, case)

@@ -1,12 +1,13 @@
-//! ONNX export of the linear model.
+//! The linear model as ONNX: export (for training) and reading the weights back (for
+//! explanations).
 //!
 //! The messages below declare the subset of the ONNX schema (`onnx.proto`, IR version 8) that the
-//! exported graph uses, with the field numbers of the official schema; `prost` does the encoding.
+//! graph uses, with the field numbers of the official schema; `prost` does the encoding.
 //!
 //! The graph: `features` (int64 `[batch, len]`, 0 = padding) → `Gather(weights)` → `[batch, len, C]`
 //! → `ReduceSum(axis 1)` → `Add(bias)` → `Sigmoid` → `scores` (float `[batch, C]`).
 
-use cordon_classifier::{INPUT, OUTPUT};
+use crate::{INPUT, OUTPUT};
 use prost::Message;
 
 #[derive(Clone, PartialEq, Message)]
@@ -231,4 +232,36 @@ pub fn export(weights: &[f32], bias: &[f32], buckets: usize, doc: &str) -> Vec<u
         }],
     }
     .encode_to_vec()
+}
+
+/// The weight table and biases of a linear model read from its ONNX bytes.
+#[derive(Debug, Clone)]
+pub struct LinearWeights {
+    /// Row-major `[buckets, categories]`.
+    pub weights: Vec<f32>,
+    /// One per category.
+    pub bias: Vec<f32>,
+}
+
+/// Reads the `weights` and `bias` initializers of a model written by [`export`]; `None` when the
+/// bytes are not such a model.
+pub fn read_linear(bytes: &[u8]) -> Option<LinearWeights> {
+    let model = ModelProto::decode(bytes).ok()?;
+    let graph = model.graph?;
+    let floats = |name: &str| -> Option<Vec<f32>> {
+        let t = graph.initializer.iter().find(|t| t.name == name)?;
+        if t.data_type != FLOAT || t.raw_data.len() % 4 != 0 {
+            return None;
+        }
+        Some(
+            t.raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        )
+    };
+    Some(LinearWeights {
+        weights: floats("weights")?,
+        bias: floats("bias")?,
+    })
 }
