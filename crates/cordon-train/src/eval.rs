@@ -103,7 +103,7 @@ pub struct Report {
     pub overall: Rates,
     /// Suppressed vs. positive: what disappears without a person looking.
     pub suppressed: Rates,
-    /// Per category: flagged under that category vs. labelled with it (only when labels name one).
+    /// Per category: flagged under that category vs. labelled with it.
     pub per_category: BTreeMap<Category, Rates>,
     /// False-positive rate per hard-negative group.
     pub hard_negatives: BTreeMap<String, Rates>,
@@ -117,13 +117,11 @@ impl Evaluation {
         self.overall.add(flagged, example.positive);
         self.suppressed
             .add(decision.action == Action::Suppress, example.positive);
-        if let Some(category) = example.category {
-            for c in Category::ALL {
-                self.per_category.entry(c).or_default().add(
-                    flagged && decision.category == c,
-                    category == c && example.positive,
-                );
-            }
+        for c in Category::ALL {
+            self.per_category.entry(c).or_default().add(
+                flagged && decision.category == c,
+                example.positive && example.category == Some(c),
+            );
         }
         if let Some(group) = example.group.filter(|_| !example.positive) {
             self.per_group
