@@ -246,6 +246,15 @@ impl CordonProcess {
         bail!("cordon did not stop within {timeout:?} of SIGTERM")
     }
 
+    /// Sends a signal (e.g. `HUP`) to the process.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{name} failed");
+        Ok(())
+    }
+
     /// Kills the process and starts it again with the same arguments.
     pub fn restart(&mut self) -> Result<()> {
         self.kill9();

@@ -232,7 +232,11 @@ impl Classifier {
             model: self.dir.clone(),
             why,
         };
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let canary: Canary = serde_json::from_str(line)
                 .map_err(|e| failed(format!("canary line {}: {e}", i + 1)))?;
             let scores = self.score(&[canary.text.as_str()])?;
@@ -276,7 +280,9 @@ impl Classifier {
             .explain(text)
             .into_iter()
             .filter_map(|f| {
-                let weight = *w.weights.get(f.id as usize * categories + category.index())?;
+                let weight = *w
+                    .weights
+                    .get(f.id as usize * categories + category.index())?;
                 (weight > 0.0).then_some(Contribution {
                     feature: f.name,
                     weight,

@@ -181,7 +181,9 @@ impl Featurizer {
             let mut h = SEED_WORD;
             for (k, word) in shapes[i..].iter().take(n).enumerate() {
                 h = xxh3_64_with_seed(word.as_bytes(), h ^ (k as u64));
-                emit(self.bucket(h), &|| format!("w:{}", shapes[i..=i + k].join(" ")));
+                emit(self.bucket(h), &|| {
+                    format!("w:{}", shapes[i..=i + k].join(" "))
+                });
             }
         }
         let mut padded = String::new();
@@ -298,7 +300,10 @@ mod tests {
         assert_eq!(ids, features(text));
         let names: Vec<&str> = named.iter().map(|n| n.name.as_str()).collect();
         assert!(names.contains(&"w:buy cocaine"), "{names:?}");
-        assert!(names.contains(&"w:0 $"), "numbers stand as their shape: {names:?}");
+        assert!(
+            names.contains(&"w:0 $"),
+            "numbers stand as their shape: {names:?}"
+        );
         assert!(names.contains(&"s:cocaine"));
         assert!(names.contains(&"c:<coc"));
     }
@@ -306,7 +311,13 @@ mod tests {
     #[test]
     fn evasions_share_features_with_the_plain_word() {
         let plain = features("cocaine");
-        for evasion in ["c0ca1ne", "C O C A I N E", "\u{0441}\u{043e}\u{0441}\u{0430}ine", "ｃｏｃａｉｎｅ", "coca\u{200b}ine"] {
+        for evasion in [
+            "c0ca1ne",
+            "C O C A I N E",
+            "\u{0441}\u{043e}\u{0441}\u{0430}ine",
+            "ｃｏｃａｉｎｅ",
+            "coca\u{200b}ine",
+        ] {
             assert_eq!(features(evasion), plain, "{evasion}");
         }
         let squeezed = features("cocaaaaine");

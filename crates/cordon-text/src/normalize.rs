@@ -48,17 +48,59 @@ fn script(c: char) -> Script {
 
 /// Lower-case Cyrillic and Greek letters that look like a Latin letter (Unicode confusables).
 const TO_LATIN: &[(char, char)] = &[
-    ('а', 'a'), ('в', 'b'), ('е', 'e'), ('ё', 'e'), ('і', 'i'), ('ї', 'i'), ('ј', 'j'), ('к', 'k'),
-    ('м', 'm'), ('н', 'h'), ('о', 'o'), ('р', 'p'), ('с', 'c'), ('т', 't'), ('у', 'y'), ('х', 'x'),
-    ('ѕ', 's'), ('ԁ', 'd'), ('ԛ', 'q'), ('ԝ', 'w'), ('ү', 'y'), ('һ', 'h'), ('ɡ', 'g'),
-    ('α', 'a'), ('β', 'b'), ('ε', 'e'), ('ι', 'i'), ('κ', 'k'), ('ν', 'v'), ('ο', 'o'), ('ρ', 'p'),
-    ('τ', 't'), ('υ', 'u'), ('χ', 'x'), ('γ', 'y'), ('ω', 'w'),
+    ('а', 'a'),
+    ('в', 'b'),
+    ('е', 'e'),
+    ('ё', 'e'),
+    ('і', 'i'),
+    ('ї', 'i'),
+    ('ј', 'j'),
+    ('к', 'k'),
+    ('м', 'm'),
+    ('н', 'h'),
+    ('о', 'o'),
+    ('р', 'p'),
+    ('с', 'c'),
+    ('т', 't'),
+    ('у', 'y'),
+    ('х', 'x'),
+    ('ѕ', 's'),
+    ('ԁ', 'd'),
+    ('ԛ', 'q'),
+    ('ԝ', 'w'),
+    ('ү', 'y'),
+    ('һ', 'h'),
+    ('ɡ', 'g'),
+    ('α', 'a'),
+    ('β', 'b'),
+    ('ε', 'e'),
+    ('ι', 'i'),
+    ('κ', 'k'),
+    ('ν', 'v'),
+    ('ο', 'o'),
+    ('ρ', 'p'),
+    ('τ', 't'),
+    ('υ', 'u'),
+    ('χ', 'x'),
+    ('γ', 'y'),
+    ('ω', 'w'),
 ];
 
 /// Latin letters that look like a Cyrillic letter.
 const TO_CYRILLIC: &[(char, char)] = &[
-    ('a', 'а'), ('b', 'в'), ('c', 'с'), ('e', 'е'), ('h', 'н'), ('i', 'і'), ('k', 'к'), ('m', 'м'),
-    ('o', 'о'), ('p', 'р'), ('t', 'т'), ('x', 'х'), ('y', 'у'),
+    ('a', 'а'),
+    ('b', 'в'),
+    ('c', 'с'),
+    ('e', 'е'),
+    ('h', 'н'),
+    ('i', 'і'),
+    ('k', 'к'),
+    ('m', 'м'),
+    ('o', 'о'),
+    ('p', 'р'),
+    ('t', 'т'),
+    ('x', 'х'),
+    ('y', 'у'),
 ];
 
 fn lookup(table: &[(char, char)], c: char) -> Option<char> {
@@ -190,8 +232,35 @@ fn join_spelled(chars: &[char]) -> Vec<char> {
 }
 
 const UNITS: &[&str] = &[
-    "g", "gr", "gram", "grams", "kg", "mg", "oz", "ml", "mm", "г", "гр", "грамм", "кг", "мг",
-    "$", "€", "£", "₽", "₺", "₴", "₹", "usd", "eur", "usdt", "btc", "руб", "р", "грн", "tl",
+    "g",
+    "gr",
+    "gram",
+    "grams",
+    "kg",
+    "mg",
+    "oz",
+    "ml",
+    "mm",
+    "г",
+    "гр",
+    "грамм",
+    "кг",
+    "мг",
+    "$",
+    "€",
+    "£",
+    "₽",
+    "₺",
+    "₴",
+    "₹",
+    "usd",
+    "eur",
+    "usdt",
+    "btc",
+    "руб",
+    "р",
+    "грн",
+    "tl",
 ];
 
 /// Splits a number from a unit or currency written against it, and a currency from a number.
@@ -199,7 +268,10 @@ fn split_units(word: &str, out: &mut String) {
     let first_alpha = word.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','));
     if let Some(pos) = first_alpha {
         let (number, unit) = word.split_at(pos);
-        if !number.is_empty() && number.starts_with(|c: char| c.is_ascii_digit()) && UNITS.contains(&unit) {
+        if !number.is_empty()
+            && number.starts_with(|c: char| c.is_ascii_digit())
+            && UNITS.contains(&unit)
+        {
             out.push_str(number);
             out.push(' ');
             out.push_str(unit);
@@ -272,7 +344,10 @@ mod tests {
 
     #[test]
     fn folds_case_width_invisibles_and_space() {
-        assert_eq!(normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "), "cocaine sale now");
+        assert_eq!(
+            normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "),
+            "cocaine sale now"
+        );
         assert_eq!(normalize("co\u{200D}ca\u{202E}ine"), "cocaine");
         assert_eq!(normalize("МЕФЕДРОН"), "мефедрон");
         assert_eq!(normalize("𝐜𝐨𝐜𝐚𝐢𝐧𝐞"), "cocaine");

@@ -15,7 +15,10 @@ fn words(text: &str) -> String {
         .chars()
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .collect();
-    format!(" {} ", spaced.split_whitespace().collect::<Vec<_>>().join(" "))
+    format!(
+        " {} ",
+        spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
 }
 
 impl KeywordBaseline {
@@ -55,7 +58,11 @@ mod tests {
             (Category::Weapons, "ak-47".into()),
         ]);
         assert_eq!(b.score("Buy C0CAINE now").get(Category::Drugs), 1.0);
-        assert_eq!(b.score("police seized cocaine").get(Category::Drugs), 1.0, "no context");
+        assert_eq!(
+            b.score("police seized cocaine").get(Category::Drugs),
+            1.0,
+            "no context"
+        );
         assert_eq!(b.score("ak 47 skin").get(Category::Weapons), 1.0);
         assert_eq!(b.score("cocaines").get(Category::Drugs), 0.0);
     }

@@ -91,7 +91,11 @@ pub fn augment(text: &str, rng: &mut StdRng) -> String {
             .collect(),
         1 => {
             let sep = [" ", ".", "-", "*"].choose(rng).copied().unwrap_or(" ");
-            chars.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(sep)
+            chars
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(sep)
         }
         2 => word
             .chars()

@@ -100,7 +100,11 @@ pub struct TrainReport {
 }
 
 /// Scores every text with `score` (in chunks) and evaluates the policy's decisions.
-pub fn evaluate<F>(policy: &Policy, items: &[LabelledText], mut score: F) -> Result<Report, TrainError>
+pub fn evaluate<F>(
+    policy: &Policy,
+    items: &[LabelledText],
+    mut score: F,
+) -> Result<Report, TrainError>
 where
     F: FnMut(&[&str]) -> Result<Vec<cordon_domain::Scores>, TrainError>,
 {
@@ -121,8 +125,6 @@ where
     }
     Ok(evaluation.report())
 }
-
-
 
 /// Writes up to five correctly flagged texts per category and twenty correctly allowed ones.
 fn write_canaries(
@@ -192,7 +194,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
         "{name}-{:08x}",
         xxhash_rust::xxh3::xxh3_64(&weight_bytes) as u32
     );
-    let onnx = cordon_classifier::onnx::export(&model.weights, &model.bias, model.buckets, &version);
+    let onnx =
+        cordon_classifier::onnx::export(&model.weights, &model.bias, model.buckets, &version);
 
     let mut card = ModelCard {
         name,
@@ -272,7 +275,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
             .map(|items| evaluate(&opts.policy, items, by_keywords))
             .transpose()?,
     };
-    write_canaries(&served, &opts.policy, &holdout_items, &staging.path().join(CANARY_FILE))?;
+    write_canaries(
+        &served,
+        &opts.policy,
+        &holdout_items,
+        &staging.path().join(CANARY_FILE),
+    )?;
     drop(served);
     card.metrics = serde_json::to_value(&report).expect("report serializes");
     write(&card)?;

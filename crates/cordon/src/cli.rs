@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cordon_classifier::{init_runtime, Classifier};
+use cordon_classifier::init_runtime;
 use cordon_domain::{ContentItem, DecodeLimits};
 use cordon_index::{ContentIndex, IndexSettings, SearchHandle};
 use cordon_review::ReviewStore;
@@ -23,7 +23,8 @@ use crate::api::{self, ApiState, OpsState};
 use crate::config::{Config, REFERENCE};
 use crate::indexer::Indexer;
 use crate::metrics::Metrics;
-use crate::worker::{effective_policy, Worker};
+use crate::model::ModelSlot;
+use crate::worker::Worker;
 use crate::{Cli, Command};
 
 /// Runs a parsed command line.
@@ -99,18 +100,6 @@ fn kafka_settings(config: &Config) -> KafkaSettings {
         brokers: config.kafka.brokers.clone(),
         client: config.kafka.client.clone(),
     }
-}
-
-fn load_classifier(config: &Config) -> Result<Classifier> {
-    init_runtime(&config.model.onnxruntime_path())?;
-    let classifier = Classifier::load(
-        &config.model.dir,
-        config.model.sessions,
-        config.model.threads,
-    )
-    .with_context(|| format!("loading the model in {}", config.model.dir.display()))?;
-    info!(model = %classifier.card().version, dir = %config.model.dir.display(), "model loaded");
-    Ok(classifier)
 }
 
 async fn connect_store(config: &Config, shutdown: &CancellationToken) -> Result<ReviewStore> {
@@ -241,8 +230,13 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     }
 
     if has("worker") {
-        let classifier = Arc::new(load_classifier(&config)?);
-        let policy = effective_policy(&classifier.card().policy, &config)?;
+        let model = Arc::new(ModelSlot::from_pointee(crate::model::load(&config)?));
+        tokio::spawn(crate::model::watch(
+            Arc::clone(&config),
+            Arc::clone(&model),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         let consumer = Arc::new(group_consumer(
             &kafka,
             &config.kafka.worker_group,
@@ -257,8 +251,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         let worker = Worker {
             config: (*config).clone(),
             metrics: metrics.clone(),
-            classifier,
-            policy,
+            model,
             store: store.clone().context("worker store")?,
             publisher: Publisher::new(&kafka, delivery_timeout)?,
             consumer,
@@ -336,8 +329,7 @@ struct ClassifyLine {
 }
 
 fn classify(config: &Config, input: &Path) -> Result<ExitCode> {
-    let classifier = load_classifier(config)?;
-    let policy = effective_policy(&classifier.card().policy, config)?;
+    let crate::model::LoadedModel { classifier, policy } = crate::model::load(config)?;
     let reader: Box<dyn BufRead> = if input == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
@@ -370,7 +362,8 @@ fn classify(config: &Config, input: &Path) -> Result<ExitCode> {
                     let text = texts.next().context("one text per score")?;
                     let d = policy.decide(&s);
                     let (top, top_score) = s.top();
-                    let explanation = classifier.explain(text, top, crate::worker::EXPLAIN_FEATURES);
+                    let explanation =
+                        classifier.explain(text, top, crate::worker::EXPLAIN_FEATURES);
                     json!({
                         "id": l.id, "scores": s, "top_category": top, "top_score": top_score,
                         "action": d.action, "category": d.category, "reason": d.reason,
@@ -518,8 +511,7 @@ fn train(
 }
 
 fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
-    let classifier = load_classifier(config)?;
-    let policy = effective_policy(&classifier.card().policy, config)?;
+    let crate::model::LoadedModel { classifier, policy } = crate::model::load(config)?;
     let items = cordon_train::read_labelled(data)?;
     let report = cordon_train::evaluate(&policy, &items, |texts| {
         classifier.score(texts).map_err(Into::into)
@@ -534,7 +526,12 @@ fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
             r.precision, r.recall, r.f1, r.false_positive_rate, r.positives, r.negatives
         )
     };
-    println!("model {} on {} ({} texts)", classifier.card().version, data.display(), items.len());
+    println!(
+        "model {} on {} ({} texts)",
+        classifier.card().version,
+        data.display(),
+        items.len()
+    );
     row("flagged", &report.overall);
     row("suppressed", &report.suppressed);
     for (category, rates) in &report.per_category {

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod indexer;
 mod metrics;
+mod model;
 mod retry;
 mod worker;
 

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// HTTP request durations, by route.
     pub http_seconds: HistogramVec,
+    /// Model reload attempts, by outcome (loaded, refused).
+    pub model_reloads: IntCounterVec,
+    /// 1 for the model version in service.
+    pub model_info: IntGaugeVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -143,6 +147,16 @@ impl Metrics {
                 &["route"],
             )
             .expect("valid histogram"),
+            model_reloads: counter_vec(
+                "model_reloads_total",
+                "Model reload attempts, by outcome",
+                &["outcome"],
+            ),
+            model_info: IntGaugeVec::new(
+                Opts::new("model_info", "1 for the model version in service"),
+                &["version"],
+            )
+            .expect("valid gauge"),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.consumed.clone()),
@@ -163,6 +177,8 @@ impl Metrics {
             Box::new(m.decisions.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.http_seconds.clone()),
+            Box::new(m.model_reloads.clone()),
+            Box::new(m.model_info.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric registered once");

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use cordon_classifier::Classifier;
 use cordon_domain::{Action, ContentItem, DecidedBy, DecodeLimits, Policy, Verdict};
 use cordon_review::{NewCase, ReviewStore};
 use cordon_stream::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -25,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::model::ModelSlot;
 use crate::retry::{retry, Interrupted};
 
 /// Everything the worker needs.
@@ -33,10 +33,8 @@ pub struct Worker {
     pub config: Config,
     /// Metrics.
     pub metrics: Metrics,
-    /// The classifier.
-    pub classifier: Arc<Classifier>,
-    /// The policy in force (the card's thresholds with the configured overrides).
-    pub policy: Policy,
+    /// The model in service (swapped by hot reloads between batches).
+    pub model: Arc<ModelSlot>,
     /// The review queue.
     pub store: ReviewStore,
     /// Producer for verdicts and dead letters.
@@ -59,7 +57,7 @@ impl Worker {
         info!(
             topic = %self.config.kafka.content_topic,
             group = %self.config.kafka.worker_group,
-            model = %self.classifier.card().version,
+            model = %self.model.load().classifier.card().version,
             "worker started"
         );
         loop {
@@ -182,10 +180,11 @@ impl Worker {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let model = self.model.load_full();
         let texts: Vec<String> = items.iter().map(ContentItem::classifier_text).collect();
-        let classifier = Arc::clone(&self.classifier);
+        let scoring = Arc::clone(&model);
         let started = Instant::now();
-        let scored = tokio::task::spawn_blocking(move || classifier.score(&texts)).await;
+        let scored = tokio::task::spawn_blocking(move || scoring.classifier.score(&texts)).await;
         self.metrics
             .inference_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -194,13 +193,13 @@ impl Worker {
         let scores = scored
             .context("inference task failed")?
             .context("inference failed")?;
-        let model_version = self.classifier.card().version.clone();
+        let model_version = model.classifier.card().version.clone();
         let now = Utc::now();
         Ok(items
             .iter()
             .zip(scores)
             .map(|(item, scores)| {
-                let d = self.policy.decide(&scores);
+                let d = model.policy.decide(&scores);
                 self.metrics
                     .classified
                     .with_label_values(&[d.category.as_str(), d.action.as_str()])
@@ -218,7 +217,8 @@ impl Worker {
                 let explanation = if d.action == Action::Allow {
                     Vec::new()
                 } else {
-                    self.classifier
+                    model
+                        .classifier
                         .explain(&item.classifier_text(), d.category, EXPLAIN_FEATURES)
                 };
                 let verdict = Verdict {

@@ -1,0 +1,204 @@
+//! Model safety against the real ONNX Runtime: a model whose feature configuration, bytes or
+//! canaries are wrong is refused; a running worker swaps in a good new model without a restart and
+//! keeps serving when a candidate is bad.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cordon_e2e::{cordon_bin, eventually, repo_root, Deployment};
+use serde_json::{json, Value};
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+fn edit_card(dir: &Path, edit: impl FnOnce(&mut Value)) -> Result<()> {
+    let path = dir.join("model.json");
+    let mut card: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    edit(&mut card);
+    std::fs::write(&path, serde_json::to_string_pretty(&card)?)?;
+    Ok(())
+}
+
+/// Runs `cordon classify` on one line with the model in `dir`; returns (success, stderr).
+fn classify_with(dir: &Path) -> Result<(bool, String)> {
+    let mut child = Command::new(cordon_bin())
+        .arg("classify")
+        .env("CORDON_MODEL__DIR", dir)
+        .current_dir(repo_root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(b"{\"id\": 1, \"text\": \"hello\"}\n")?;
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn mismatched_corrupt_or_failing_models_are_refused() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let good = repo_root().join("models/cordon-linear");
+    assert!(classify_with(&good)?.0, "the trained model loads");
+
+    let fingerprint = tmp.path().join("fingerprint");
+    copy_dir(&good, &fingerprint)?;
+    edit_card(&fingerprint, |c| c["features"]["buckets"] = json!(1024))?;
+    let (ok, err) = classify_with(&fingerprint)?;
+    assert!(!ok && err.contains("fingerprint"), "{err}");
+
+    let version = tmp.path().join("version");
+    copy_dir(&good, &version)?;
+    edit_card(&version, |c| c["features"]["featurizer_version"] = json!(1))?;
+    let (ok, err) = classify_with(&version)?;
+    assert!(!ok && err.contains("featurizer version"), "{err}");
+
+    let truncated = tmp.path().join("truncated");
+    copy_dir(&good, &truncated)?;
+    let bytes = std::fs::read(truncated.join("model.onnx"))?;
+    std::fs::write(truncated.join("model.onnx"), &bytes[..bytes.len() / 2])?;
+    let (ok, err) = classify_with(&truncated)?;
+    assert!(!ok && err.contains("ONNX Runtime"), "{err}");
+
+    let canary = tmp.path().join("canary");
+    copy_dir(&good, &canary)?;
+    let lines = std::fs::read_to_string(canary.join("canary.jsonl"))?;
+    let first: Value = serde_json::from_str(lines.lines().next().context("a canary")?)?;
+    let flipped =
+        json!({"text": first["text"], "flagged": !first["flagged"].as_bool().unwrap_or(false)});
+    std::fs::write(canary.join("canary.jsonl"), format!("{flipped}\n{lines}"))?;
+    let (ok, err) = classify_with(&canary)?;
+    assert!(!ok && err.contains("fails canary 1"), "{err}");
+    Ok(())
+}
+
+fn item(id: &str) -> String {
+    json!({
+        "id": id, "kind": "channel_post", "channel": {"id": "c1"},
+        "text": "cocaine for sale 1g 80$ fast delivery, telegram @shop",
+        "published_at": "2026-11-20T10:00:00Z", "indexed_at": "2026-11-20T10:00:01Z", "version": 1
+    })
+    .to_string()
+}
+
+async fn verdict_model(d: &Deployment, id: &str) -> Result<String> {
+    let file = d.dir.path().join(format!("{}.jsonl", id.replace('/', "_")));
+    std::fs::write(&file, item(id) + "\n")?;
+    d.command(&["produce", &file.display().to_string()])?;
+    eventually(Duration::from_secs(30), "the verdict", || async {
+        let (status, body) = d.get(&format!("/v1/items/{id}")).await?;
+        Ok((status == 200)
+            .then(|| {
+                body["verdict"]["decided_by"]["model_version"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .flatten())
+    })
+    .await
+}
+
+async fn reloads(worker_http: &str, outcome: &str) -> Result<u64> {
+    let text = reqwest::get(format!("http://{worker_http}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let needle = format!("cordon_model_reloads_total{{outcome=\"{outcome}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Replaces the model directory the way a deployment would: a complete directory renamed in.
+fn swap_in(candidate: &Path, live: &Path) -> Result<()> {
+    let old = live.with_extension("old");
+    let _ = std::fs::remove_dir_all(&old);
+    std::fs::rename(live, &old)?;
+    std::fs::rename(candidate, live)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_reload_swaps_good_models_and_refuses_bad_ones() -> Result<()> {
+    let models = tempfile::tempdir()?;
+    let live = models.path().join("live");
+    copy_dir(&repo_root().join("models/cordon-linear"), &live)?;
+    let d = Deployment::new(&format!("[model]\ndir = \"{}\"\n", live.display())).await?;
+    let worker = d.start("worker")?;
+    let _indexer = d.start("indexer,api")?;
+    d.wait_ready().await?;
+    let v1 = verdict_model(&d, "reload/1").await?;
+
+    // A truncated model with a new version: refused, the old one keeps serving.
+    let bad = models.path().join("bad");
+    copy_dir(&live, &bad)?;
+    let bytes = std::fs::read(bad.join("model.onnx"))?;
+    std::fs::write(bad.join("model.onnx"), &bytes[..bytes.len() / 3])?;
+    edit_card(&bad, |c| c["version"] = json!("broken-1"))?;
+    swap_in(&bad, &live)?;
+    eventually(
+        Duration::from_secs(20),
+        "the bad model to be refused",
+        || async { Ok((reloads(&worker.http(), "refused").await? >= 1).then_some(())) },
+    )
+    .await
+    .with_context(|| worker.log())?;
+    assert!(worker.log().contains("model refused"));
+    assert_eq!(verdict_model(&d, "reload/2").await?, v1);
+
+    // A good new model: picked up without a restart.
+    let new = models.path().join("new");
+    d.command(&[
+        "train",
+        "--seed",
+        "7",
+        "--per-template",
+        "20",
+        "--out",
+        &new.display().to_string(),
+    ])?;
+    swap_in(&new, &live)?;
+    eventually(
+        Duration::from_secs(20),
+        "the new model to be loaded",
+        || async { Ok((reloads(&worker.http(), "loaded").await? >= 1).then_some(())) },
+    )
+    .await
+    .with_context(|| worker.log())?;
+    let v2 = verdict_model(&d, "reload/3").await?;
+    assert_ne!(v2, v1);
+
+    // SIGHUP forces a reload of the same version: a broken canary gets it refused.
+    let lines = std::fs::read_to_string(live.join("canary.jsonl"))?;
+    let first: Value = serde_json::from_str(lines.lines().next().context("a canary")?)?;
+    let flipped =
+        json!({"text": first["text"], "flagged": !first["flagged"].as_bool().unwrap_or(false)});
+    std::fs::write(live.join("canary.jsonl"), format!("{flipped}\n{lines}"))?;
+    let refused_before = reloads(&worker.http(), "refused").await?;
+    worker.signal("HUP")?;
+    eventually(
+        Duration::from_secs(20),
+        "the SIGHUP reload to be refused",
+        || async { Ok((reloads(&worker.http(), "refused").await? > refused_before).then_some(())) },
+    )
+    .await?;
+    assert_eq!(verdict_model(&d, "reload/4").await?, v2);
+    Ok(())
+}
