@@ -349,6 +349,52 @@ impl Deployment {
         })
     }
 
+    /// Appends TOML to the config file (before any process starts).
+    pub fn append_config(&self, toml: &str) -> Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)?;
+        writeln!(file, "\n{toml}")?;
+        Ok(())
+    }
+
+    /// Sets uniform thresholds that split the texts of `file` (JSON lines with `id` and `text`)
+    /// by their top score into thirds: suppressed, queued for review, allowed. The pipeline tests
+    /// then exercise every action whatever the trained model's exact scores are.
+    pub fn spread_policy(&self, file: &Path) -> Result<()> {
+        let out = self.command(&["classify", &file.display().to_string()])?;
+        let mut scores: Vec<f64> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["top_score"].as_f64())
+            .collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        let cut = |target: usize| -> Result<f64> {
+            (target.max(1)..scores.len())
+                .find(|&i| scores[i - 1] > scores[i])
+                .map(|i| (scores[i - 1] + scores[i]) / 2.0)
+                .context("the scores do not spread")
+        };
+        let suppress_at = cut(scores.len() / 3)?;
+        let review_at =
+            cut(scores.iter().position(|s| *s < suppress_at).unwrap_or(0) + scores.len() / 3)?;
+        let mut policy = String::from("[policy.thresholds]\n");
+        for c in [
+            "drugs",
+            "weapons",
+            "counterfeit",
+            "stolen_data",
+            "hacking",
+            "other_illegal",
+        ] {
+            policy.push_str(&format!(
+                "{c} = {{ review_at = {review_at}, suppress_at = {suppress_at} }}\n"
+            ));
+        }
+        self.append_config(&policy)
+    }
+
     /// Starts `cordon run --role ROLE`, logging to `<role>.log` in the working directory. A
     /// process without the api role serves its metrics and health on a port of its own, see
     /// [`CordonProcess::http`].

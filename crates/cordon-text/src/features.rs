@@ -7,7 +7,7 @@ use crate::normalize::normalize;
 
 /// Version of the featurization algorithm. Bump it whenever the same text and configuration
 /// would produce different feature ids; models trained with another version are refused.
-pub const FEATURIZER_VERSION: u32 = 2;
+pub const FEATURIZER_VERSION: u32 = 3;
 
 /// How text becomes feature ids. Stored in every model card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ impl Default for FeatureConfig {
         FeatureConfig {
             featurizer_version: FEATURIZER_VERSION,
             buckets: 1 << 18,
-            max_features: 512,
+            max_features: 256,
             word_ngrams: 2,
             char_ngram_min: 3,
             char_ngram_max: 5,
@@ -111,6 +111,11 @@ pub struct Featurizer {
     config: FeatureConfig,
 }
 
+thread_local! {
+    /// A bit per bucket, all clear between calls: the distinct-feature filter of `featurize`.
+    static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 const SEED_WORD: u64 = 0x5752_4431;
 const SEED_CHAR: u64 = 0x4348_4152;
 const SEED_SQUEEZED: u64 = 0x5351_5a44;
@@ -135,37 +140,47 @@ impl Featurizer {
         &self.config
     }
 
-    /// Normalizes `text` and writes its feature ids into `out` (cleared first): distinct, sorted,
-    /// at most `max_features` of them.
+    /// Normalizes `text` and writes its feature ids into `out` (cleared first): distinct, in the
+    /// order they first occur (word n-grams of the whole text first, then each word's own
+    /// features), at most `max_features` of them.
     pub fn featurize(&self, text: &str, out: &mut Vec<u32>) {
         out.clear();
-        self.each(text, |id, _| out.push(id));
-        out.sort_unstable();
-        out.dedup();
-        out.truncate(self.config.max_features);
+        SEEN.with_borrow_mut(|seen| {
+            seen.resize((self.config.buckets as usize).div_ceil(64), 0);
+            let max = self.config.max_features;
+            self.each(text, |id, _| {
+                let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+                if seen[word] & bit == 0 {
+                    seen[word] |= bit;
+                    out.push(id);
+                }
+                out.len() < max
+            });
+            for id in out.iter() {
+                seen[*id as usize / 64] = 0;
+            }
+        });
     }
 
     /// The features of `text` with readable names: the ids [`Featurizer::featurize`] gives, in
     /// the same order. Slower; for explanations.
     pub fn explain(&self, text: &str) -> Vec<NamedFeature> {
         let mut named: Vec<NamedFeature> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         self.each(text, |id, name| {
-            named.push(NamedFeature { id, name: name() })
+            if seen.insert(id) {
+                named.push(NamedFeature { id, name: name() });
+            }
+            named.len() < self.config.max_features
         });
-        named.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.name.cmp(&b.name)));
-        named.dedup_by_key(|f| f.id);
-        named.truncate(self.config.max_features);
         named
     }
 
-    /// Calls `emit(id, name)` for every feature occurrence of `text`; `name` renders it.
-    fn each(&self, text: &str, mut emit: impl FnMut(u32, &dyn Fn() -> String)) {
+    /// Calls `emit(id, name)` for every feature occurrence of `text` until it returns false;
+    /// `name` renders the feature.
+    fn each(&self, text: &str, mut emit: impl FnMut(u32, &dyn Fn() -> String) -> bool) {
         let normalized = normalize(text);
-        let words: Vec<&str> = normalized
-            .split(|c: char| !c.is_alphanumeric() && !is_symbol_token(c))
-            .flat_map(split_symbols)
-            .filter(|w| !w.is_empty())
-            .collect();
+        let words = tokens(&normalized);
         let shapes: Vec<&str> = words
             .iter()
             .map(|w| {
@@ -188,6 +203,7 @@ impl Featurizer {
         }
         let mut padded = String::new();
         let mut squeezed = String::new();
+        let mut bounds: Vec<usize> = Vec::new();
         for word in &words {
             squeezed.clear();
             let mut last = None;
@@ -198,20 +214,18 @@ impl Featurizer {
                 last = Some(c);
             }
             if squeezed.chars().count() > 1 && !squeezed.chars().all(|c| c.is_ascii_digit()) {
-                emit(
-                    self.bucket(xxh3_64_with_seed(squeezed.as_bytes(), SEED_SQUEEZED)),
-                    &|| format!("s:{squeezed}"),
-                );
+                let id = self.bucket(xxh3_64_with_seed(squeezed.as_bytes(), SEED_SQUEEZED));
+                if !emit(id, &|| format!("s:{squeezed}")) {
+                    return;
+                }
             }
             padded.clear();
             padded.push('<');
             padded.push_str(word);
             padded.push('>');
-            let bounds: Vec<usize> = padded
-                .char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(padded.len()))
-                .collect();
+            bounds.clear();
+            bounds.extend(padded.char_indices().map(|(i, _)| i));
+            bounds.push(padded.len());
             let chars = bounds.len() - 1;
             for len in self.config.char_ngram_min..=self.config.char_ngram_max {
                 if len > chars {
@@ -219,10 +233,11 @@ impl Featurizer {
                 }
                 for start in 0..=(chars - len) {
                     let gram = &padded[bounds[start]..bounds[start + len]];
-                    emit(
-                        self.bucket(xxh3_64_with_seed(gram.as_bytes(), SEED_CHAR + len as u64)),
-                        &|| format!("c:{gram}"),
-                    );
+                    let id =
+                        self.bucket(xxh3_64_with_seed(gram.as_bytes(), SEED_CHAR + len as u64));
+                    if !emit(id, &|| format!("c:{gram}")) {
+                        return;
+                    }
                 }
             }
         }
@@ -236,30 +251,42 @@ impl Featurizer {
 /// Pictographs, other symbols (emoji used as codes) and currency signs are words of their own.
 fn is_symbol_token(c: char) -> bool {
     matches!(c, '$' | '€' | '£' | '¥' | '₽' | '₺' | '₴' | '₹' | '₿')
-        || (!c.is_alphanumeric()
+        || ((c as u32) >= 0x2100
+            && !is_alnum(c)
             && !c.is_whitespace()
-            && !c.is_ascii_punctuation()
-            && (c as u32) >= 0x2100
             && !matches!(c as u32, 0x3000..=0x303F | 0xFE30..=0xFE4F | 0xFF00..=0xFF0F))
 }
 
-/// Splits a run at symbol characters so each symbol stands alone, e.g. `❄buy` -> `❄`, `buy`.
-fn split_symbols(run: &str) -> impl Iterator<Item = &str> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for (i, c) in run.char_indices() {
+/// `char::is_alphanumeric` with fast paths for ASCII, Latin-1 and Cyrillic.
+pub(crate) fn is_alnum(c: char) -> bool {
+    match c as u32 {
+        0..=0x7F => c.is_ascii_alphanumeric(),
+        0xC0..=0xFF => c != '×' && c != '÷',
+        0x400..=0x481 | 0x48A..=0x52F => true,
+        _ => c.is_alphanumeric(),
+    }
+}
+
+/// Words of a normalized text: runs of letters and digits; each symbol is a word of its own.
+fn tokens(text: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(text.len() / 4);
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        if is_alnum(c) {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = start.take() {
+            out.push(&text[s..i]);
+        }
         if is_symbol_token(c) {
-            if start < i {
-                pieces.push(&run[start..i]);
-            }
-            pieces.push(&run[i..i + c.len_utf8()]);
-            start = i + c.len_utf8();
+            out.push(&text[i..i + c.len_utf8()]);
         }
     }
-    if start < run.len() {
-        pieces.push(&run[start..]);
+    if let Some(s) = start {
+        out.push(&text[s..]);
     }
-    pieces.into_iter()
+    out
 }
 
 #[cfg(test)]
@@ -277,7 +304,8 @@ mod tests {
         let a = features("Buy COCAINE now");
         assert_eq!(a, features("buy  cocaine\u{200B} now"));
         assert_ne!(a, features("buy coffee now"));
-        assert!(a.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+        let distinct: std::collections::HashSet<_> = a.iter().collect();
+        assert_eq!(distinct.len(), a.len(), "distinct");
         assert!(a.iter().all(|f| (1..1 << 18).contains(f)));
     }
 
@@ -287,7 +315,7 @@ mod tests {
         assert!(!f.is_empty());
         assert_ne!(f, features("🔌"));
         let long = "word ".repeat(10_000) + &"другое ".repeat(5_000);
-        assert!(features(&long).len() <= 512);
+        assert!(features(&long).len() <= 256);
         assert!(features("").is_empty());
     }
 

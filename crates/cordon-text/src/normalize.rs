@@ -13,7 +13,17 @@
 //! 6. Numbers are split from units and currencies (`3.5g` → `3.5 g`, `80$` → `80 $`).
 //! 7. White space is folded to single spaces.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization};
+
+/// `char::is_alphabetic` with fast paths for ASCII, Latin-1 and Cyrillic.
+fn is_letter(c: char) -> bool {
+    match c as u32 {
+        0..=0x7F => c.is_ascii_alphabetic(),
+        0xC0..=0xFF => c != '×' && c != '÷',
+        0x400..=0x481 | 0x48A..=0x52F => true,
+        _ => c.is_alphabetic(),
+    }
+}
 
 /// Characters that render as nothing or only steer direction, used to split words invisibly.
 fn is_invisible(c: char) -> bool {
@@ -128,17 +138,10 @@ fn leet(c: char) -> Option<char> {
 /// unless it is mixed, in which case the script with more letters wins.
 fn fold_homoglyphs(word: &mut [char]) {
     let (mut latin, mut cyrillic, mut greek) = (0, 0, 0);
-    let (mut latin_anchor, mut cyrillic_anchor) = (false, false);
     for &c in word.iter() {
         match script(c) {
-            Script::Latin => {
-                latin += 1;
-                latin_anchor |= lookup(TO_CYRILLIC, c).is_none();
-            }
-            Script::Cyrillic => {
-                cyrillic += 1;
-                cyrillic_anchor |= lookup(TO_LATIN, c).is_none();
-            }
+            Script::Latin => latin += 1,
+            Script::Cyrillic => cyrillic += 1,
             Script::Greek => greek += 1,
             Script::Other => {}
         }
@@ -147,6 +150,12 @@ fn fold_homoglyphs(word: &mut [char]) {
     if !mixed {
         return;
     }
+    let latin_anchor = word
+        .iter()
+        .any(|&c| script(c) == Script::Latin && lookup(TO_CYRILLIC, c).is_none());
+    let cyrillic_anchor = word
+        .iter()
+        .any(|&c| script(c) == Script::Cyrillic && lookup(TO_LATIN, c).is_none());
     let to_latin = match (latin_anchor, cyrillic_anchor) {
         (true, false) => true,
         (false, true) => false,
@@ -170,15 +179,21 @@ fn fold_homoglyphs(word: &mut [char]) {
 
 /// Replaces leetspeak characters that stand between letters of the same word.
 fn fold_leet(word: &mut [char]) {
-    let letters: Vec<bool> = word.iter().map(|c| c.is_alphabetic()).collect();
-    let Some(first) = letters.iter().position(|l| *l) else {
+    let (mut first, mut last, mut digits, mut alphas) = (None, 0, 0, 0);
+    for (i, c) in word.iter().enumerate() {
+        if is_letter(*c) {
+            first.get_or_insert(i);
+            last = i;
+            alphas += 1;
+        } else if c.is_ascii_digit() {
+            digits += 1;
+        }
+    }
+    let Some(first) = first else {
         return;
     };
-    let last = letters.iter().rposition(|l| *l).unwrap_or(first);
-    let digits = word.iter().filter(|c| c.is_ascii_digit()).count();
-    let alphas = letters.iter().filter(|l| **l).count();
-    if digits > alphas {
-        return; // a code or a number with a suffix, not a word
+    if digits > alphas || digits + alphas == word.len() && digits == 0 {
+        return; // a code or a number with a suffix, or a plain word
     }
     for c in word[first..last].iter_mut() {
         if let Some(l) = leet(*c) {
@@ -188,7 +203,7 @@ fn fold_leet(word: &mut [char]) {
 }
 
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '@' | '$' | '|')
+    crate::features::is_alnum(c) || matches!(c, '@' | '$' | '|')
 }
 
 const SEPARATORS: &[char] = &['.', '-', '_', '*', '·', '|', '/', ' ', '•', '+', '~'];
@@ -200,9 +215,9 @@ fn join_spelled(chars: &[char]) -> Vec<char> {
     while i < chars.len() {
         // A run is letter (sep+ letter){2,} where each letter stands alone.
         let standalone = |j: usize| {
-            chars[j].is_alphabetic()
-                && (j == 0 || !chars[j - 1].is_alphanumeric())
-                && (j + 1 == chars.len() || !chars[j + 1].is_alphanumeric())
+            is_letter(chars[j])
+                && (j == 0 || !crate::features::is_alnum(chars[j - 1]))
+                && (j + 1 == chars.len() || !crate::features::is_alnum(chars[j + 1]))
         };
         if standalone(i) {
             let mut letters = vec![chars[i]];
@@ -294,14 +309,23 @@ fn split_units(word: &str, out: &mut String) {
 /// Normalizes text for featurization (see the module documentation for the steps).
 pub fn normalize(text: &str) -> String {
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
-    for c in text.nfkc().filter(|c| !is_invisible(*c)) {
-        if c.is_uppercase() {
+    let mut push = |c: char| {
+        if is_invisible(c) {
+        } else if c.is_ascii() {
+            chars.push(c.to_ascii_lowercase());
+        } else if c.is_uppercase() {
             chars.extend(c.to_lowercase());
         } else {
             chars.push(c);
         }
+    };
+    // ASCII (and other text already in NFKC) needs no decomposition pass.
+    if text.is_ascii() || unicode_normalization::is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        text.chars().for_each(&mut push);
+    } else {
+        text.nfkc().for_each(&mut push);
     }
-    let chars = join_spelled(&chars);
+    let mut chars = join_spelled(&chars);
 
     // Word by word: homoglyphs, leetspeak, repeated letters.
     let mut folded: Vec<char> = Vec::with_capacity(chars.len());
@@ -316,11 +340,11 @@ pub fn normalize(text: &str) -> String {
         while i < chars.len() && is_word_char(chars[i]) {
             i += 1;
         }
-        let mut word = chars[start..i].to_vec();
-        fold_leet(&mut word);
-        fold_homoglyphs(&mut word);
+        let word = &mut chars[start..i];
+        fold_leet(word);
+        fold_homoglyphs(word);
         for (k, c) in word.iter().enumerate() {
-            if k >= 2 && c.is_alphabetic() && word[k - 1] == *c && word[k - 2] == *c {
+            if k >= 2 && word[k - 1] == *c && word[k - 2] == *c && is_letter(*c) {
                 continue;
             }
             folded.push(*c);
