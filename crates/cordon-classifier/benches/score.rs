@@ -64,6 +64,16 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let features: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            featurizer.featurize(t, &mut ids);
+            ids.clone()
+        })
+        .collect();
+    group.bench_function("infer_only_256", |b| {
+        b.iter(|| classifier.score_features(&features).expect("inference"))
+    });
     group.bench_function("normalize_only_256", |b| {
         b.iter(|| {
             for t in &texts {

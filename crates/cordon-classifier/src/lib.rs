@@ -299,14 +299,10 @@ impl Classifier {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ids = Vec::new();
-        let features: Vec<Vec<u32>> = texts
-            .iter()
-            .map(|t| {
-                self.featurizer.featurize(t.as_ref(), &mut ids);
-                ids.clone()
-            })
-            .collect();
+        let mut features = vec![Vec::with_capacity(self.card.features.max_features); texts.len()];
+        for (text, ids) in texts.iter().zip(features.iter_mut()) {
+            self.featurizer.featurize(text.as_ref(), ids);
+        }
         self.score_features(&features)
     }
 

@@ -7,7 +7,7 @@ use crate::normalize::normalize;
 
 /// Version of the featurization algorithm. Bump it whenever the same text and configuration
 /// would produce different feature ids; models trained with another version are refused.
-pub const FEATURIZER_VERSION: u32 = 3;
+pub const FEATURIZER_VERSION: u32 = 4;
 
 /// How text becomes feature ids. Stored in every model card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ impl Default for FeatureConfig {
         FeatureConfig {
             featurizer_version: FEATURIZER_VERSION,
             buckets: 1 << 18,
-            max_features: 256,
+            max_features: 128,
             word_ngrams: 2,
             char_ngram_min: 3,
             char_ngram_max: 5,
@@ -141,8 +141,8 @@ impl Featurizer {
     }
 
     /// Normalizes `text` and writes its feature ids into `out` (cleared first): distinct, in the
-    /// order they first occur (word n-grams of the whole text first, then each word's own
-    /// features), at most `max_features` of them.
+    /// order they first occur (word unigrams of the whole text, then bigrams, then each word's
+    /// squeezed form and character n-grams), at most `max_features` of them.
     pub fn featurize(&self, text: &str, out: &mut Vec<u32>) {
         out.clear();
         SEEN.with_borrow_mut(|seen| {
@@ -191,14 +191,18 @@ impl Featurizer {
                 }
             })
             .collect();
-        let n = self.config.word_ngrams;
-        for i in 0..shapes.len() {
-            let mut h = SEED_WORD;
-            for (k, word) in shapes[i..].iter().take(n).enumerate() {
-                h = xxh3_64_with_seed(word.as_bytes(), h ^ (k as u64));
-                emit(self.bucket(h), &|| {
-                    format!("w:{}", shapes[i..=i + k].join(" "))
-                });
+        // Unigrams of the whole text first, then bigrams, ...: a long text is covered word by
+        // word before character n-grams fill what room is left.
+        for len in 1..=self.config.word_ngrams {
+            for i in 0..shapes.len().saturating_sub(len - 1) {
+                let gram = &shapes[i..i + len];
+                let mut h = SEED_WORD;
+                for (k, word) in gram.iter().enumerate() {
+                    h = xxh3_64_with_seed(word.as_bytes(), h ^ (k as u64));
+                }
+                if !emit(self.bucket(h), &|| format!("w:{}", gram.join(" "))) {
+                    return;
+                }
             }
         }
         let mut padded = String::new();
@@ -315,7 +319,13 @@ mod tests {
         assert!(!f.is_empty());
         assert_ne!(f, features("🔌"));
         let long = "word ".repeat(10_000) + &"другое ".repeat(5_000);
-        assert!(features(&long).len() <= 256);
+        assert!(features(&long).len() <= 128);
+        let varied: String = (0..2000).map(|i| format!("w{i} ")).collect();
+        assert_eq!(
+            features(&varied).len(),
+            128,
+            "the cap holds for word features too"
+        );
         assert!(features("").is_empty());
     }
 

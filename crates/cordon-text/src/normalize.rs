@@ -310,9 +310,9 @@ fn split_units(word: &str, out: &mut String) {
 pub fn normalize(text: &str) -> String {
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
     let mut push = |c: char| {
-        if is_invisible(c) {
-        } else if c.is_ascii() {
+        if c.is_ascii() {
             chars.push(c.to_ascii_lowercase());
+        } else if is_invisible(c) {
         } else if c.is_uppercase() {
             chars.extend(c.to_lowercase());
         } else {
@@ -328,11 +328,11 @@ pub fn normalize(text: &str) -> String {
     let mut chars = join_spelled(&chars);
 
     // Word by word: homoglyphs, leetspeak, repeated letters.
-    let mut folded: Vec<char> = Vec::with_capacity(chars.len());
+    let mut joined = String::with_capacity(text.len() + 16);
     let mut i = 0;
     while i < chars.len() {
         if !is_word_char(chars[i]) {
-            folded.push(chars[i]);
+            joined.push(chars[i]);
             i += 1;
             continue;
         }
@@ -347,12 +347,11 @@ pub fn normalize(text: &str) -> String {
             if k >= 2 && word[k - 1] == *c && word[k - 2] == *c && is_letter(*c) {
                 continue;
             }
-            folded.push(*c);
+            joined.push(*c);
         }
     }
 
-    let mut out = String::with_capacity(text.len());
-    let joined: String = folded.into_iter().collect();
+    let mut out = String::with_capacity(joined.len());
     for word in joined.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
