@@ -278,32 +278,19 @@ const UNITS: &[&str] = &[
     "tl",
 ];
 
-/// Splits a number from a unit or currency written against it, and a currency from a number.
-fn split_units(word: &str, out: &mut String) {
-    let first_alpha = word.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','));
-    if let Some(pos) = first_alpha {
-        let (number, unit) = word.split_at(pos);
-        if !number.is_empty()
-            && number.starts_with(|c: char| c.is_ascii_digit())
-            && UNITS.contains(&unit)
-        {
-            out.push_str(number);
-            out.push(' ');
-            out.push_str(unit);
-            return;
-        }
+/// Where a space belongs inside a token to split a number from a unit or currency written
+/// against it (`3.5g`, `80$`) or a currency from a number (`$50`).
+fn unit_split(token: &str) -> Option<usize> {
+    if token.starts_with(|c: char| c.is_ascii_digit()) {
+        let pos = token.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))?;
+        return UNITS.contains(&&token[pos..]).then_some(pos);
     }
-    for currency in ["$", "€", "£", "₽"] {
-        if let Some(number) = word.strip_prefix(currency) {
-            if number.starts_with(|c: char| c.is_ascii_digit()) {
-                out.push_str(currency);
-                out.push(' ');
-                out.push_str(number);
-                return;
-            }
-        }
-    }
-    out.push_str(word);
+    ["$", "€", "£", "₽"].iter().find_map(|currency| {
+        let number = token.strip_prefix(currency)?;
+        number
+            .starts_with(|c: char| c.is_ascii_digit())
+            .then_some(currency.len())
+    })
 }
 
 /// Normalizes text for featurization (see the module documentation for the steps).
@@ -327,12 +314,34 @@ pub fn normalize(text: &str) -> String {
     }
     let mut chars = join_spelled(&chars);
 
-    // Word by word: homoglyphs, leetspeak, repeated letters.
-    let mut joined = String::with_capacity(text.len() + 16);
+    // One pass: word by word (homoglyphs, leetspeak, repeated letters), white space folded, and
+    // units split off at the end of each space-delimited token.
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut token_start = 0;
+    let mut pending_space = false;
+    let end_token = |out: &mut String, token_start: usize| {
+        if let Some(at) = unit_split(&out[token_start..]) {
+            out.insert(token_start + at, ' ');
+        }
+    };
     let mut i = 0;
     while i < chars.len() {
-        if !is_word_char(chars[i]) {
-            joined.push(chars[i]);
+        let c = chars[i];
+        if c.is_whitespace() {
+            if out.len() > token_start {
+                end_token(&mut out, token_start);
+                pending_space = true;
+            }
+            i += 1;
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+            token_start = out.len();
+        }
+        if !is_word_char(c) {
+            out.push(c);
             i += 1;
             continue;
         }
@@ -347,16 +356,11 @@ pub fn normalize(text: &str) -> String {
             if k >= 2 && word[k - 1] == *c && word[k - 2] == *c && is_letter(*c) {
                 continue;
             }
-            joined.push(*c);
+            out.push(*c);
         }
     }
-
-    let mut out = String::with_capacity(joined.len());
-    for word in joined.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        split_units(word, &mut out);
+    if out.len() > token_start {
+        end_token(&mut out, token_start);
     }
     out
 }
