@@ -453,6 +453,7 @@ impl ReviewStore {
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
+            tx.rollback().await?;
             return Ok(0);
         }
         let rows = sqlx::query(
@@ -463,6 +464,7 @@ impl ReviewStore {
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
+            tx.rollback().await?;
             return Ok(0);
         }
         let batch: Vec<OutboxRow> = rows
@@ -476,7 +478,11 @@ impl ReviewStore {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        publish(batch).await.map_err(ReviewError::Publish)?;
+        if let Err(e) = publish(batch).await {
+            // Release the lock now, not whenever the pool gets round to the dropped transaction.
+            tx.rollback().await?;
+            return Err(ReviewError::Publish(e));
+        }
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
             .bind(&ids)
             .execute(&mut *tx)
