@@ -202,3 +202,53 @@ async fn hot_reload_swaps_good_models_and_refuses_bad_ones() -> Result<()> {
     assert_eq!(verdict_model(&d, "reload/4").await?, v2);
     Ok(())
 }
+
+#[test]
+fn eval_reports_rates_and_rejects_bad_files() -> Result<()> {
+    let out = Command::new(cordon_bin())
+        .args(["eval", "--data", "models/eval/heldout.jsonl", "--json"])
+        .current_dir(repo_root())
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    for key in ["precision", "recall", "f1", "false_positive_rate"] {
+        let v = report["overall"][key].as_f64().context(key)?;
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(report["per_category"]["weapons"]["recall"].is_number());
+    assert!(report["hard_negatives"]["news"]["false_positive_rate"].is_number());
+    // The model beats the keyword baseline it was trained beside, on the independent set.
+    let card: Value = serde_json::from_str(&std::fs::read_to_string(
+        repo_root().join("models/cordon-linear/model.json"),
+    )?)?;
+    let f1 = |k: &str| card["metrics"][k]["overall"]["f1"].as_f64().unwrap_or(0.0);
+    assert!(
+        f1("independent") > f1("baseline_independent"),
+        "{}",
+        card["metrics"]
+    );
+
+    let text = Command::new(cordon_bin())
+        .args(["eval", "--data", "models/eval/heldout.jsonl"])
+        .current_dir(repo_root())
+        .output()?;
+    assert!(String::from_utf8(text.stdout)?.contains("false-positive rate"));
+
+    let dir = tempfile::tempdir()?;
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"text\": \"x\", \"label\": 1}\n{\"text\": \"y\", \"label\": 7}\n",
+    )?;
+    let out = Command::new(cordon_bin())
+        .args(["eval", "--data", &bad.display().to_string()])
+        .current_dir(repo_root())
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    Ok(())
+}

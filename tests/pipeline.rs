@@ -384,6 +384,8 @@ fn classify_answers_every_line_and_flags_bad_ones() -> Result<()> {
     assert_eq!(lines[0]["top_category"], "drugs");
     assert_eq!(lines[0]["action"], "suppress");
     assert!(lines[0]["scores"]["weapons"].is_number());
+    let why = lines[0]["explanation"].as_array().context("explanation")?;
+    assert!(!why.is_empty() && why.iter().all(|c| c["weight"].as_f64() > Some(0.0)));
     assert_eq!(lines[1]["line"], 2);
     assert!(lines[1]["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert_eq!(lines[2]["action"], "allow");
