@@ -27,6 +27,16 @@ fn edit_card(dir: &Path, edit: impl FnOnce(&mut Value)) -> Result<()> {
     Ok(())
 }
 
+/// Puts a canary the model cannot pass first: the first canary with its expectation flipped.
+fn add_failing_canary(dir: &Path) -> Result<()> {
+    let lines = std::fs::read_to_string(dir.join("canary.jsonl"))?;
+    let first: Value = serde_json::from_str(lines.lines().next().context("a canary")?)?;
+    let flipped =
+        json!({"text": first["text"], "flagged": !first["flagged"].as_bool().unwrap_or(false)});
+    std::fs::write(dir.join("canary.jsonl"), format!("{flipped}\n{lines}"))?;
+    Ok(())
+}
+
 /// Runs `cordon classify` on one line with the model in `dir`; returns (success, stderr).
 fn classify_with(dir: &Path) -> Result<(bool, String)> {
     let mut child = Command::new(cordon_bin())
@@ -77,11 +87,7 @@ fn mismatched_corrupt_or_failing_models_are_refused() -> Result<()> {
 
     let canary = tmp.path().join("canary");
     copy_dir(&good, &canary)?;
-    let lines = std::fs::read_to_string(canary.join("canary.jsonl"))?;
-    let first: Value = serde_json::from_str(lines.lines().next().context("a canary")?)?;
-    let flipped =
-        json!({"text": first["text"], "flagged": !first["flagged"].as_bool().unwrap_or(false)});
-    std::fs::write(canary.join("canary.jsonl"), format!("{flipped}\n{lines}"))?;
+    add_failing_canary(&canary)?;
     let (ok, err) = classify_with(&canary)?;
     assert!(!ok && err.contains("fails canary 1"), "{err}");
     Ok(())
@@ -186,11 +192,7 @@ async fn hot_reload_swaps_good_models_and_refuses_bad_ones() -> Result<()> {
     assert_ne!(v2, v1);
 
     // SIGHUP forces a reload of the same version: a broken canary gets it refused.
-    let lines = std::fs::read_to_string(live.join("canary.jsonl"))?;
-    let first: Value = serde_json::from_str(lines.lines().next().context("a canary")?)?;
-    let flipped =
-        json!({"text": first["text"], "flagged": !first["flagged"].as_bool().unwrap_or(false)});
-    std::fs::write(live.join("canary.jsonl"), format!("{flipped}\n{lines}"))?;
+    add_failing_canary(&live)?;
     let refused_before = reloads(&worker.http(), "refused").await?;
     worker.signal("HUP")?;
     eventually(
