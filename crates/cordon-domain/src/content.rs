@@ -37,6 +37,9 @@ pub struct Channel {
     /// The channel's display title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// How many people follow the channel: the item's reach, used for review priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribers: Option<u64>,
 }
 
 /// One piece of public content to be moderated and indexed.

@@ -529,6 +529,7 @@ mod tests {
                 id: "c1".into(),
                 username: Some("shop".into()),
                 title: None,
+                subscribers: None,
             },
             text: text.into(),
             title: None,

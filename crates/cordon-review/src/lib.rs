@@ -20,6 +20,10 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
+mod queue;
+
+pub use queue::{priority, AuditEntry, Role};
+
 /// Why a review-queue operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -35,6 +39,12 @@ pub enum ReviewError {
     /// The request is not valid.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The case changed since the caller read it, or another moderator holds it.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The caller's role may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Publishing outbox rows failed; they stay queued.
     #[error("publishing the outbox failed: {0}")]
     Publish(String),
@@ -65,6 +75,8 @@ pub struct NewCase {
     pub reason: String,
     /// The model that scored it.
     pub model_version: String,
+    /// How many people the item can reach (the channel's subscribers), if known.
+    pub reach: Option<u64>,
 }
 
 /// A case in the queue.
@@ -94,6 +106,18 @@ pub struct Case {
     pub created_at: DateTime<Utc>,
     /// When it was resolved.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Optimistic version: every change increments it; a decision naming an older one is refused.
+    pub version: i32,
+    /// Queue priority (higher first; age is added when ordering).
+    pub priority: f32,
+    /// The item's reach, if known.
+    pub reach: Option<i64>,
+    /// Whether it waits for (or was claimed by) a senior moderator.
+    pub escalated: bool,
+    /// Who holds it, while claimed.
+    pub claimed_by: Option<String>,
+    /// Until when the claim holds.
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// A moderator's decision.
@@ -136,6 +160,10 @@ pub struct DecisionRequest {
     pub note: Option<String>,
     /// The case decided on, if any.
     pub case_id: Option<i64>,
+    /// The case version the moderator saw; a decision on a case changed since is refused.
+    pub expected_version: Option<i32>,
+    /// The moderator's role (escalated cases need a senior).
+    pub role: Role,
 }
 
 /// A verdict waiting in the outbox.
@@ -163,16 +191,17 @@ pub struct QueueStats {
 /// Handle on the review database.
 #[derive(Debug, Clone)]
 pub struct ReviewStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
-const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
-     model_version, state, created_at, resolved_at";
+pub(crate) const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
+     model_version, state, created_at, resolved_at, version, priority, reach, escalated, claimed_by, \
+     lease_until";
 const DECISION_COLUMNS: &str =
     "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at";
 const RELAY_LOCK: i64 = 0x636f_7264_6f6e;
 
-fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
+pub(crate) fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
     Ok(Case {
         id: row.try_get("id")?,
         item_id: row.try_get("item_id")?,
@@ -186,6 +215,12 @@ fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
         state: row.try_get("state")?,
         created_at: row.try_get("created_at")?,
         resolved_at: row.try_get("resolved_at")?,
+        version: row.try_get("version")?,
+        priority: row.try_get("priority")?,
+        reach: row.try_get("reach")?,
+        escalated: row.try_get("escalated")?,
+        claimed_by: row.try_get("claimed_by")?,
+        lease_until: row.try_get("lease_until")?,
     })
 }
 
@@ -268,7 +303,11 @@ impl ReviewStore {
         let mut all_scores = Vec::with_capacity(cases.len());
         let mut reasons = Vec::with_capacity(cases.len());
         let mut models = Vec::with_capacity(cases.len());
+        let mut reaches = Vec::with_capacity(cases.len());
+        let mut priorities = Vec::with_capacity(cases.len());
         for c in cases {
+            reaches.push(c.reach.map(|r| r.min(i64::MAX as u64) as i64));
+            priorities.push(priority(c.score, c.reach, 0));
             ids.push(c.item_id.clone());
             versions.push(c.item_version as i64);
             categories.push(c.category.as_str().to_string());
@@ -278,10 +317,12 @@ impl ReviewStore {
             models.push(c.model_version.clone());
         }
         let result = sqlx::query(
-            "INSERT INTO cases (item_id, item_version, source, category, score, scores, reason, model_version)
-             SELECT i, v, 'model', c, s, a, r, m
-             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::real[], $5::jsonb[], $6::text[], $7::text[])
-                  AS t(i, v, c, s, a, r, m)
+            "INSERT INTO cases (item_id, item_version, source, category, score, scores, reason, model_version,
+                                reach, priority)
+             SELECT i, v, 'model', c, s, a, r, m, re, p
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::real[], $5::jsonb[], $6::text[], $7::text[],
+                         $8::bigint[], $9::real[])
+                  AS t(i, v, c, s, a, r, m, re, p)
              ON CONFLICT (item_id, item_version) DO NOTHING",
         )
         .bind(&ids)
@@ -291,6 +332,8 @@ impl ReviewStore {
         .bind(&all_scores)
         .bind(&reasons)
         .bind(&models)
+        .bind(&reaches)
+        .bind(&priorities)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
@@ -329,18 +372,21 @@ impl ReviewStore {
         Ok(out)
     }
 
-    /// Cases in a state (or all), oldest first.
+    /// Cases in a state (or all), oldest first; escalated cases only for seniors and admins.
     pub async fn list_cases(
         &self,
         state: Option<&str>,
+        role: Role,
         limit: i64,
     ) -> Result<Vec<Case>, ReviewError> {
         let rows = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE ($1::text IS NULL OR state = $1)
+               AND ($3 OR NOT escalated)
              ORDER BY created_at, id LIMIT $2"
         ))
         .bind(state)
         .bind(limit)
+        .bind(role.is_senior())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(case_from_row).collect::<Result<_, _>>()?)
@@ -393,21 +439,20 @@ impl ReviewStore {
             ));
         }
         let mut tx = self.pool.begin().await?;
-        if let Some(case_id) = req.case_id {
-            let row =
-                sqlx::query("SELECT item_id, item_version FROM cases WHERE id = $1 FOR UPDATE")
-                    .bind(case_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| ReviewError::NotFound(format!("case {case_id}")))?;
-            let item: String = row.try_get("item_id")?;
-            let version: i64 = row.try_get("item_version")?;
-            if item != req.item_id || version as u64 != req.item_version {
-                return Err(ReviewError::Invalid(format!(
-                    "case {case_id} is about {item} version {version}"
-                )));
+        let before = match req.case_id {
+            Some(case_id) => {
+                let case = queue::lock_case(&mut tx, case_id).await?;
+                if case.item_id != req.item_id || case.item_version != req.item_version {
+                    return Err(ReviewError::Invalid(format!(
+                        "case {case_id} is about {} version {}",
+                        case.item_id, case.item_version
+                    )));
+                }
+                queue::check_may_act(&case, &req.moderator, req.role, req.expected_version)?;
+                Some(case)
             }
-        }
+            None => None,
+        };
         let row = sqlx::query(&format!(
             "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {DECISION_COLUMNS}"
@@ -422,13 +467,26 @@ impl ReviewStore {
         .fetch_one(&mut *tx)
         .await?;
         let decision = decision_from_row(&row)?;
-        sqlx::query(
-            "UPDATE cases SET state = 'resolved', resolved_at = now(), updated_at = now()
-             WHERE item_id = $1 AND item_version = $2 AND state <> 'resolved'",
-        )
+        let resolved = sqlx::query(&format!(
+            "UPDATE cases SET state = 'resolved', resolved_at = now(), updated_at = now(),
+                    version = version + 1, claimed_by = NULL, lease_until = NULL
+             WHERE item_id = $1 AND item_version = $2 AND state <> 'resolved'
+             RETURNING {CASE_COLUMNS}"
+        ))
         .bind(&req.item_id)
         .bind(req.item_version as i64)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
+        .await?;
+        let after = resolved.first().map(case_from_row).transpose()?;
+        queue::audit(
+            &mut tx,
+            &req.moderator,
+            &format!("decide:{}", req.action.as_str()),
+            &req.item_id,
+            before.as_ref(),
+            after.as_ref(),
+            Some(&decision.reason),
+        )
         .await?;
         sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
             .bind(&req.item_id)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cordon_domain::{Action, Category, DecidedBy, Scores};
 use cordon_e2e::TestDb;
-use cordon_review::{DecisionRequest, NewCase, ReviewError, ReviewStore};
+use cordon_review::{DecisionRequest, NewCase, ReviewError, ReviewStore, Role};
 
 async fn store(db: &TestDb) -> ReviewStore {
     ReviewStore::connect(&db.url, 4, Duration::from_secs(5))
@@ -23,6 +23,7 @@ fn case(id: &str, version: u64) -> NewCase {
         scores,
         reason: "drugs 0.60 >= review_at 0.50".into(),
         model_version: "m1".into(),
+        reach: None,
     }
 }
 
@@ -45,7 +46,10 @@ async fn cases_are_queued_once_per_item_version() {
             .unwrap(),
         1
     );
-    let open = store.list_cases(Some("open"), 100).await.unwrap();
+    let open = store
+        .list_cases(Some("open"), Role::Moderator, 100)
+        .await
+        .unwrap();
     assert_eq!(open.len(), 3);
     assert_eq!(open[0].scores.get(Category::Drugs), 0.6);
     let stats = store.stats().await.unwrap();
@@ -55,7 +59,14 @@ async fn cases_are_queued_once_per_item_version() {
     let again = ReviewStore::connect(&db.url, 2, Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(again.list_cases(None, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        again
+            .list_cases(None, Role::Moderator, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -63,7 +74,7 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
     let db = TestDb::create().await.unwrap();
     let store = store(&db).await;
     store.insert_cases(&[case("a", 1)]).await.unwrap();
-    let case_id = store.list_cases(None, 1).await.unwrap()[0].id;
+    let case_id = store.list_cases(None, Role::Moderator, 1).await.unwrap()[0].id;
     let decision = store
         .decide(&DecisionRequest {
             item_id: "a".into(),
@@ -73,6 +84,8 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
             reason: "not_illegal".into(),
             note: Some("a harm-reduction notice".into()),
             case_id: Some(case_id),
+            expected_version: None,
+            role: Role::Moderator,
         })
         .await
         .unwrap();
@@ -135,6 +148,8 @@ async fn invalid_decisions_are_rejected() {
         reason: "x".into(),
         note: None,
         case_id: None,
+        expected_version: None,
+        role: Role::Moderator,
     };
     assert!(matches!(
         store.decide(&req).await,
@@ -147,4 +162,253 @@ async fn invalid_decisions_are_rejected() {
         Err(ReviewError::NotFound(_))
     ));
     assert_eq!(store.stats().await.unwrap().outbox_pending, 0);
+}
+
+fn scored(id: &str, score: f32, reach: Option<u64>) -> NewCase {
+    NewCase {
+        score,
+        reach,
+        ..case(id, 1)
+    }
+}
+
+fn decision(
+    case: &cordon_review::Case,
+    who: &str,
+    version: Option<i32>,
+    role: Role,
+) -> DecisionRequest {
+    DecisionRequest {
+        item_id: case.item_id.clone(),
+        item_version: case.item_version,
+        action: Action::Suppress,
+        moderator: who.into(),
+        reason: "drugs_offer".into(),
+        note: None,
+        case_id: Some(case.id),
+        expected_version: version,
+        role,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_moderators_claiming_at_once_never_share_a_case() {
+    let db = TestDb::create().await.unwrap();
+    let store = ReviewStore::connect(&db.url, 16, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let cases: Vec<NewCase> = (0..60).map(|i| case(&format!("item{i}"), 1)).collect();
+    store.insert_cases(&cases).await.unwrap();
+    let mut tasks = Vec::new();
+    for m in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(c) = store
+                .claim_next(
+                    &format!("mod{m}"),
+                    Role::Moderator,
+                    Duration::from_secs(300),
+                )
+                .await
+                .unwrap()
+            {
+                assert_eq!(c.claimed_by.as_deref(), Some(format!("mod{m}").as_str()));
+                mine.push(c.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 60, "every case claimed");
+    assert_eq!(distinct.len(), 60, "no case claimed twice");
+}
+
+#[tokio::test]
+async fn an_expired_lease_returns_the_case_and_stale_decisions_are_refused() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    store.insert_cases(&[case("a", 1)]).await.unwrap();
+    let ann = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .claim_next("bob", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    // Another moderator cannot decide a case ann holds.
+    let err = store
+        .decide(&decision(&ann, "bob", None, Role::Moderator))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Conflict(_)), "{err}");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Ann's lease ran out: the case is not lost, bob gets it.
+    let bob = store
+        .claim_next("bob", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.id, ann.id);
+    assert!(bob.version > ann.version);
+    // Ann decides on what she saw: refused as stale.
+    let err = store
+        .decide(&decision(&ann, "ann", Some(ann.version), Role::Moderator))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Conflict(_)), "{err}");
+    // Bob decides on the current version.
+    store
+        .decide(&decision(&bob, "bob", Some(bob.version), Role::Moderator))
+        .await
+        .unwrap();
+    let resolved = store.case(bob.id).await.unwrap();
+    assert_eq!(resolved.state, "resolved");
+    assert!(store
+        .claim_next("carl", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.stats().await.unwrap().outbox_pending,
+        1,
+        "one verdict, from bob"
+    );
+}
+
+#[tokio::test]
+async fn priority_orders_the_queue_and_escalations_go_to_seniors() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    store
+        .insert_cases(&[
+            scored("low", 0.55, None),
+            scored("high", 0.8, None),
+            scored("wide", 0.55, Some(1_000_000)),
+        ])
+        .await
+        .unwrap();
+    let first = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.item_id, "wide",
+        "a million followers outweigh 0.25 of score"
+    );
+    let second = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.item_id, "high", "then the higher score");
+
+    let escalated = store
+        .escalate(
+            first.id,
+            "ann",
+            Role::Moderator,
+            Some(first.version),
+            Some("needs a senior"),
+        )
+        .await
+        .unwrap();
+    assert!(escalated.escalated && escalated.state == "escalated");
+    let visible: Vec<i64> = store
+        .list_cases(None, Role::Moderator, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(
+        !visible.contains(&first.id),
+        "moderators do not see escalated cases"
+    );
+    let err = store
+        .decide(&decision(&escalated, "ann", None, Role::Moderator))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Forbidden(_)), "{err}");
+    // The remaining ordinary case goes to a moderator; the escalated one only to a senior.
+    let third = store
+        .claim_next("bob", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.item_id, "low");
+    assert!(store
+        .claim_next("bob", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_none());
+    let senior = store
+        .claim_next("sue", Role::Senior, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(senior.id, first.id);
+    store
+        .decide(&decision(
+            &senior,
+            "sue",
+            Some(senior.version),
+            Role::Senior,
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_action_is_audited_and_the_log_cannot_be_edited() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    store.insert_cases(&[case("a", 1)]).await.unwrap();
+    let claimed = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .decide(&decision(
+            &claimed,
+            "ann",
+            Some(claimed.version),
+            Role::Moderator,
+        ))
+        .await
+        .unwrap();
+    let log = store.audit_log(Some(claimed.id), 10).await.unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(actions, vec![("ann", "decide:suppress"), ("ann", "claim")]);
+    assert_eq!(log[0].before.as_ref().unwrap()["state"], "claimed");
+    assert_eq!(log[0].after.as_ref().unwrap()["state"], "resolved");
+    assert_eq!(log[0].note.as_deref(), Some("drugs_offer"));
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for statement in [
+        "UPDATE audit_log SET actor = 'mallory'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "UPDATE decisions SET moderator = 'mallory'",
+        "DELETE FROM decisions",
+    ] {
+        let err = sqlx::query(statement).execute(&pool).await.unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    assert_eq!(store.audit_log(None, 10).await.unwrap().len(), 2);
 }

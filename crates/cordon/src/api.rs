@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cordon_domain::Action;
 use cordon_index::SearchHandle;
-use cordon_review::{DecisionRequest, ReviewError, ReviewStore};
+use cordon_review::{DecisionRequest, ReviewError, ReviewStore, Role};
 use cordon_stream::{Publisher, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -50,6 +50,8 @@ impl From<ReviewError> for ApiError {
         let status = match &e {
             ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
             ReviewError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ReviewError::Conflict(_) => StatusCode::CONFLICT,
+            ReviewError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -75,7 +77,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/items/{*id}", get(item))
         .route("/v1/cases", get(cases))
         .route("/v1/cases/{id}", get(case))
+        .route("/v1/cases/claim", post(claim))
         .route("/v1/cases/{id}/decision", post(decide_case))
+        .route("/v1/cases/{id}/escalate", post(escalate))
+        .route("/v1/audit", get(audit_log))
         .route("/v1/decisions", post(decide_item))
         .with_state(state)
 }
@@ -191,9 +196,84 @@ async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Va
     })))
 }
 
+fn role(name: Option<&str>) -> Result<Role, ApiError> {
+    match name {
+        None => Ok(Role::Moderator),
+        Some(n) => Role::parse(n).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("role must be moderator, senior or admin, not `{n}`"),
+            )
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    moderator: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn claim(State(s): State<ApiState>, Json(body): Json<ClaimBody>) -> ApiResult<Value> {
+    let role = role(body.role.as_deref())?;
+    let lease = Duration::from_secs(s.config.api.claim_lease_secs);
+    let case = s.store.claim_next(&body.moderator, role, lease).await?;
+    Ok(Json(json!({ "case": case })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalateBody {
+    moderator: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    version: Option<i32>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn escalate(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+    Json(body): Json<EscalateBody>,
+) -> ApiResult<Value> {
+    let role = role(body.role.as_deref())?;
+    let case = s
+        .store
+        .escalate(
+            id,
+            &body.moderator,
+            role,
+            body.version,
+            body.note.as_deref(),
+        )
+        .await?;
+    info!(case_id = id, moderator = %body.moderator, "case escalated");
+    Ok(Json(json!(case)))
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    case_id: Option<i64>,
+    #[serde(default = "fifty")]
+    limit: i64,
+}
+
+async fn audit_log(State(s): State<ApiState>, Query(p): Query<AuditParams>) -> ApiResult<Value> {
+    let limit = p.limit.clamp(1, s.config.api.max_page_size as i64);
+    Ok(Json(
+        json!({ "entries": s.store.audit_log(p.case_id, limit).await? }),
+    ))
+}
+
 #[derive(Deserialize)]
 struct CaseParams {
     state: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
     #[serde(default = "fifty")]
     limit: i64,
 }
@@ -204,7 +284,10 @@ fn fifty() -> i64 {
 
 async fn cases(State(s): State<ApiState>, Query(p): Query<CaseParams>) -> ApiResult<Value> {
     let limit = p.limit.clamp(1, s.config.api.max_page_size as i64);
-    let cases = s.store.list_cases(p.state.as_deref(), limit).await?;
+    let cases = s
+        .store
+        .list_cases(p.state.as_deref(), role(p.role.as_deref())?, limit)
+        .await?;
     Ok(Json(json!({ "cases": cases })))
 }
 
@@ -224,6 +307,11 @@ struct DecisionBody {
     reason: String,
     #[serde(default)]
     note: Option<String>,
+    /// The case version the moderator saw (case decisions); a stale one is refused.
+    #[serde(default)]
+    version: Option<i32>,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 fn moderator_action(name: &str) -> Result<Action, ApiError> {
@@ -259,6 +347,7 @@ async fn decide_case(
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<Value> {
     let action = moderator_action(&body.action)?;
+    let role = role(body.role.as_deref())?;
     let case = s.store.case(id).await?;
     record(
         &s,
@@ -270,6 +359,8 @@ async fn decide_case(
             reason: body.reason,
             note: body.note,
             case_id: Some(id),
+            expected_version: body.version,
+            role,
         },
     )
     .await
@@ -280,6 +371,7 @@ async fn decide_item(
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<Value> {
     let action = moderator_action(&body.action)?;
+    let role = role(body.role.as_deref())?;
     let item_id = body
         .item_id
         .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "item_id is required".into()))?;
@@ -311,6 +403,8 @@ async fn decide_item(
             reason: body.reason,
             note: body.note,
             case_id: None,
+            expected_version: None,
+            role,
         },
     )
     .await

@@ -215,6 +215,8 @@ pub struct ApiConfig {
     pub max_page_size: usize,
     /// Milliseconds between outbox relay rounds.
     pub outbox_interval_ms: u64,
+    /// Seconds a claimed case stays with its moderator before it returns to the queue.
+    pub claim_lease_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -223,6 +225,7 @@ impl Default for ApiConfig {
             listen: "127.0.0.1:8080".into(),
             max_page_size: 100,
             outbox_interval_ms: 200,
+            claim_lease_secs: 300,
         }
     }
 }

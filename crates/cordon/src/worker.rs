@@ -212,6 +212,7 @@ impl Worker {
                     scores,
                     reason: d.reason.clone(),
                     model_version: model_version.clone(),
+                    reach: item.channel.subscribers,
                 });
                 // People see why the model flagged an item; allowed items need no explanation.
                 let explanation = if d.action == Action::Allow {

@@ -1,0 +1,279 @@
+//! The work queue: roles, claim-next with leases, escalation, optimistic versions, and the
+//! append-only audit log.
+//!
+//! Invariants:
+//! - Two moderators never hold the same case: claiming locks the chosen row (`FOR UPDATE SKIP
+//!   LOCKED`), so concurrent claims pick different cases.
+//! - A claim is a lease: when it expires without a decision the case is claimable again; it is
+//!   never lost.
+//! - Every change bumps the case's `version`; an action naming an older version is refused.
+//! - Every action writes an audit entry (actor, action, case before and after) in the same
+//!   transaction; the table refuses updates and deletes for every role (trigger).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::{case_from_row, Case, ReviewError, ReviewStore, CASE_COLUMNS};
+
+/// What a person may do in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Works the ordinary queue.
+    Moderator,
+    /// Also works escalated cases.
+    Senior,
+    /// Everything a senior does, and manages accounts.
+    Admin,
+}
+
+impl Role {
+    /// Parses `moderator`, `senior` or `admin`.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "moderator" => Some(Role::Moderator),
+            "senior" => Some(Role::Senior),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether the role sees and decides escalated cases.
+    pub fn is_senior(self) -> bool {
+        matches!(self, Role::Senior | Role::Admin)
+    }
+}
+
+/// The queue priority of a case: its score, plus a little for reach (log scale, 0.1 per factor
+/// of ten) and a quarter per distinct reporter. Age is added when the queue is ordered.
+pub fn priority(score: f32, reach: Option<u64>, reporters: u32) -> f32 {
+    let reach_boost = reach.map_or(0.0, |r| 0.1 * ((r as f64) + 1.0).log10() as f32);
+    score + reach_boost + 0.25 * reporters as f32
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Entry id (increasing).
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// What: `claim`, `escalate`, `decide:suppress`, `decide:restore`, ...
+    pub action: String,
+    /// The case acted on, if any.
+    pub case_id: Option<i64>,
+    /// The item concerned.
+    pub item_id: Option<String>,
+    /// The case before the action.
+    pub before: Option<serde_json::Value>,
+    /// The case after the action.
+    pub after: Option<serde_json::Value>,
+    /// Reason or note.
+    pub note: Option<String>,
+}
+
+/// Locks a case row for the rest of the transaction.
+pub(crate) async fn lock_case(
+    tx: &mut Transaction<'_, Postgres>,
+    case_id: i64,
+) -> Result<Case, ReviewError> {
+    let row = sqlx::query(&format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(case_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ReviewError::NotFound(format!("case {case_id}")))?;
+    Ok(case_from_row(&row)?)
+}
+
+/// Refuses an action on `case` by `moderator` when the case is escalated and the role is not
+/// senior, when another moderator's lease holds it, or when it changed since `expected_version`.
+pub(crate) fn check_may_act(
+    case: &Case,
+    moderator: &str,
+    role: Role,
+    expected_version: Option<i32>,
+) -> Result<(), ReviewError> {
+    if case.escalated && !role.is_senior() {
+        return Err(ReviewError::Forbidden(format!(
+            "case {} is escalated to senior moderators",
+            case.id
+        )));
+    }
+    if let Some(v) = expected_version {
+        if v != case.version {
+            return Err(ReviewError::Conflict(format!(
+                "case {} changed since you opened it (version {} now, you saw {v})",
+                case.id, case.version
+            )));
+        }
+    }
+    let held_by_other = case.state == "claimed"
+        && case.lease_until.is_some_and(|t| t > Utc::now())
+        && case.claimed_by.as_deref().is_some_and(|c| c != moderator);
+    if held_by_other {
+        return Err(ReviewError::Conflict(format!(
+            "case {} is claimed by {}",
+            case.id,
+            case.claimed_by.as_deref().unwrap_or("someone")
+        )));
+    }
+    Ok(())
+}
+
+/// Writes an audit entry in the caller's transaction.
+pub(crate) async fn audit(
+    tx: &mut Transaction<'_, Postgres>,
+    actor: &str,
+    action: &str,
+    item_id: &str,
+    before: Option<&Case>,
+    after: Option<&Case>,
+    note: Option<&str>,
+) -> Result<(), ReviewError> {
+    let json = |c: Option<&Case>| c.map(|c| serde_json::to_value(c).unwrap_or_default());
+    sqlx::query(
+        "INSERT INTO audit_log (actor, action, case_id, item_id, before, after, note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(before.or(after).map(|c| c.id))
+    .bind(item_id)
+    .bind(json(before))
+    .bind(json(after))
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl ReviewStore {
+    /// Claims the next case for `moderator`: the highest priority (plus a day's age = +1) among
+    /// open cases and cases whose lease expired; seniors get escalated cases first. Returns
+    /// `None` when nothing is waiting.
+    pub async fn claim_next(
+        &self,
+        moderator: &str,
+        role: Role,
+        lease: Duration,
+    ) -> Result<Option<Case>, ReviewError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases
+             WHERE (state IN ('open', 'escalated') OR (state = 'claimed' AND lease_until < now()))
+               AND ($1 OR NOT escalated)
+             ORDER BY escalated DESC,
+                      priority + EXTRACT(EPOCH FROM now() - created_at) / 86400.0 DESC, id
+             LIMIT 1 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(role.is_senior())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let before = case_from_row(&row)?;
+        let after = sqlx::query(&format!(
+            "UPDATE cases SET state = 'claimed', claimed_by = $2,
+                    lease_until = now() + make_interval(secs => $3), version = version + 1,
+                    updated_at = now()
+             WHERE id = $1 RETURNING {CASE_COLUMNS}"
+        ))
+        .bind(before.id)
+        .bind(moderator)
+        .bind(lease.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = case_from_row(&after)?;
+        audit(
+            &mut tx,
+            moderator,
+            "claim",
+            &after.item_id,
+            Some(&before),
+            Some(&after),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(after))
+    }
+
+    /// Sends a case to the senior moderators' queue.
+    pub async fn escalate(
+        &self,
+        case_id: i64,
+        moderator: &str,
+        role: Role,
+        expected_version: Option<i32>,
+        note: Option<&str>,
+    ) -> Result<Case, ReviewError> {
+        let mut tx = self.pool.begin().await?;
+        let before = lock_case(&mut tx, case_id).await?;
+        check_may_act(&before, moderator, role, expected_version)?;
+        if before.state == "resolved" {
+            return Err(ReviewError::Conflict(format!("case {case_id} is resolved")));
+        }
+        let after = sqlx::query(&format!(
+            "UPDATE cases SET state = 'escalated', escalated = true, claimed_by = NULL,
+                    lease_until = NULL, version = version + 1, updated_at = now()
+             WHERE id = $1 RETURNING {CASE_COLUMNS}"
+        ))
+        .bind(case_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = case_from_row(&after)?;
+        audit(
+            &mut tx,
+            moderator,
+            "escalate",
+            &after.item_id,
+            Some(&before),
+            Some(&after),
+            note,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Audit entries, newest first, for one case or all.
+    pub async fn audit_log(
+        &self,
+        case_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, ReviewError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, case_id, item_id, before, after, note FROM audit_log
+             WHERE ($1::bigint IS NULL OR case_id = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(case_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    case_id: r.try_get("case_id")?,
+                    item_id: r.try_get("item_id")?,
+                    before: r.try_get("before")?,
+                    after: r.try_get("after")?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(ReviewError::from)
+    }
+}
