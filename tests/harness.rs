@@ -399,20 +399,24 @@ impl Deployment {
     /// process without the api role serves its metrics and health on a port of its own, see
     /// [`CordonProcess::http`].
     pub fn start(&self, role: &str) -> Result<CordonProcess> {
+        self.start_with_env(role, &[])
+    }
+
+    /// [`Deployment::start`] with extra environment overrides (`CORDON_SECTION__KEY`).
+    pub fn start_with_env(&self, role: &str, env: &[(&str, &str)]) -> Result<CordonProcess> {
         let config = self.config.display().to_string();
         let listen = if role.contains("api") || role == "all" {
             self.api.clone()
         } else {
             format!("127.0.0.1:{}", free_port())
         };
-        CordonProcess::start(
-            &["--config", &config, "run", "--role", role],
-            &[("CORDON_API__LISTEN".to_string(), listen)],
-            &self
-                .dir
-                .path()
-                .join(format!("{}.log", role.replace(',', "-"))),
-        )
+        let mut vars = vec![("CORDON_API__LISTEN".to_string(), listen)];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let log = self
+            .dir
+            .path()
+            .join(format!("{}.log", role.replace(',', "-")));
+        CordonProcess::start(&["--config", &config, "run", "--role", role], &vars, &log)
     }
 
     /// Runs a `cordon` command to completion with this deployment's config and returns stdout.

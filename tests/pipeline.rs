@@ -392,3 +392,66 @@ fn classify_answers_every_line_and_flags_bad_ones() -> Result<()> {
     assert!(String::from_utf8(out.stderr)?.contains("1 of 3 lines"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
+    let d = Deployment::new("").await?;
+    let feed = repo_root().join("examples/sample-feed.jsonl");
+    d.spread_policy(&feed)?;
+    let mut expected = d.expected_actions(&feed)?;
+    expected.retain(|id, _| !id.ends_with("broken"));
+    let versions: BTreeMap<String, u64> = sample_versions(&feed)?
+        .into_iter()
+        .filter(|(id, _)| expected.contains_key(id))
+        .collect();
+    let _worker = d.start("worker")?;
+    let _api = d.start_with_env("indexer,api", &[("CORDON_API__REPORT_HIDE_AT", "2")])?;
+    d.wait_ready().await?;
+    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
+    wait_applied(&d, &versions).await?;
+
+    let target = ids_with(&expected, &["allow"])
+        .into_iter()
+        .next()
+        .context("an allowed item")?;
+    let report = |who: &str| json!({"item_id": target, "reason": "drugs", "reporter": who});
+    let (status, first) = d.post("/v1/reports", &report("r1")).await?;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["held"], false);
+    let (_, repeat) = d.post("/v1/reports", &report("r1")).await?;
+    assert_eq!(repeat["duplicate"], true);
+    let (_, second) = d.post("/v1/reports", &report("r2")).await?;
+    assert_eq!(second["held"], true, "{second}");
+    eventually(
+        Duration::from_secs(10),
+        "the reported item to leave search",
+        || async { Ok((!d.visible_ids().await?.contains(&target)).then_some(())) },
+    )
+    .await?;
+    let (_, item) = d.get(&format!("/v1/items/{target}")).await?;
+    assert_eq!(item["visibility"], "pending");
+
+    // A moderator rejects the reports: the item is public again.
+    let case_id = first["case_id"].as_i64().context("case id")?;
+    let (status, body) = d
+        .post(
+            &format!("/v1/cases/{case_id}/decision"),
+            &json!({"action": "restore", "moderator": "ann", "reason": "not_illegal"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(10),
+        "the item to return to search",
+        || async { Ok(d.visible_ids().await?.contains(&target).then_some(())) },
+    )
+    .await?;
+    let (status, _) = d
+        .post(
+            "/v1/reports",
+            &json!({"item_id": "nope", "reason": "drugs", "reporter": "r1"}),
+        )
+        .await?;
+    assert_eq!(status, 404);
+    Ok(())
+}

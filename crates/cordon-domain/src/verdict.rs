@@ -17,6 +17,8 @@ pub enum Action {
     Suppress,
     /// A person decided the item is fine: public again.
     Restore,
+    /// Enough distinct people reported the item: hidden until a person decides.
+    Hold,
 }
 
 impl Action {
@@ -27,6 +29,7 @@ impl Action {
             Action::Review => "review",
             Action::Suppress => "suppress",
             Action::Restore => "restore",
+            Action::Hold => "hold",
         }
     }
 
@@ -37,6 +40,7 @@ impl Action {
             Action::Review,
             Action::Suppress,
             Action::Restore,
+            Action::Hold,
         ]
         .into_iter()
         .find(|a| a.as_str() == name)
@@ -46,7 +50,7 @@ impl Action {
     pub fn severity(self) -> u8 {
         match self {
             Action::Allow | Action::Restore => 0,
-            Action::Review => 1,
+            Action::Review | Action::Hold => 1,
             Action::Suppress => 2,
         }
     }
@@ -163,6 +167,7 @@ impl Verdict {
         match self.action {
             Action::Allow | Action::Restore => Visibility::Visible,
             Action::Suppress => Visibility::Suppressed,
+            Action::Hold => Visibility::Pending,
             Action::Review if premoderation => Visibility::Pending,
             Action::Review => Visibility::Visible,
         }

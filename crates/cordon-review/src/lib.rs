@@ -21,8 +21,10 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 mod queue;
+mod reports;
 
 pub use queue::{priority, AuditEntry, Role};
+pub use reports::{NewReport, ReportLimits, ReportOutcome};
 
 /// Why a review-queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub enum ReviewError {
     /// The caller's role may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The caller sent too many requests; retry later.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
     /// Publishing outbox rows failed; they stay queued.
     #[error("publishing the outbox failed: {0}")]
     Publish(String),
@@ -197,7 +202,7 @@ pub struct ReviewStore {
 pub(crate) const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
      model_version, state, created_at, resolved_at, version, priority, reach, escalated, claimed_by, \
      lease_until";
-const DECISION_COLUMNS: &str =
+pub(crate) const DECISION_COLUMNS: &str =
     "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at";
 const RELAY_LOCK: i64 = 0x636f_7264_6f6e;
 
@@ -224,7 +229,7 @@ pub(crate) fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::E
     })
 }
 
-fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision, sqlx::Error> {
+pub(crate) fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision, sqlx::Error> {
     Ok(Decision {
         id: row.try_get("id")?,
         case_id: row.try_get("case_id")?,
@@ -241,11 +246,7 @@ fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision, sqlx::Erro
 impl Decision {
     /// The verdict that announces this decision on the verdicts topic.
     pub fn verdict(&self) -> Verdict {
-        let action = if self.action == "suppress" {
-            Action::Suppress
-        } else {
-            Action::Restore
-        };
+        let action = Action::parse(&self.action).unwrap_or(Action::Restore);
         Verdict {
             item_id: self.item_id.clone(),
             item_version: self.item_version,
@@ -493,6 +494,7 @@ impl ReviewStore {
             .bind(Json(decision.verdict()))
             .execute(&mut *tx)
             .await?;
+        reports::settle(&mut tx, &req.item_id, req.item_version, req.action).await?;
         tx.commit().await?;
         Ok(decision)
     }

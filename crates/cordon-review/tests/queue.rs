@@ -412,3 +412,93 @@ async fn every_action_is_audited_and_the_log_cannot_be_edited() {
     }
     assert_eq!(store.audit_log(None, 10).await.unwrap().len(), 2);
 }
+
+fn report(item: &str, reporter: &str) -> cordon_review::NewReport {
+    cordon_review::NewReport {
+        item_id: item.into(),
+        item_version: 1,
+        reporter: reporter.into(),
+        reason: "drugs".into(),
+        details: Some("sells powder".into()),
+        scores: None,
+    }
+}
+
+const LIMITS: cordon_review::ReportLimits = cordon_review::ReportLimits {
+    per_hour: 3,
+    hide_at_reporters: 3,
+};
+
+#[tokio::test]
+async fn reports_open_cases_dedupe_rate_limit_and_hold_at_threshold() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    // An item the model allowed: the first report opens a case.
+    let first = store.report(&report("x", "r1"), LIMITS).await.unwrap();
+    assert!(!first.duplicate && !first.held && first.reporters == 1);
+    let case = store.case(first.case_id).await.unwrap();
+    assert_eq!(
+        (case.source.as_str(), case.category.as_str()),
+        ("report", "drugs")
+    );
+    // The same reporter again: acknowledged, not counted.
+    let again = store.report(&report("x", "r1"), LIMITS).await.unwrap();
+    assert!(again.duplicate && again.reporters == 1 && again.report_id == first.report_id);
+    // A second reporter raises the priority; the third hides the item pending review.
+    let second = store.report(&report("x", "r2"), LIMITS).await.unwrap();
+    assert!(store.case(second.case_id).await.unwrap().priority > case.priority);
+    assert!(!second.held);
+    let third = store.report(&report("x", "r3"), LIMITS).await.unwrap();
+    assert!(third.held && third.reporters == 3);
+    let mut held = Vec::new();
+    store
+        .relay_outbox(10, |rows| {
+            held = rows;
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
+    let verdict: cordon_domain::Verdict = serde_json::from_str(&held[0].payload).unwrap();
+    assert_eq!(verdict.action, Action::Hold);
+    // A fourth reporter does not hold again.
+    assert!(store.report(&report("x", "r4"), LIMITS).await.unwrap().held);
+    assert_eq!(store.stats().await.unwrap().outbox_pending, 0);
+
+    // Rate limit: r1 may file three reports an hour.
+    store.report(&report("y", "r1"), LIMITS).await.unwrap();
+    store.report(&report("z", "r1"), LIMITS).await.unwrap();
+    let err = store.report(&report("w", "r1"), LIMITS).await.unwrap_err();
+    assert!(matches!(err, ReviewError::RateLimited(_)), "{err}");
+    let bad = cordon_review::NewReport {
+        reason: String::new(),
+        ..report("v", "r9")
+    };
+    assert!(matches!(
+        store.report(&bad, LIMITS).await,
+        Err(ReviewError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn rejected_reports_make_a_reporter_weigh_less() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    let limits = cordon_review::ReportLimits {
+        per_hour: 100,
+        hide_at_reporters: 100,
+    };
+    let weight_of = |case: cordon_review::Case| case.priority;
+    // The reporter's first report counts fully; a moderator rejects it (restores the item).
+    let first = store.report(&report("a", "noisy"), limits).await.unwrap();
+    let case = store.case(first.case_id).await.unwrap();
+    let full = weight_of(case.clone());
+    let mut restore = decision(&case, "ann", None, Role::Moderator);
+    restore.action = Action::Restore;
+    store.decide(&restore).await.unwrap();
+    // Their next report raises a fresh case's priority less.
+    let next = store.report(&report("b", "noisy"), limits).await.unwrap();
+    let lighter = weight_of(store.case(next.case_id).await.unwrap());
+    assert!(lighter < full, "{lighter} < {full}");
+    let fresh = store.report(&report("c", "careful"), limits).await.unwrap();
+    assert_eq!(weight_of(store.case(fresh.case_id).await.unwrap()), full);
+}

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cordon_domain::Action;
 use cordon_index::SearchHandle;
-use cordon_review::{DecisionRequest, ReviewError, ReviewStore, Role};
+use cordon_review::{DecisionRequest, NewReport, ReportLimits, ReviewError, ReviewStore, Role};
 use cordon_stream::{Publisher, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -52,6 +52,7 @@ impl From<ReviewError> for ApiError {
             ReviewError::Invalid(_) => StatusCode::BAD_REQUEST,
             ReviewError::Conflict(_) => StatusCode::CONFLICT,
             ReviewError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ReviewError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -81,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cases/{id}/decision", post(decide_case))
         .route("/v1/cases/{id}/escalate", post(escalate))
         .route("/v1/audit", get(audit_log))
+        .route("/v1/reports", post(report))
         .route("/v1/decisions", post(decide_item))
         .with_state(state)
 }
@@ -253,6 +255,53 @@ async fn escalate(
         .await?;
     info!(case_id = id, moderator = %body.moderator, "case escalated");
     Ok(Json(json!(case)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBody {
+    item_id: String,
+    reason: String,
+    #[serde(default)]
+    details: Option<String>,
+    reporter: String,
+}
+
+async fn report(State(s): State<ApiState>, Json(body): Json<ReportBody>) -> ApiResult<Value> {
+    let search = s.search.clone();
+    let id = body.item_id.clone();
+    let state = tokio::task::spawn_blocking(move || search.get(&id))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let Some((version, scores)) = state.and_then(|st| {
+        let scores = st.verdict().and_then(|v| v.scores);
+        st.content.map(|c| (c.version, scores))
+    }) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("item {} is not known to search", body.item_id),
+        ));
+    };
+    let limits = ReportLimits {
+        per_hour: s.config.api.reports_per_hour,
+        hide_at_reporters: s.config.api.report_hide_at,
+    };
+    let outcome = s
+        .store
+        .report(
+            &NewReport {
+                item_id: body.item_id.clone(),
+                item_version: version,
+                reporter: body.reporter,
+                reason: body.reason,
+                details: body.details,
+                scores,
+            },
+            limits,
+        )
+        .await?;
+    info!(item_id = %body.item_id, case_id = outcome.case_id, reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
+    Ok(Json(json!(outcome)))
 }
 
 #[derive(Deserialize)]

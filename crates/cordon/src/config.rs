@@ -217,6 +217,10 @@ pub struct ApiConfig {
     pub outbox_interval_ms: u64,
     /// Seconds a claimed case stays with its moderator before it returns to the queue.
     pub claim_lease_secs: u64,
+    /// User reports one reporter may file per hour.
+    pub reports_per_hour: i64,
+    /// Distinct reporters that hide an item until a moderator decides.
+    pub report_hide_at: i32,
 }
 
 impl Default for ApiConfig {
@@ -226,6 +230,8 @@ impl Default for ApiConfig {
             max_page_size: 100,
             outbox_interval_ms: 200,
             claim_lease_secs: 300,
+            reports_per_hour: 20,
+            report_hide_at: 3,
         }
     }
 }
