@@ -4,7 +4,7 @@
 //! indexer mid-stream loses and doubles nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -64,24 +64,33 @@ fn sample_versions(file: &Path) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sample_feed_end_to_end() -> Result<()> {
+/// A deployment for the sample feed, with thresholds that spread its items over all three
+/// actions; returns the feed, the action `cordon classify` expects for each item that reaches the
+/// pipeline (the malformed line never does), and each item's version.
+async fn sample_deployment() -> Result<(
+    Deployment,
+    PathBuf,
+    HashMap<String, String>,
+    BTreeMap<String, u64>,
+)> {
     let d = Deployment::new("").await?;
     let feed = repo_root().join("examples/sample-feed.jsonl");
     d.spread_policy(&feed)?;
-    // The malformed line is scored offline but never reaches the pipeline's verdicts.
     let mut expected = d.expected_actions(&feed)?;
     expected.retain(|id, _| !id.ends_with("broken"));
     let versions: BTreeMap<String, u64> = sample_versions(&feed)?
         .into_iter()
         .filter(|(id, _)| expected.contains_key(id))
         .collect();
+    Ok((d, feed, expected, versions))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_feed_end_to_end() -> Result<()> {
+    let (d, feed, expected, versions) = sample_deployment().await?;
     let suppressed = ids_with(&expected, &["suppress"]);
     let review = ids_with(&expected, &["review"]);
-    let visible: BTreeSet<String> = ids_with(&expected, &["allow", "review"])
-        .into_iter()
-        .filter(|id| versions.contains_key(id))
-        .collect();
+    let visible = ids_with(&expected, &["allow", "review"]);
     assert!(
         !suppressed.is_empty() && !review.is_empty() && !visible.is_empty(),
         "the sample feed must exercise every action: {expected:?}"
@@ -309,14 +318,7 @@ async fn restarts_mid_stream_lose_and_double_nothing() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn premoderation_hides_items_until_cleared() -> Result<()> {
     // The mode is set through the environment, as operators would override the file.
-    let d = Deployment::new("").await?;
-    let feed = repo_root().join("examples/sample-feed.jsonl");
-    d.spread_policy(&feed)?;
-    let expected = d.expected_actions(&feed)?;
-    let versions: BTreeMap<String, u64> = sample_versions(&feed)?
-        .into_iter()
-        .filter(|(id, _)| !id.ends_with("broken"))
-        .collect();
+    let (d, feed, expected, versions) = sample_deployment().await?;
     let env = [
         (
             "CORDON_INDEX__PREMODERATION".to_string(),
@@ -344,10 +346,7 @@ async fn premoderation_hides_items_until_cleared() -> Result<()> {
     // Once verdicts arrive, only allowed items appear; review items wait for a person.
     let _worker = d.start("worker")?;
     wait_applied(&d, &versions).await?;
-    let allowed: BTreeSet<String> = ids_with(&expected, &["allow"])
-        .into_iter()
-        .filter(|id| versions.contains_key(id))
-        .collect();
+    let allowed = ids_with(&expected, &["allow"]);
     assert!(
         !ids_with(&expected, &["review"]).is_empty(),
         "the feed has review items to hold back"
@@ -395,15 +394,7 @@ fn classify_answers_every_line_and_flags_bad_ones() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
-    let d = Deployment::new("").await?;
-    let feed = repo_root().join("examples/sample-feed.jsonl");
-    d.spread_policy(&feed)?;
-    let mut expected = d.expected_actions(&feed)?;
-    expected.retain(|id, _| !id.ends_with("broken"));
-    let versions: BTreeMap<String, u64> = sample_versions(&feed)?
-        .into_iter()
-        .filter(|(id, _)| expected.contains_key(id))
-        .collect();
+    let (d, feed, expected, versions) = sample_deployment().await?;
     let _worker = d.start("worker")?;
     let _api = d.start_with_env("indexer,api", &[("CORDON_API__REPORT_HIDE_AT", "2")])?;
     d.wait_ready().await?;
