@@ -446,3 +446,61 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     assert_eq!(status, 404);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_decision_hides_every_item_of_the_channel() -> Result<()> {
+    let (d, feed, expected, versions) = sample_deployment().await?;
+    let _worker = d.start("worker")?;
+    let _api = d.start("indexer,api")?;
+    d.wait_ready().await?;
+    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
+    wait_applied(&d, &versions).await?;
+
+    let visible = ids_with(&expected, &["allow", "review"]);
+    let target = visible.iter().next().context("a visible item")?.clone();
+    let (_, item) = d.get(&format!("/v1/items/{target}")).await?;
+    let channel = item["content"]["channel"]["id"]
+        .as_str()
+        .context("channel")?
+        .to_string();
+    let channel_of = |id: &String| -> Result<String> {
+        let line = std::fs::read_to_string(&feed)?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["id"] == id.as_str())
+            .context("item in feed")?;
+        Ok(line["channel"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+    let mut others = BTreeSet::new();
+    for id in &visible {
+        if channel_of(id)? != channel {
+            others.insert(id.clone());
+        }
+    }
+
+    let decide = |action: &str| json!({"channel_id": channel, "action": action, "moderator": "ann", "reason": "drug_shop"});
+    let (status, body) = d.post("/v1/channel-decisions", &decide("suppress")).await?;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(10),
+        "the channel to leave search",
+        || async { Ok((d.visible_ids().await? == others).then_some(())) },
+    )
+    .await?;
+    let (_, item) = d.get(&format!("/v1/items/{target}")).await?;
+    assert_eq!(item["channel_suppressed"], true);
+
+    let (status, _) = d.post("/v1/channel-decisions", &decide("restore")).await?;
+    assert_eq!(status, 200);
+    eventually(Duration::from_secs(10), "the channel to return", || async {
+        Ok((d.visible_ids().await? == visible).then_some(()))
+    })
+    .await?;
+    let (_, log) = d.get("/v1/audit?limit=5").await?;
+    assert_eq!(log["entries"][0]["action"], "restore_channel");
+    assert_eq!(log["entries"][0]["actor"], "ann");
+    Ok(())
+}

@@ -97,6 +97,10 @@ pub struct Verdict {
     pub scores: Option<Scores>,
     /// Why: the policy's reason or the moderator's reason code and note.
     pub reason: String,
+    /// Set when the verdict is about a whole channel (key `channel:<id>`): suppress hides every item
+    /// of the channel from public search, restore undoes that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
     /// The features that pushed the model's score for `category` most (flagged items only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explanation: Vec<Contribution>,
@@ -138,6 +142,11 @@ impl Visibility {
 }
 
 impl Verdict {
+    /// The Kafka key and index id of a channel-wide verdict.
+    pub fn channel_key(channel_id: &str) -> String {
+        format!("channel:{channel_id}")
+    }
+
     /// Whether this verdict takes precedence over `other` for the same item.
     ///
     /// A verdict about a newer item version wins. For the same version a human decision outranks the
@@ -188,6 +197,7 @@ mod tests {
             score: None,
             scores: None,
             reason: String::new(),
+            channel_id: None,
             explanation: Vec::new(),
             decided_at: Utc::now(),
         }

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use cordon_domain::{ContentItem, Verdict, Visibility};
+use cordon_domain::{Action, ContentItem, Verdict, Visibility};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery};
@@ -23,6 +23,9 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
 use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// `kind` of the documents that record channel verdicts.
+const CHANNEL_BLOCK: &str = "channel_block";
 
 /// Next offset to read, by topic and partition.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
@@ -219,8 +222,18 @@ impl SearchHandle {
             Term::from_field_text(f.visibility, Visibility::Visible.as_str()),
             IndexRecordOption::Basic,
         ));
-        let query = BooleanQuery::new(vec![(Occur::Must, text_query), (Occur::Must, visible)]);
         let searcher = self.reader.searcher();
+        let mut clauses = vec![(Occur::Must, text_query), (Occur::Must, visible)];
+        for channel in self.blocked_channels(&searcher)? {
+            clauses.push((
+                Occur::MustNot,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.channel_id, &channel),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        let query = BooleanQuery::new(clauses);
         let (hits, total) = searcher
             .search(
                 &query,
@@ -241,6 +254,46 @@ impl SearchHandle {
             }
         }
         Ok(SearchPage { total, items })
+    }
+
+    /// Channels hidden from public search by a channel verdict.
+    fn blocked_channels(&self, searcher: &tantivy::Searcher) -> Result<Vec<String>, IndexError> {
+        let f = self.fields;
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.kind, CHANNEL_BLOCK),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.visibility, "blocked"),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ]);
+        let hits = searcher
+            .search(&query, &TopDocs::with_limit(100_000).order_by_score())
+            .map_err(tantivy_err(&self.dir))?;
+        let mut channels = Vec::with_capacity(hits.len());
+        for (_, address) in hits {
+            let doc: TantivyDocument = searcher.doc(address).map_err(tantivy_err(&self.dir))?;
+            let state = self.decode_state(&doc)?;
+            if let Some(channel) = state.verdicts.first().and_then(|v| v.channel_id.clone()) {
+                channels.push(channel);
+            }
+        }
+        Ok(channels)
+    }
+
+    /// Whether a channel verdict hides every item of `channel_id`.
+    pub fn channel_blocked(&self, channel_id: &str) -> Result<bool, IndexError> {
+        Ok(self
+            .get(&Verdict::channel_key(channel_id))?
+            .is_some_and(|s| s.visibility == Visibility::Suppressed))
     }
 
     /// The committed state of one item.
@@ -402,8 +455,12 @@ impl ContentIndex {
         self.store(state, before)
     }
 
-    /// Applies a verdict if it outranks the one in force for its item version.
+    /// Applies a verdict if it outranks the one in force for its item version. A channel verdict
+    /// (`channel_id` set) blocks or unblocks every item of the channel in public search.
     pub fn apply_verdict(&mut self, verdict: Verdict) -> Result<Applied, IndexError> {
+        if let Some(channel) = verdict.channel_id.clone() {
+            return self.apply_channel_verdict(channel, verdict);
+        }
         let existing = self.current(&verdict.item_id)?;
         let mut state = existing.clone().unwrap_or_else(|| ItemState {
             id: verdict.item_id.clone(),
@@ -431,6 +488,47 @@ impl ContentIndex {
             .filter(|s| s.content.is_some())
             .map(|s| s.visibility);
         self.store(state, before)
+    }
+
+    fn apply_channel_verdict(
+        &mut self,
+        channel: String,
+        verdict: Verdict,
+    ) -> Result<Applied, IndexError> {
+        let key = Verdict::channel_key(&channel);
+        let existing = self.current(&key)?;
+        if let Some(current) = existing.as_ref().and_then(|s| s.verdicts.first()) {
+            if !verdict.outranks(current) {
+                return Ok(Applied::Stale);
+            }
+        }
+        let blocked = verdict.action == Action::Suppress;
+        let f = self.handle.fields;
+        let state = ItemState {
+            id: key.clone(),
+            content: None,
+            verdicts: vec![verdict],
+            visibility: if blocked {
+                Visibility::Suppressed
+            } else {
+                Visibility::Visible
+            },
+        };
+        let json = serde_json::to_string(&state).map_err(|e| self.handle.corrupt(e.to_string()))?;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.id, &key);
+        doc.add_text(f.kind, CHANNEL_BLOCK);
+        doc.add_text(f.channel_id, &channel);
+        doc.add_text(f.visibility, if blocked { "blocked" } else { "unblocked" });
+        doc.add_text(f.state, &json);
+        self.writer.delete_term(Term::from_field_text(f.id, &key));
+        self.writer
+            .add_document(doc)
+            .map_err(tantivy_err(&self.handle.dir))?;
+        let before = existing.map(|s| s.visibility);
+        let after = state.visibility;
+        self.overlay.insert(key, state);
+        Ok(Applied::Changed { before, after })
     }
 
     fn store(
@@ -543,6 +641,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn channel_verdicts_hide_every_item_of_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut index, search) = open(dir.path(), false);
+        index.apply_content(item("a", 1, "bikes")).unwrap();
+        index.apply_content(item("b", 1, "bikes")).unwrap();
+        let human = |id| DecidedBy::Human {
+            moderator: "ann".into(),
+            decision_id: id,
+        };
+        let mut block = verdict(&Verdict::channel_key("c1"), 0, Action::Suppress, human(1));
+        block.channel_id = Some("c1".into());
+        index.apply_verdict(block.clone()).unwrap();
+        index.commit(&Offsets::new()).unwrap();
+        assert!(search.search("bikes", 0, 10).unwrap().items.is_empty());
+        assert!(search.channel_blocked("c1").unwrap());
+        // An item of the channel arriving later is hidden too; moderators still find it.
+        index.apply_content(item("c", 1, "bikes")).unwrap();
+        index.commit(&Offsets::new()).unwrap();
+        assert!(search.search("bikes", 0, 10).unwrap().items.is_empty());
+        assert!(search.get("c").unwrap().is_some());
+        // A later restore unblocks; the older block re-delivered changes nothing.
+        let mut unblock = verdict(&Verdict::channel_key("c1"), 0, Action::Restore, human(2));
+        unblock.channel_id = Some("c1".into());
+        index.apply_verdict(unblock).unwrap();
+        assert_eq!(index.apply_verdict(block).unwrap(), Applied::Stale);
+        index.commit(&Offsets::new()).unwrap();
+        assert_eq!(search.search("bikes", 0, 10).unwrap().total, 3);
+        assert!(!search.channel_blocked("c1").unwrap());
+    }
+
     fn verdict(id: &str, version: u64, action: Action, by: DecidedBy) -> Verdict {
         Verdict {
             item_id: id.into(),
@@ -553,6 +682,7 @@ mod tests {
             score: None,
             scores: None,
             reason: "test".into(),
+            channel_id: None,
             explanation: Vec::new(),
             decided_at: Utc::now(),
         }

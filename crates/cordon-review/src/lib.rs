@@ -146,6 +146,8 @@ pub struct Decision {
     pub note: Option<String>,
     /// When.
     pub decided_at: DateTime<Utc>,
+    /// The channel, for a decision about a whole channel.
+    pub channel_id: Option<String>,
 }
 
 /// A decision to record.
@@ -169,6 +171,25 @@ pub struct DecisionRequest {
     pub expected_version: Option<i32>,
     /// The moderator's role (escalated cases need a senior).
     pub role: Role,
+}
+
+/// A decision about a whole channel.
+#[derive(Debug, Clone)]
+pub struct ChannelDecision {
+    /// The channel.
+    pub channel_id: String,
+    /// Hide every item of it (true) or undo that (false).
+    pub suppress: bool,
+    /// Who decides.
+    pub moderator: String,
+    /// Their role.
+    pub role: Role,
+    /// Policy reason code.
+    pub reason: String,
+    /// Optional note.
+    pub note: Option<String>,
+    /// The case it was made on and the case version the moderator saw, if any.
+    pub case: Option<(i64, Option<i32>)>,
 }
 
 /// A verdict waiting in the outbox.
@@ -203,7 +224,7 @@ pub(crate) const CASE_COLUMNS: &str = "id, item_id, item_version, source, catego
      model_version, state, created_at, resolved_at, version, priority, reach, escalated, claimed_by, \
      lease_until";
 pub(crate) const DECISION_COLUMNS: &str =
-    "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at";
+    "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at, channel_id";
 const RELAY_LOCK: i64 = 0x636f_7264_6f6e;
 
 pub(crate) fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
@@ -240,13 +261,18 @@ pub(crate) fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision,
         reason: row.try_get("reason")?,
         note: row.try_get("note")?,
         decided_at: row.try_get("decided_at")?,
+        channel_id: row.try_get("channel_id")?,
     })
 }
 
 impl Decision {
     /// The verdict that announces this decision on the verdicts topic.
     pub fn verdict(&self) -> Verdict {
-        let action = Action::parse(&self.action).unwrap_or(Action::Restore);
+        let action = match self.action.as_str() {
+            "suppress" | "suppress_channel" => Action::Suppress,
+            "hold" => Action::Hold,
+            _ => Action::Restore,
+        };
         Verdict {
             item_id: self.item_id.clone(),
             item_version: self.item_version,
@@ -262,6 +288,7 @@ impl Decision {
                 Some(note) => format!("{}: {note}", self.reason),
                 None => self.reason.clone(),
             },
+            channel_id: self.channel_id.clone(),
             explanation: Vec::new(),
             decided_at: self.decided_at,
         }
@@ -495,6 +522,88 @@ impl ReviewStore {
             .execute(&mut *tx)
             .await?;
         reports::settle(&mut tx, &req.item_id, req.item_version, req.action).await?;
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// Records a decision about a whole channel — suppress hides every item of it from public
+    /// search, restore undoes that — resolves the case it was made on, if any, and queues the
+    /// channel verdict (key `channel:<id>`) in the outbox, in one transaction.
+    pub async fn decide_channel(&self, req: &ChannelDecision) -> Result<Decision, ReviewError> {
+        let ChannelDecision {
+            channel_id,
+            suppress,
+            moderator,
+            role,
+            reason,
+            note,
+            case,
+        } = req;
+        let (channel_id, moderator, reason) =
+            (channel_id.as_str(), moderator.as_str(), reason.as_str());
+        if channel_id.trim().is_empty() || moderator.trim().is_empty() || reason.trim().is_empty() {
+            return Err(ReviewError::Invalid(
+                "channel_id, moderator and reason are required".into(),
+            ));
+        }
+        let key = Verdict::channel_key(channel_id);
+        let action = if *suppress {
+            "suppress_channel"
+        } else {
+            "restore_channel"
+        };
+        let mut tx = self.pool.begin().await?;
+        let before = match case {
+            Some((id, version)) => {
+                let case = queue::lock_case(&mut tx, *id).await?;
+                queue::check_may_act(&case, moderator, *role, *version)?;
+                Some(case)
+            }
+            None => None,
+        };
+        let row = sqlx::query(&format!(
+            "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note, channel_id)
+             VALUES ($1, $2, 0, $3, $4, $5, $6, $7) RETURNING {DECISION_COLUMNS}"
+        ))
+        .bind(before.as_ref().map(|c| c.id))
+        .bind(&key)
+        .bind(action)
+        .bind(moderator)
+        .bind(reason)
+        .bind(note.as_deref())
+        .bind(channel_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let decision = decision_from_row(&row)?;
+        let after = match &before {
+            Some(case) => {
+                let row = sqlx::query(&format!(
+                    "UPDATE cases SET state = 'resolved', resolved_at = now(), updated_at = now(),
+                            version = version + 1, claimed_by = NULL, lease_until = NULL
+                     WHERE id = $1 RETURNING {CASE_COLUMNS}"
+                ))
+                .bind(case.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                Some(case_from_row(&row)?)
+            }
+            None => None,
+        };
+        queue::audit(
+            &mut tx,
+            moderator,
+            action,
+            &key,
+            before.as_ref(),
+            after.as_ref(),
+            Some(reason),
+        )
+        .await?;
+        sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
+            .bind(&key)
+            .bind(Json(decision.verdict()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(decision)
     }

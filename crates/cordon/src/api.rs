@@ -12,7 +12,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cordon_domain::Action;
 use cordon_index::SearchHandle;
-use cordon_review::{DecisionRequest, NewReport, ReportLimits, ReviewError, ReviewStore, Role};
+use cordon_review::{
+    ChannelDecision, DecisionRequest, NewReport, ReportLimits, ReviewError, ReviewStore, Role,
+};
 use cordon_stream::{Publisher, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -83,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cases/{id}/escalate", post(escalate))
         .route("/v1/audit", get(audit_log))
         .route("/v1/reports", post(report))
+        .route("/v1/channel-decisions", post(decide_channel))
         .route("/v1/decisions", post(decide_item))
         .with_state(state)
 }
@@ -186,10 +189,21 @@ async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Va
             json!({ "id": id, "indexed": false, "cases": cases, "decisions": decisions }),
         ));
     };
+    let channel_suppressed = match &state.content {
+        Some(c) => {
+            let search = s.search.clone();
+            let channel = c.channel.id.clone();
+            tokio::task::spawn_blocking(move || search.channel_blocked(&channel))
+                .await
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+        }
+        None => false,
+    };
     Ok(Json(json!({
         "id": id,
         "indexed": true,
         "visibility": state.visibility,
+        "channel_suppressed": channel_suppressed,
         "verdict": state.verdict(),
         "content": state.content,
         "verdicts": state.verdicts,
@@ -302,6 +316,49 @@ async fn report(State(s): State<ApiState>, Json(body): Json<ReportBody>) -> ApiR
         .await?;
     info!(item_id = %body.item_id, case_id = outcome.case_id, reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
     Ok(Json(json!(outcome)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelDecisionBody {
+    channel_id: String,
+    action: String,
+    moderator: String,
+    reason: String,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    case_id: Option<i64>,
+    #[serde(default)]
+    version: Option<i32>,
+}
+
+async fn decide_channel(
+    State(s): State<ApiState>,
+    Json(body): Json<ChannelDecisionBody>,
+) -> ApiResult<Value> {
+    let suppress = moderator_action(&body.action)? == Action::Suppress;
+    let role = role(body.role.as_deref())?;
+    let decision = s
+        .store
+        .decide_channel(&ChannelDecision {
+            channel_id: body.channel_id.clone(),
+            suppress,
+            moderator: body.moderator,
+            role,
+            reason: body.reason,
+            note: body.note,
+            case: body.case_id.map(|id| (id, body.version)),
+        })
+        .await?;
+    s.metrics
+        .decisions
+        .with_label_values(&[decision.action.as_str()])
+        .inc();
+    info!(channel_id = %body.channel_id, action = %decision.action, moderator = %decision.moderator, "channel decision recorded");
+    Ok(Json(json!(decision)))
 }
 
 #[derive(Deserialize)]

@@ -233,6 +233,7 @@ impl Worker {
                     score: Some(d.score),
                     scores: Some(scores),
                     reason: d.reason,
+                    channel_id: None,
                     explanation,
                     decided_at: now,
                 };
