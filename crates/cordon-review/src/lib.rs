@@ -23,7 +23,7 @@ use sqlx::{PgPool, Row};
 mod queue;
 mod reports;
 
-pub use queue::{priority, AuditEntry, Role};
+pub use queue::{priority, AuditEntry, CategoryAgreement, HourCount, QueueReport, Role};
 pub use reports::{NewReport, ReportLimits, ReportOutcome};
 
 /// Why a review-queue operation failed.

@@ -277,3 +277,101 @@ impl ReviewStore {
             .map_err(ReviewError::from)
     }
 }
+
+/// Queue figures for the stats page.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueReport {
+    /// Cases waiting or being worked (not resolved).
+    pub open_cases: i64,
+    /// Of those, escalated to seniors.
+    pub escalated_cases: i64,
+    /// Age of the oldest unresolved case, in seconds.
+    pub oldest_open_age_seconds: f64,
+    /// Moderator decisions per hour over the last 24 hours, oldest hour first.
+    pub decisions_per_hour: Vec<HourCount>,
+    /// Per category: how moderators decided the cases the model queued.
+    pub agreement: Vec<CategoryAgreement>,
+}
+
+/// Decisions in one hour.
+#[derive(Debug, Clone, Serialize)]
+pub struct HourCount {
+    /// The hour's start.
+    pub hour: DateTime<Utc>,
+    /// Decisions made in it.
+    pub decisions: i64,
+}
+
+/// Moderators' agreement with the model in one category.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryAgreement {
+    /// The category.
+    pub category: String,
+    /// Model-queued cases a moderator suppressed (agreed the item is illegal).
+    pub upheld: i64,
+    /// Model-queued cases a moderator restored.
+    pub overturned: i64,
+    /// upheld / (upheld + overturned).
+    pub agreement: f64,
+}
+
+impl ReviewStore {
+    /// Open and escalated cases, the oldest open case's age, decisions per hour, and moderator
+    /// agreement with the model per category.
+    pub async fn queue_report(&self) -> Result<QueueReport, ReviewError> {
+        let base = self.stats().await?;
+        let escalated_cases: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM cases WHERE state <> 'resolved' AND escalated",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let hours = sqlx::query(
+            "SELECT date_trunc('hour', decided_at) AS hour, count(*) AS decisions FROM decisions
+             WHERE decided_at > now() - interval '24 hours' AND moderator NOT LIKE 'system:%'
+             GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let agreement = sqlx::query(
+            "SELECT c.category,
+                    count(*) FILTER (WHERE d.action = 'suppress') AS upheld,
+                    count(*) FILTER (WHERE d.action = 'restore') AS overturned
+             FROM decisions d JOIN cases c ON c.id = d.case_id
+             WHERE c.source = 'model' GROUP BY c.category ORDER BY c.category",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let report = QueueReport {
+            open_cases: base.open_cases,
+            escalated_cases,
+            oldest_open_age_seconds: base.oldest_open_age_seconds,
+            decisions_per_hour: hours
+                .iter()
+                .map(|r| {
+                    Ok(HourCount {
+                        hour: r.try_get("hour")?,
+                        decisions: r.try_get("decisions")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+            agreement: agreement
+                .iter()
+                .map(|r| {
+                    let upheld: i64 = r.try_get("upheld")?;
+                    let overturned: i64 = r.try_get("overturned")?;
+                    Ok(CategoryAgreement {
+                        category: r.try_get("category")?,
+                        upheld,
+                        overturned,
+                        agreement: if upheld + overturned == 0 {
+                            0.0
+                        } else {
+                            upheld as f64 / (upheld + overturned) as f64
+                        },
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?,
+        };
+        Ok(report)
+    }
+}

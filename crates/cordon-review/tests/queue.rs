@@ -502,3 +502,58 @@ async fn rejected_reports_make_a_reporter_weigh_less() {
     let fresh = store.report(&report("c", "careful"), limits).await.unwrap();
     assert_eq!(weight_of(store.case(fresh.case_id).await.unwrap()), full);
 }
+
+#[tokio::test]
+async fn stats_count_the_queue_and_agreement_with_the_model() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    store
+        .insert_cases(&[case("a", 1), case("b", 1), case("c", 1)])
+        .await
+        .unwrap();
+    let a = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .decide(&decision(&a, "ann", Some(a.version), Role::Moderator))
+        .await
+        .unwrap();
+    let b = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut restore = decision(&b, "ann", Some(b.version), Role::Moderator);
+    restore.action = Action::Restore;
+    store.decide(&restore).await.unwrap();
+    let c = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .escalate(c.id, "ann", Role::Moderator, Some(c.version), None)
+        .await
+        .unwrap();
+
+    let report = store.queue_report().await.unwrap();
+    assert_eq!((report.open_cases, report.escalated_cases), (1, 1));
+    assert!(report.oldest_open_age_seconds >= 0.0);
+    assert_eq!(
+        report
+            .decisions_per_hour
+            .iter()
+            .map(|h| h.decisions)
+            .sum::<i64>(),
+        2
+    );
+    assert_eq!(report.agreement.len(), 1);
+    let drugs = &report.agreement[0];
+    assert_eq!(
+        (drugs.category.as_str(), drugs.upheld, drugs.overturned),
+        ("drugs", 1, 1)
+    );
+    assert_eq!(drugs.agreement, 0.5);
+}

@@ -84,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cases/{id}/decision", post(decide_case))
         .route("/v1/cases/{id}/escalate", post(escalate))
         .route("/v1/audit", get(audit_log))
+        .route("/v1/stats", get(stats))
         .route("/v1/reports", post(report))
         .route("/v1/channel-decisions", post(decide_channel))
         .route("/v1/decisions", post(decide_item))
@@ -359,6 +360,10 @@ async fn decide_channel(
         .inc();
     info!(channel_id = %body.channel_id, action = %decision.action, moderator = %decision.moderator, "channel decision recorded");
     Ok(Json(json!(decision)))
+}
+
+async fn stats(State(s): State<ApiState>) -> ApiResult<Value> {
+    Ok(Json(json!(s.store.queue_report().await?)))
 }
 
 #[derive(Deserialize)]
