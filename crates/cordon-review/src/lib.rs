@@ -23,7 +23,9 @@ use sqlx::{PgPool, Row};
 mod queue;
 mod reports;
 
-pub use queue::{priority, AuditEntry, CategoryAgreement, HourCount, QueueReport, Role};
+pub use queue::{
+    priority, AuditEntry, BulkResult, CategoryAgreement, HourCount, QueueReport, Role, BULK_LIMIT,
+};
 pub use reports::{NewReport, ReportLimits, ReportOutcome};
 
 /// Why a review-queue operation failed.

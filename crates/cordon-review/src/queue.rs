@@ -375,3 +375,64 @@ impl ReviewStore {
         Ok(report)
     }
 }
+
+/// Most cases one bulk decision may name.
+pub const BULK_LIMIT: usize = 1000;
+
+/// The result of a bulk decision for one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkResult {
+    /// The case.
+    pub case_id: i64,
+    /// The decision id, when it was recorded.
+    pub decision_id: Option<i64>,
+    /// Why it was not, otherwise.
+    pub error: Option<String>,
+}
+
+impl ReviewStore {
+    /// Decides up to [`BULK_LIMIT`] cases the same way, each in its own transaction (one refused
+    /// case does not undo the others). `template` gives action, moderator, role, reason and note;
+    /// its item and case fields are ignored.
+    pub async fn decide_cases(
+        &self,
+        case_ids: &[i64],
+        template: &crate::DecisionRequest,
+    ) -> Result<Vec<BulkResult>, ReviewError> {
+        if case_ids.is_empty() || case_ids.len() > BULK_LIMIT {
+            return Err(ReviewError::Invalid(format!(
+                "a bulk decision names 1 to {BULK_LIMIT} cases"
+            )));
+        }
+        let mut results = Vec::with_capacity(case_ids.len());
+        for &case_id in case_ids {
+            let outcome = match self.case(case_id).await {
+                Ok(case) => {
+                    let req = crate::DecisionRequest {
+                        item_id: case.item_id,
+                        item_version: case.item_version,
+                        case_id: Some(case_id),
+                        expected_version: None,
+                        ..template.clone()
+                    };
+                    self.decide(&req).await
+                }
+                Err(e) => Err(e),
+            };
+            results.push(match outcome {
+                Ok(d) => BulkResult {
+                    case_id,
+                    decision_id: Some(d.id),
+                    error: None,
+                },
+                Err(e) if e.is_unavailable() => return Err(e),
+                Err(e) => BulkResult {
+                    case_id,
+                    decision_id: None,
+                    error: Some(e.to_string()),
+                },
+            });
+        }
+        Ok(results)
+    }
+}

@@ -557,3 +557,54 @@ async fn stats_count_the_queue_and_agreement_with_the_model() {
     );
     assert_eq!(drugs.agreement, 0.5);
 }
+
+#[tokio::test]
+async fn bulk_decisions_report_each_case() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    store
+        .insert_cases(&[case("a", 1), case("b", 1), case("c", 1)])
+        .await
+        .unwrap();
+    let ids: Vec<i64> = store
+        .list_cases(None, Role::Moderator, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    // Bob holds one of them: that one is refused, the others are decided.
+    let held = store
+        .claim_next("bob", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let template = DecisionRequest {
+        case_id: None,
+        ..decision(&held, "ann", None, Role::Moderator)
+    };
+    let mut all = ids.clone();
+    all.push(999_999);
+    let results = store.decide_cases(&all, &template).await.unwrap();
+    let decided: Vec<i64> = results
+        .iter()
+        .filter(|r| r.decision_id.is_some())
+        .map(|r| r.case_id)
+        .collect();
+    assert_eq!(decided.len(), 2);
+    assert!(!decided.contains(&held.id));
+    let refused: Vec<&str> = results.iter().filter_map(|r| r.error.as_deref()).collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().any(|e| e.contains("claimed by bob")));
+    assert!(refused.iter().any(|e| e.contains("not found")));
+    assert_eq!(store.stats().await.unwrap().outbox_pending, 2);
+    assert!(matches!(
+        store.decide_cases(&[], &template).await,
+        Err(ReviewError::Invalid(_))
+    ));
+    let too_many: Vec<i64> = (0..=cordon_review::BULK_LIMIT as i64).collect();
+    assert!(matches!(
+        store.decide_cases(&too_many, &template).await,
+        Err(ReviewError::Invalid(_))
+    ));
+}

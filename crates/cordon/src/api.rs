@@ -81,6 +81,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/cases", get(cases))
         .route("/v1/cases/{id}", get(case))
         .route("/v1/cases/claim", post(claim))
+        .route("/v1/cases/bulk-decision", post(decide_bulk))
         .route("/v1/cases/{id}/decision", post(decide_case))
         .route("/v1/cases/{id}/escalate", post(escalate))
         .route("/v1/audit", get(audit_log))
@@ -360,6 +361,42 @@ async fn decide_channel(
         .inc();
     info!(channel_id = %body.channel_id, action = %decision.action, moderator = %decision.moderator, "channel decision recorded");
     Ok(Json(json!(decision)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    case_ids: Vec<i64>,
+    action: String,
+    moderator: String,
+    reason: String,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn decide_bulk(State(s): State<ApiState>, Json(body): Json<BulkBody>) -> ApiResult<Value> {
+    let action = moderator_action(&body.action)?;
+    let template = DecisionRequest {
+        item_id: String::new(),
+        item_version: 0,
+        action,
+        moderator: body.moderator,
+        reason: body.reason,
+        note: body.note,
+        case_id: None,
+        expected_version: None,
+        role: role(body.role.as_deref())?,
+    };
+    let results = s.store.decide_cases(&body.case_ids, &template).await?;
+    let decided = results.iter().filter(|r| r.decision_id.is_some()).count();
+    s.metrics
+        .decisions
+        .with_label_values(&[action.as_str()])
+        .inc_by(decided as u64);
+    info!(cases = body.case_ids.len(), decided, moderator = %template.moderator, "bulk decision");
+    Ok(Json(json!({ "decided": decided, "results": results })))
 }
 
 async fn stats(State(s): State<ApiState>) -> ApiResult<Value> {
