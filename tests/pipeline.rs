@@ -444,6 +444,56 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
         )
         .await?;
     assert_eq!(status, 404);
+
+    // Reports from other systems arrive on the reports topic; a malformed one is skipped.
+    let other = ids_with(&expected, &["allow"])
+        .into_iter()
+        .find(|id| *id != target)
+        .context("a second allowed item")?;
+    let file = d.dir.path().join("reports.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\nnot a report\n",
+            json!({"item_id": other, "reason": "weapons", "reporter": "k1"})
+        ),
+    )?;
+    d.command(&[
+        "produce",
+        "--no-validate",
+        "--topic",
+        "cordon.reports",
+        &file.display().to_string(),
+    ])?;
+    eventually(
+        Duration::from_secs(20),
+        "the topic's report to open a case",
+        || async {
+            let (_, item) = d.get(&format!("/v1/items/{other}")).await?;
+            Ok(item["cases"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+                .then_some(()))
+        },
+    )
+    .await?;
+    eventually(
+        Duration::from_secs(10),
+        "the malformed report to be counted",
+        || async {
+            let metrics = reqwest::get(format!("http://{}/metrics", d.api))
+                .await?
+                .text()
+                .await?;
+            Ok(
+                (metrics.contains("cordon_reports_total{outcome=\"skipped\",source=\"kafka\"} 1")
+                    && metrics
+                        .contains("cordon_reports_total{outcome=\"filed\",source=\"kafka\"} 1"))
+                .then_some(()),
+            )
+        },
+    )
+    .await?;
     Ok(())
 }
 

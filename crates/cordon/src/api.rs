@@ -13,7 +13,8 @@ use axum::{Json, Router};
 use cordon_domain::Action;
 use cordon_index::SearchHandle;
 use cordon_review::{
-    ChannelDecision, DecisionRequest, NewReport, ReportLimits, ReviewError, ReviewStore, Role,
+    ChannelDecision, DecisionRequest, NewReport, ReportLimits, ReportOutcome, ReviewError,
+    ReviewStore, Role,
 };
 use cordon_stream::{Publisher, Record};
 use serde::Deserialize;
@@ -273,9 +274,10 @@ async fn escalate(
     Ok(Json(json!(case)))
 }
 
-#[derive(Deserialize)]
+/// A user report, from the HTTP API or the reports topic.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReportBody {
+pub struct ReportBody {
     item_id: String,
     reason: String,
     #[serde(default)]
@@ -283,7 +285,8 @@ struct ReportBody {
     reporter: String,
 }
 
-async fn report(State(s): State<ApiState>, Json(body): Json<ReportBody>) -> ApiResult<Value> {
+/// Files a report against the item's current indexed version.
+pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ApiError> {
     let search = s.search.clone();
     let id = body.item_id.clone();
     let state = tokio::task::spawn_blocking(move || search.get(&id))
@@ -317,7 +320,71 @@ async fn report(State(s): State<ApiState>, Json(body): Json<ReportBody>) -> ApiR
         )
         .await?;
     info!(item_id = %body.item_id, case_id = outcome.case_id, reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
-    Ok(Json(json!(outcome)))
+    Ok(outcome)
+}
+
+async fn report(State(s): State<ApiState>, Json(body): Json<ReportBody>) -> ApiResult<Value> {
+    let outcome = file_report(&s, body).await;
+    let label = if outcome.is_ok() { "filed" } else { "refused" };
+    s.metrics.reports.with_label_values(&["http", label]).inc();
+    Ok(Json(json!(outcome?)))
+}
+
+/// Files the reports that arrive on the reports topic until `shutdown`. A report that cannot
+/// be filed (bad JSON, unknown item, rate limit) is logged, counted and skipped; while the
+/// database is unavailable the consumer waits and retries, storing no offset.
+pub async fn consume_reports(
+    s: ApiState,
+    consumer: cordon_stream::rdkafka::consumer::StreamConsumer,
+    shutdown: CancellationToken,
+) {
+    use cordon_stream::rdkafka::Message;
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            b = cordon_stream::next_batch(&consumer, 100, Duration::from_millis(20), Duration::from_millis(500)) => b,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "receiving reports failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for message in &batch {
+            let parsed = message
+                .payload()
+                .ok_or_else(|| "empty message".to_string())
+                .and_then(|p| serde_json::from_slice::<ReportBody>(p).map_err(|e| e.to_string()));
+            let outcome = match parsed {
+                Err(e) => Err(ApiError(StatusCode::BAD_REQUEST, e)),
+                Ok(body) => loop {
+                    match file_report(&s, body.clone()).await {
+                        Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e)) => {
+                            warn!(error = %e, "database unavailable; the report waits");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                        other => break other,
+                    }
+                },
+            };
+            let label = match &outcome {
+                Ok(_) => "filed",
+                Err(ApiError(_, e)) => {
+                    warn!(offset = message.offset(), error = %e, "report from the topic skipped");
+                    "skipped"
+                }
+            };
+            s.metrics.reports.with_label_values(&["kafka", label]).inc();
+        }
+        if let Err(e) = cordon_stream::store_offsets(&consumer, &batch) {
+            warn!(error = %e, "storing report offsets failed");
+        }
+    }
 }
 
 #[derive(Deserialize)]

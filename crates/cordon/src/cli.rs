@@ -196,6 +196,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
                 spec(&k.content_topic, false),
                 spec(&k.verdicts_topic, true),
                 spec(&k.dead_letter_topic, false),
+                spec(&k.reports_topic, false),
             ],
         )
         .await
@@ -276,12 +277,19 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             metrics.clone(),
             shutdown.clone(),
         ));
-        app = api::router(ApiState {
+        let state = ApiState {
             config: Arc::clone(&config),
             metrics: metrics.clone(),
             search,
             store,
-        });
+        };
+        let reports = group_consumer(&kafka, "cordon-reports", &[&config.kafka.reports_topic])?;
+        tokio::spawn(api::consume_reports(
+            state.clone(),
+            reports,
+            shutdown.clone(),
+        ));
+        app = api::router(state);
     }
     // Every process serves metrics and health on api.listen; the API role adds its routes.
     let app = api::with_ops(

@@ -45,6 +45,8 @@ pub struct KafkaConfig {
     pub verdicts_topic: String,
     /// Topic that receives content messages that could not be decoded.
     pub dead_letter_topic: String,
+    /// Topic of user reports (JSON `{item_id, reason, reporter, details?}`), filed by the API role.
+    pub reports_topic: String,
     /// Consumer group of the workers.
     pub worker_group: String,
     /// Create missing topics at start.
@@ -64,6 +66,7 @@ impl Default for KafkaConfig {
             content_topic: "cordon.content".into(),
             verdicts_topic: "cordon.verdicts".into(),
             dead_letter_topic: "cordon.content.dlq".into(),
+            reports_topic: "cordon.reports".into(),
             worker_group: "cordon-worker".into(),
             create_topics: true,
             partitions: 4,

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// HTTP request durations, by route.
     pub http_seconds: HistogramVec,
+    /// User reports, by source (http, kafka) and outcome (filed, refused, skipped).
+    pub reports: IntCounterVec,
     /// Model reload attempts, by outcome (loaded, refused).
     pub model_reloads: IntCounterVec,
     /// 1 for the model version in service.
@@ -147,6 +149,11 @@ impl Metrics {
                 &["route"],
             )
             .expect("valid histogram"),
+            reports: counter_vec(
+                "reports_total",
+                "User reports, by source and outcome",
+                &["source", "outcome"],
+            ),
             model_reloads: counter_vec(
                 "model_reloads_total",
                 "Model reload attempts, by outcome",
@@ -177,6 +184,7 @@ impl Metrics {
             Box::new(m.decisions.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.http_seconds.clone()),
+            Box::new(m.reports.clone()),
             Box::new(m.model_reloads.clone()),
             Box::new(m.model_info.clone()),
         ];
