@@ -554,3 +554,69 @@ async fn a_channel_decision_hides_every_item_of_the_channel() -> Result<()> {
     assert_eq!(log["entries"][0]["actor"], "ann");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_older_version_gets_no_verdict() -> Result<()> {
+    let d = Deployment::new("").await?;
+    let worker = d.start("worker")?;
+    let worker_metrics = worker.http();
+    let dir = d.dir.path();
+    let item = |version: u64, text: &str| {
+        json!({
+            "id": "late/1", "kind": "listing", "channel": {"id": "c9"}, "text": text,
+            "published_at": "2026-11-20T10:00:00Z", "indexed_at": "2026-11-20T10:00:01Z",
+            "version": version
+        })
+    };
+    std::fs::write(
+        dir.join("v2.jsonl"),
+        format!("{}\n", item(2, "selling my sofa, good condition")),
+    )?;
+    std::fs::write(
+        dir.join("v1.jsonl"),
+        format!("{}\n", item(1, "cocaine for sale 1g 80$ telegram @shop")),
+    )?;
+    d.command(&["produce", &dir.join("v2.jsonl").display().to_string()])?;
+    eventually(
+        Duration::from_secs(30),
+        "version 2 to be decided",
+        || async {
+            let m = reqwest::get(format!("http://{worker_metrics}/metrics"))
+                .await?
+                .text()
+                .await?;
+            Ok(m.contains("cordon_decoded_total 1").then_some(()))
+        },
+    )
+    .await?;
+    d.command(&["produce", &dir.join("v1.jsonl").display().to_string()])?;
+    eventually(
+        Duration::from_secs(30),
+        "version 1 to be skipped as stale",
+        || async {
+            let m = reqwest::get(format!("http://{worker_metrics}/metrics"))
+                .await?
+                .text()
+                .await?;
+            Ok(m.contains("cordon_stale_items_total 1").then_some(()))
+        },
+    )
+    .await?;
+    // The verdicts topic holds one verdict for the item: about version 2.
+    let verdicts: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", d.broker.addr())
+        .set("group.id", "test-verdicts")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    verdicts.subscribe(&["cordon.verdicts"])?;
+    let first = tokio::time::timeout(Duration::from_secs(30), verdicts.recv()).await??;
+    let v: Value = serde_json::from_slice(first.payload().context("payload")?)?;
+    assert_eq!(v["item_version"], 2);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), verdicts.recv())
+            .await
+            .is_err(),
+        "no second verdict"
+    );
+    Ok(())
+}

@@ -369,6 +369,44 @@ impl ReviewStore {
         Ok(result.rows_affected())
     }
 
+    /// Records the versions of a batch and returns, for each item id, the newest version ever
+    /// seen (this batch included). A version below it arrived late and is stale.
+    pub async fn newest_versions(
+        &self,
+        items: &[(String, u64)],
+    ) -> Result<HashMap<String, u64>, ReviewError> {
+        let mut newest: HashMap<&str, u64> = HashMap::new();
+        for (id, version) in items {
+            let v = newest.entry(id.as_str()).or_insert(*version);
+            *v = (*v).max(*version);
+        }
+        if newest.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let (ids, versions): (Vec<&str>, Vec<i64>) =
+            newest.into_iter().map(|(i, v)| (i, v as i64)).unzip();
+        let rows = sqlx::query(
+            "INSERT INTO item_versions (item_id, version)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[])
+             ON CONFLICT (item_id) DO UPDATE
+                 SET version = GREATEST(item_versions.version, EXCLUDED.version)
+             RETURNING item_id, version",
+        )
+        .bind(&ids)
+        .bind(&versions)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("item_id")?,
+                    r.try_get::<i64, _>("version")? as u64,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(ReviewError::from)
+    }
+
     /// The latest human decision for each of these item versions that has one, as verdicts.
     pub async fn human_verdicts(
         &self,

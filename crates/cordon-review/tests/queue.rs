@@ -608,3 +608,20 @@ async fn bulk_decisions_report_each_case() {
         Err(ReviewError::Invalid(_))
     ));
 }
+
+#[tokio::test]
+async fn newest_versions_remember_the_highest_version_seen() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    let seen = store
+        .newest_versions(&[("a".into(), 2), ("a".into(), 1), ("b".into(), 1)])
+        .await
+        .unwrap();
+    assert_eq!((seen["a"], seen["b"]), (2, 1));
+    // A late older version sees the newer one; a newer one moves the mark.
+    let seen = store
+        .newest_versions(&[("a".into(), 1), ("b".into(), 3)])
+        .await
+        .unwrap();
+    assert_eq!((seen["a"], seen["b"]), (2, 3));
+}

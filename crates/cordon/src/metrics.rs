@@ -15,6 +15,8 @@ pub struct Metrics {
     pub decoded: IntCounter,
     /// Messages sent to the dead-letter topic, by reason code.
     pub dead_lettered: IntCounterVec,
+    /// Items skipped because a newer version of them was already seen.
+    pub stale_items: IntCounter,
     /// Items classified, by category and action.
     pub classified: IntCounterVec,
     /// Messages per worker batch.
@@ -76,6 +78,11 @@ impl Metrics {
                 "Messages sent to the dead-letter topic, by reason",
                 &["reason"],
             ),
+            stale_items: IntCounter::new(
+                "stale_items_total",
+                "Items skipped because a newer version was already seen",
+            )
+            .expect("valid counter"),
             classified: counter_vec(
                 "classified_total",
                 "Items classified, by category and action",
@@ -169,6 +176,7 @@ impl Metrics {
             Box::new(m.consumed.clone()),
             Box::new(m.decoded.clone()),
             Box::new(m.dead_lettered.clone()),
+            Box::new(m.stale_items.clone()),
             Box::new(m.classified.clone()),
             Box::new(m.batch_size.clone()),
             Box::new(m.inference_seconds.clone()),

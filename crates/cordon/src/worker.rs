@@ -119,6 +119,24 @@ impl Worker {
         }
         m.decoded.inc_by(items.len() as u64);
 
+        // A version older than one already seen arrived late: it gets no verdict and no case.
+        let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
+        let Ok(newest) = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.newest_versions(&keys)
+        })
+        .await
+        else {
+            return Ok(false);
+        };
+        items.retain(|item| {
+            let current = newest.get(&item.id).is_none_or(|v| *v <= item.version);
+            if !current {
+                debug!(item_id = %item.id, version = item.version, "stale version skipped");
+                m.stale_items.inc();
+            }
+            current
+        });
+
         let verdicts = self.classify(&items).await?;
         let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
         let Ok(humans) = retry("database", shutdown, self.backoff(), &m.retries, || {
