@@ -74,6 +74,25 @@ impl From<cordon_index::IndexError> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// Runs a blocking index read off the async worker threads.
+async fn index_read<T, F>(read: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, cordon_index::IndexError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// The committed index state of one item.
+async fn lookup(s: &ApiState, id: &str) -> Result<Option<cordon_index::ItemState>, ApiError> {
+    let search = s.search.clone();
+    let id = id.to_string();
+    index_read(move || search.get(&id)).await
+}
+
 /// The public search, item and review routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -163,9 +182,8 @@ async fn search(State(s): State<ApiState>, Query(p): Query<SearchParams>) -> Api
         ));
     }
     let offset = (p.page - 1).saturating_mul(p.per_page);
-    let page = tokio::task::spawn_blocking(move || s.search.search(&p.q, offset, p.per_page))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let search = s.search.clone();
+    let page = index_read(move || search.search(&p.q, offset, p.per_page)).await?;
     Ok(Json(json!({
         "total": page.total,
         "page": p.page,
@@ -175,11 +193,7 @@ async fn search(State(s): State<ApiState>, Query(p): Query<SearchParams>) -> Api
 }
 
 async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Value> {
-    let search = s.search.clone();
-    let lookup = id.clone();
-    let state = tokio::task::spawn_blocking(move || search.get(&lookup))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let state = lookup(&s, &id).await?;
     let (cases, decisions) = s.store.history(&id).await?;
     let Some(state) = state else {
         if cases.is_empty() && decisions.is_empty() {
@@ -196,9 +210,7 @@ async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Va
         Some(c) => {
             let search = s.search.clone();
             let channel = c.channel.id.clone();
-            tokio::task::spawn_blocking(move || search.channel_blocked(&channel))
-                .await
-                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+            index_read(move || search.channel_blocked(&channel)).await?
         }
         None => false,
     };
@@ -287,11 +299,7 @@ pub struct ReportBody {
 
 /// Files a report against the item's current indexed version.
 pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ApiError> {
-    let search = s.search.clone();
-    let id = body.item_id.clone();
-    let state = tokio::task::spawn_blocking(move || search.get(&id))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let state = lookup(s, &body.item_id).await?;
     let Some((version, scores)) = state.and_then(|st| {
         let scores = st.verdict().and_then(|v| v.scores);
         st.content.map(|c| (c.version, scores))
@@ -593,11 +601,7 @@ async fn decide_item(
     let item_version = match body.item_version {
         Some(v) => v,
         None => {
-            let search = s.search.clone();
-            let id = item_id.clone();
-            let state = tokio::task::spawn_blocking(move || search.get(&id))
-                .await
-                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+            let state = lookup(&s, &item_id).await?;
             state
                 .and_then(|st| st.content.map(|c| c.version))
                 .ok_or_else(|| {
