@@ -297,6 +297,20 @@ impl Decision {
     }
 }
 
+/// Queues the verdict announcing `decision` in the outbox (keyed by the decision's item id, or
+/// `channel:<id>` for a channel), in the caller's transaction.
+pub(crate) async fn enqueue_verdict(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    decision: &Decision,
+) -> Result<(), ReviewError> {
+    sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
+        .bind(&decision.item_id)
+        .bind(Json(decision.verdict()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl ReviewStore {
     /// Connects and applies pending migrations. `acquire_timeout` bounds how long a request waits
     /// for a connection, so an outage gives a clear error instead of a hang.
@@ -556,11 +570,7 @@ impl ReviewStore {
             Some(&decision.reason),
         )
         .await?;
-        sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
-            .bind(&req.item_id)
-            .bind(Json(decision.verdict()))
-            .execute(&mut *tx)
-            .await?;
+        enqueue_verdict(&mut tx, &decision).await?;
         reports::settle(&mut tx, &req.item_id, req.item_version, req.action).await?;
         tx.commit().await?;
         Ok(decision)
@@ -639,11 +649,7 @@ impl ReviewStore {
             Some(reason),
         )
         .await?;
-        sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
-            .bind(&key)
-            .bind(Json(decision.verdict()))
-            .execute(&mut *tx)
-            .await?;
+        enqueue_verdict(&mut tx, &decision).await?;
         tx.commit().await?;
         Ok(decision)
     }

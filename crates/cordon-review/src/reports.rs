@@ -208,11 +208,7 @@ impl ReviewStore {
             .fetch_one(&mut *tx)
             .await?;
             let decision = crate::decision_from_row(&decision)?;
-            sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
-                .bind(&r.item_id)
-                .bind(Json(decision.verdict()))
-                .execute(&mut *tx)
-                .await?;
+            crate::enqueue_verdict(&mut tx, &decision).await?;
             let before_hold = after.clone();
             let row = sqlx::query(&format!(
                 "UPDATE cases SET held = true, version = version + 1, updated_at = now()
