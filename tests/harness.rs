@@ -319,6 +319,74 @@ pub struct Deployment {
     pub config: PathBuf,
     /// The HTTP address of the API role.
     pub api: String,
+    /// The session [`Deployment::get`] and [`Deployment::post`] use for review endpoints.
+    admin: tokio::sync::OnceCell<Session>,
+}
+
+/// The password every test account gets.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+/// Paths anyone may call without signing in.
+fn is_public(path: &str) -> bool {
+    [
+        "/v1/search",
+        "/v1/reports",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// A signed-in console account: sends its session cookie and CSRF token with every request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    api: String,
+    cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    client: reqwest::Client,
+}
+
+impl Session {
+    /// Sends a request with the session cookie and CSRF token; returns status and JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value)> {
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{path}", self.api))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// GETs a path as JSON.
+    pub async fn get(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// POSTs JSON.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, serde_json::Value)> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
 }
 
 impl Deployment {
@@ -346,7 +414,79 @@ impl Deployment {
             dir,
             config,
             api,
+            admin: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Creates an account with `cordon user add` (password [`TEST_PASSWORD`]).
+    pub fn add_user(&self, username: &str, role: &str) -> Result<()> {
+        use std::io::Write;
+        let mut child = Command::new(cordon_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["user", "add", username, "--role", role])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("running cordon user add")?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(format!("{TEST_PASSWORD}\n").as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            bail!(
+                "cordon user add {username} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Signs in through `POST /v1/session`.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<Session> {
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("http://{}/v1/session", self.api))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await?;
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(String::from);
+        let body: serde_json::Value = response.json().await?;
+        let (Some(cookie), true) = (cookie, status.is_success()) else {
+            bail!("sign-in as {username} refused ({status}): {body}");
+        };
+        Ok(Session {
+            api: self.api.clone(),
+            cookie,
+            csrf: body["csrf_token"]
+                .as_str()
+                .context("csrf_token")?
+                .to_string(),
+            client,
+        })
+    }
+
+    /// Creates an account and signs in as it.
+    pub async fn session(&self, username: &str, role: &str) -> Result<Session> {
+        self.add_user(username, role)?;
+        self.sign_in(username, TEST_PASSWORD).await
+    }
+
+    /// The admin account `ann` the review requests of [`Deployment::get`] and
+    /// [`Deployment::post`] are made as (created on first use).
+    pub async fn admin(&self) -> Result<&Session> {
+        self.admin
+            .get_or_try_init(|| self.session("ann", "admin"))
+            .await
     }
 
     /// Appends TOML to the config file (before any process starts).
@@ -454,19 +594,25 @@ impl Deployment {
             .collect()
     }
 
-    /// GETs a path of the API as JSON.
+    /// GETs a path of the API as JSON: public paths anonymously, review paths as the admin.
     pub async fn get(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        if !is_public(path) {
+            return self.admin().await?.get(path).await;
+        }
         let response = reqwest::get(format!("http://{}{path}", self.api)).await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await?))
     }
 
-    /// POSTs JSON to a path of the API.
+    /// POSTs JSON to a path of the API: public paths anonymously, review paths as the admin.
     pub async fn post(
         &self,
         path: &str,
         body: &serde_json::Value,
     ) -> Result<(u16, serde_json::Value)> {
+        if !is_public(path) {
+            return self.admin().await?.post(path, body).await;
+        }
         let response = reqwest::Client::new()
             .post(format!("http://{}{path}", self.api))
             .json(body)

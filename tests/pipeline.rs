@@ -166,7 +166,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
     let (status, decision) = d
         .post(
             "/v1/decisions",
-            &json!({"item_id": restored, "action": "restore", "moderator": "ann", "reason": "not_illegal", "note": "satire"}),
+            &json!({"item_id": restored, "action": "restore", "reason": "not_illegal", "note": "satire"}),
         )
         .await?;
     assert_eq!(status, 200, "{decision}");
@@ -191,7 +191,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
     let (status, _) = d
         .post(
             &format!("/v1/cases/{case_id}/decision"),
-            &json!({"action": "suppress", "moderator": "ann", "reason": "drugs_offer"}),
+            &json!({"action": "suppress", "reason": "drugs_offer"}),
         )
         .await?;
     assert_eq!(status, 200);
@@ -208,7 +208,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
     let (status, body) = d
         .post(
             "/v1/decisions",
-            &json!({"item_id": restored, "action": "delete", "moderator": "ann", "reason": "x"}),
+            &json!({"item_id": restored, "action": "delete", "reason": "x"}),
         )
         .await?;
     assert_eq!(status, 400, "{body}");
@@ -427,7 +427,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     let (status, body) = d
         .post(
             &format!("/v1/cases/{case_id}/decision"),
-            &json!({"action": "restore", "moderator": "ann", "reason": "not_illegal"}),
+            &json!({"action": "restore", "reason": "not_illegal"}),
         )
         .await?;
     assert_eq!(status, 200, "{body}");
@@ -531,7 +531,8 @@ async fn a_channel_decision_hides_every_item_of_the_channel() -> Result<()> {
         }
     }
 
-    let decide = |action: &str| json!({"channel_id": channel, "action": action, "moderator": "ann", "reason": "drug_shop"});
+    let decide =
+        |action: &str| json!({"channel_id": channel, "action": action, "reason": "drug_shop"});
     let (status, body) = d.post("/v1/channel-decisions", &decide("suppress")).await?;
     assert_eq!(status, 200, "{body}");
     eventually(

@@ -42,6 +42,28 @@ pub struct Channel {
     pub subscribers: Option<u64>,
 }
 
+/// What kind of media an item carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// A picture.
+    Image,
+    /// A video (the console shows its poster or a link).
+    Video,
+}
+
+/// A picture or video attached to an item, by public `http(s)` link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Media {
+    /// What it is.
+    pub kind: MediaKind,
+    /// Where it is: an `http` or `https` URL.
+    pub url: String,
+}
+
+/// Most media one item may carry.
+pub const MAX_MEDIA: usize = 16;
+
 /// One piece of public content to be moderated and indexed.
 ///
 /// Unknown fields are ignored so that producers can add fields without breaking Cordon.
@@ -70,6 +92,9 @@ pub struct ContentItem {
     /// Public link to the item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Pictures and videos attached to the item (at most [`MAX_MEDIA`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
     /// When the author published it.
     pub published_at: DateTime<Utc>,
     /// When the platform handed it to search indexing.
@@ -208,6 +233,20 @@ impl ContentItem {
                 return Err(field("currency", "must be a three-letter ISO 4217 code"));
             }
         }
+        if self.media.len() > MAX_MEDIA {
+            return Err(field("media", format!("more than {MAX_MEDIA} entries")));
+        }
+        for m in &self.media {
+            if m.url.len() > MAX_SHORT_FIELD_BYTES {
+                return Err(field(
+                    "media.url",
+                    format!("over {MAX_SHORT_FIELD_BYTES} bytes"),
+                ));
+            }
+            if !is_web_url(&m.url) {
+                return Err(field("media.url", "must be an http or https URL"));
+            }
+        }
         if self.version > i64::MAX as u64 {
             return Err(field("version", "must fit in a signed 64-bit integer"));
         }
@@ -230,6 +269,13 @@ impl ContentItem {
         out.push_str(&self.text);
         out
     }
+}
+
+/// Whether `url` is an absolute `http` or `https` URL (the only links the console follows).
+pub fn is_web_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://"))
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 fn check_id(name: &'static str, id: &str) -> Result<(), DecodeError> {
@@ -297,6 +343,12 @@ mod tests {
         let mut bad_currency = sample();
         bad_currency["currency"] = "dollars".into();
         assert_eq!(decode(&bad_currency).unwrap_err().code(), "field");
+        let mut bad_media = sample();
+        bad_media["media"] = serde_json::json!([{"kind": "image", "url": "javascript:alert(1)"}]);
+        assert_eq!(decode(&bad_media).unwrap_err().code(), "field");
+        let mut media = sample();
+        media["media"] = serde_json::json!([{"kind": "image", "url": "https://cdn.example/a.jpg"}]);
+        assert_eq!(decode(&media).unwrap().media.len(), 1);
         let mut bad_kind = sample();
         bad_kind["kind"] = "story".into();
         assert_eq!(decode(&bad_kind).unwrap_err().code(), "json");

@@ -11,6 +11,9 @@ mod content;
 mod policy;
 mod verdict;
 
-pub use content::{Channel, ContentItem, ContentKind, DecodeError, DecodeLimits};
+pub use content::{
+    is_web_url, Channel, ContentItem, ContentKind, DecodeError, DecodeLimits, Media, MediaKind,
+    MAX_MEDIA,
+};
 pub use policy::{Category, Policy, PolicyDecision, Scores, Thresholds};
 pub use verdict::{Action, Contribution, DecidedBy, Verdict, Visibility};

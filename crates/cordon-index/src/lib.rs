@@ -22,7 +22,9 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuer
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DateTime, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+};
 
 /// `kind` of the documents that record channel verdicts.
 const CHANNEL_BLOCK: &str = "channel_block";
@@ -287,6 +289,33 @@ impl SearchHandle {
             }
         }
         Ok(channels)
+    }
+
+    /// Up to `limit` items of a channel whatever their visibility, newest published first: what
+    /// a moderator sees of the channel beside a case.
+    pub fn channel_items(
+        &self,
+        channel_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ItemState>, IndexError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.channel_id, channel_id),
+            IndexRecordOption::Basic,
+        );
+        let hits = searcher
+            .search(
+                &query,
+                &TopDocs::with_limit(limit.max(1))
+                    .order_by_fast_field::<DateTime>("published_at", Order::Desc),
+            )
+            .map_err(tantivy_err(&self.dir))?;
+        hits.into_iter()
+            .map(|(_, address)| {
+                let doc: TantivyDocument = searcher.doc(address).map_err(tantivy_err(&self.dir))?;
+                self.decode_state(&doc)
+            })
+            .collect()
     }
 
     /// Whether a channel verdict hides every item of `channel_id`.
@@ -634,6 +663,7 @@ mod tests {
             price: None,
             currency: None,
             lang: Some("en".into()),
+            media: Vec::new(),
             url: None,
             published_at: Utc::now(),
             indexed_at: Utc::now(),

@@ -20,13 +20,17 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
+mod accounts;
 mod queue;
 mod reports;
 
+pub use accounts::{Account, AccountChange, NewSession, Session, MIN_PASSWORD_CHARS};
+
 pub use queue::{
-    priority, AuditEntry, BulkResult, CategoryAgreement, HourCount, QueueReport, Role, BULK_LIMIT,
+    priority, AuditEntry, BulkResult, CaseFilter, CategoryAgreement, Facet, HourCount, QueueCounts,
+    QueueReport, Role, BULK_LIMIT,
 };
-pub use reports::{NewReport, ReportLimits, ReportOutcome};
+pub use reports::{NewReport, Report, ReportLimits, ReportOutcome};
 
 /// Why a review-queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,9 @@ pub enum ReviewError {
     /// The case changed since the caller read it, or another moderator holds it.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The caller is not signed in, or the credentials are wrong.
+    #[error("not signed in: {0}")]
+    Unauthorized(String),
     /// The caller's role may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -84,6 +91,8 @@ pub struct NewCase {
     pub model_version: String,
     /// How many people the item can reach (the channel's subscribers), if known.
     pub reach: Option<u64>,
+    /// The item's language, if the producer gave one.
+    pub language: Option<String>,
 }
 
 /// A case in the queue.
@@ -125,6 +134,8 @@ pub struct Case {
     pub claimed_by: Option<String>,
     /// Until when the claim holds.
     pub lease_until: Option<DateTime<Utc>>,
+    /// The item's language, if known.
+    pub language: Option<String>,
 }
 
 /// A moderator's decision.
@@ -150,6 +161,8 @@ pub struct Decision {
     pub decided_at: DateTime<Utc>,
     /// The channel, for a decision about a whole channel.
     pub channel_id: Option<String>,
+    /// A restore that closes the item version for good: later reports do not queue it again.
+    pub no_requeue: bool,
 }
 
 /// A decision to record.
@@ -173,6 +186,8 @@ pub struct DecisionRequest {
     pub expected_version: Option<i32>,
     /// The moderator's role (escalated cases need a senior).
     pub role: Role,
+    /// With a restore: do not queue this item version again, whatever reports follow.
+    pub no_requeue: bool,
 }
 
 /// A decision about a whole channel.
@@ -224,9 +239,10 @@ pub struct ReviewStore {
 
 pub(crate) const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
      model_version, state, created_at, resolved_at, version, priority, reach, escalated, claimed_by, \
-     lease_until";
+     lease_until, language";
 pub(crate) const DECISION_COLUMNS: &str =
-    "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at, channel_id";
+    "id, case_id, item_id, item_version, action, moderator, reason, note, decided_at, channel_id, \
+     no_requeue";
 const RELAY_LOCK: i64 = 0x636f_7264_6f6e;
 
 pub(crate) fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
@@ -249,6 +265,7 @@ pub(crate) fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::E
         escalated: row.try_get("escalated")?,
         claimed_by: row.try_get("claimed_by")?,
         lease_until: row.try_get("lease_until")?,
+        language: row.try_get("language")?,
     })
 }
 
@@ -264,6 +281,7 @@ pub(crate) fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision,
         note: row.try_get("note")?,
         decided_at: row.try_get("decided_at")?,
         channel_id: row.try_get("channel_id")?,
+        no_requeue: row.try_get("no_requeue")?,
     })
 }
 
@@ -349,7 +367,9 @@ impl ReviewStore {
         let mut models = Vec::with_capacity(cases.len());
         let mut reaches = Vec::with_capacity(cases.len());
         let mut priorities = Vec::with_capacity(cases.len());
+        let mut languages = Vec::with_capacity(cases.len());
         for c in cases {
+            languages.push(c.language.clone());
             reaches.push(c.reach.map(|r| r.min(i64::MAX as u64) as i64));
             priorities.push(priority(c.score, c.reach, 0));
             ids.push(c.item_id.clone());
@@ -362,11 +382,11 @@ impl ReviewStore {
         }
         let result = sqlx::query(
             "INSERT INTO cases (item_id, item_version, source, category, score, scores, reason, model_version,
-                                reach, priority)
-             SELECT i, v, 'model', c, s, a, r, m, re, p
+                                reach, priority, language)
+             SELECT i, v, 'model', c, s, a, r, m, re, p, l
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::real[], $5::jsonb[], $6::text[], $7::text[],
-                         $8::bigint[], $9::real[])
-                  AS t(i, v, c, s, a, r, m, re, p)
+                         $8::bigint[], $9::real[], $10::text[])
+                  AS t(i, v, c, s, a, r, m, re, p, l)
              ON CONFLICT (item_id, item_version) DO NOTHING",
         )
         .bind(&ids)
@@ -378,6 +398,7 @@ impl ReviewStore {
         .bind(&models)
         .bind(&reaches)
         .bind(&priorities)
+        .bind(&languages)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
@@ -454,26 +475,6 @@ impl ReviewStore {
         Ok(out)
     }
 
-    /// Cases in a state (or all), oldest first; escalated cases only for seniors and admins.
-    pub async fn list_cases(
-        &self,
-        state: Option<&str>,
-        role: Role,
-        limit: i64,
-    ) -> Result<Vec<Case>, ReviewError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE ($1::text IS NULL OR state = $1)
-               AND ($3 OR NOT escalated)
-             ORDER BY created_at, id LIMIT $2"
-        ))
-        .bind(state)
-        .bind(limit)
-        .bind(role.is_senior())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(case_from_row).collect::<Result<_, _>>()?)
-    }
-
     /// One case.
     pub async fn case(&self, id: i64) -> Result<Case, ReviewError> {
         let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
@@ -507,6 +508,25 @@ impl ReviewStore {
         ))
     }
 
+    /// The latest decisions about any of these items (channel keys included), newest first.
+    pub async fn decisions_about(
+        &self,
+        item_ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<Decision>, ReviewError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE item_id = ANY($1) ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(item_ids)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(decision_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
     /// Records a decision, resolves the item version's open case and queues the verdict in the
     /// outbox, all in one transaction.
     pub async fn decide(&self, req: &DecisionRequest) -> Result<Decision, ReviewError> {
@@ -518,6 +538,11 @@ impl ReviewStore {
         if req.moderator.trim().is_empty() || req.reason.trim().is_empty() {
             return Err(ReviewError::Invalid(
                 "moderator and reason are required".into(),
+            ));
+        }
+        if req.no_requeue && req.action != Action::Restore {
+            return Err(ReviewError::Invalid(
+                "\"do not queue this version again\" goes with restore".into(),
             ));
         }
         let mut tx = self.pool.begin().await?;
@@ -536,8 +561,9 @@ impl ReviewStore {
             None => None,
         };
         let row = sqlx::query(&format!(
-            "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {DECISION_COLUMNS}"
+            "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note,
+                                    no_requeue)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {DECISION_COLUMNS}"
         ))
         .bind(req.case_id)
         .bind(&req.item_id)
@@ -546,6 +572,7 @@ impl ReviewStore {
         .bind(&req.moderator)
         .bind(&req.reason)
         .bind(&req.note)
+        .bind(req.no_requeue)
         .fetch_one(&mut *tx)
         .await?;
         let decision = decision_from_row(&row)?;

@@ -41,6 +41,15 @@ impl Role {
         }
     }
 
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Moderator => "moderator",
+            Role::Senior => "senior",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Whether the role sees and decides escalated cases.
     pub fn is_senior(self) -> bool {
         matches!(self, Role::Senior | Role::Admin)
@@ -275,6 +284,129 @@ impl ReviewStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(ReviewError::from)
+    }
+}
+
+/// Which cases to list. Every field narrows the list; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// open, claimed, escalated or resolved; `None` lists the unresolved ones.
+    pub state: Option<String>,
+    /// The category that brought the case.
+    pub category: Option<String>,
+    /// The item's language.
+    pub language: Option<String>,
+    /// `model` or `report`.
+    pub source: Option<String>,
+    /// Only cases queued at least this many hours ago.
+    pub min_age_hours: Option<f64>,
+    /// Only cases queued at most this many hours ago.
+    pub max_age_hours: Option<f64>,
+}
+
+/// How many unresolved cases have one value of a facet.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facet {
+    /// The value (`unknown` for a case without one).
+    pub value: String,
+    /// Unresolved cases with it.
+    pub cases: i64,
+}
+
+/// Unresolved cases the role sees, counted by category, language and source.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueCounts {
+    /// All of them.
+    pub total: i64,
+    /// By category.
+    pub category: Vec<Facet>,
+    /// By language.
+    pub language: Vec<Facet>,
+    /// By source (model or report).
+    pub source: Vec<Facet>,
+}
+
+impl ReviewStore {
+    /// Cases matching `filter`, in queue order (escalated first for seniors, then priority plus
+    /// age); escalated cases only for seniors and admins.
+    pub async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        role: Role,
+        limit: i64,
+    ) -> Result<Vec<Case>, ReviewError> {
+        if let Some(state) = &filter.state {
+            if !["open", "claimed", "escalated", "resolved"].contains(&state.as_str()) {
+                return Err(ReviewError::Invalid(format!(
+                    "state must be open, claimed, escalated or resolved, not `{state}`"
+                )));
+            }
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases
+             WHERE (CASE WHEN $1::text IS NULL THEN state <> 'resolved' ELSE state = $1 END)
+               AND ($2 OR NOT escalated)
+               AND ($3::text IS NULL OR category = $3)
+               AND ($4::text IS NULL OR COALESCE(language, 'unknown') = $4)
+               AND ($5::text IS NULL OR source = $5)
+               AND ($6::float8 IS NULL OR created_at <= now() - make_interval(secs => $6 * 3600))
+               AND ($7::float8 IS NULL OR created_at >= now() - make_interval(secs => $7 * 3600))
+             ORDER BY escalated DESC,
+                      priority + EXTRACT(EPOCH FROM now() - created_at) / 86400.0 DESC, id
+             LIMIT $8"
+        ))
+        .bind(&filter.state)
+        .bind(role.is_senior())
+        .bind(&filter.category)
+        .bind(&filter.language)
+        .bind(&filter.source)
+        .bind(filter.min_age_hours)
+        .bind(filter.max_age_hours)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(case_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Unresolved cases the role sees, by category, language and source.
+    pub async fn queue_counts(&self, role: Role) -> Result<QueueCounts, ReviewError> {
+        let rows = sqlx::query(
+            "SELECT facet, value, count FROM (
+               SELECT 'category' AS facet, category AS value, count(*) AS count FROM cases
+                 WHERE state <> 'resolved' AND ($1 OR NOT escalated) GROUP BY category
+               UNION ALL
+               SELECT 'language', COALESCE(language, 'unknown'), count(*) FROM cases
+                 WHERE state <> 'resolved' AND ($1 OR NOT escalated) GROUP BY 2
+               UNION ALL
+               SELECT 'source', source, count(*) FROM cases
+                 WHERE state <> 'resolved' AND ($1 OR NOT escalated) GROUP BY source
+             ) f ORDER BY facet, count DESC, value",
+        )
+        .bind(role.is_senior())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = QueueCounts {
+            total: 0,
+            category: Vec::new(),
+            language: Vec::new(),
+            source: Vec::new(),
+        };
+        for row in &rows {
+            let facet: String = row.try_get("facet")?;
+            let entry = Facet {
+                value: row.try_get("value")?,
+                cases: row.try_get("count")?,
+            };
+            match facet.as_str() {
+                "category" => {
+                    counts.total += entry.cases;
+                    counts.category.push(entry);
+                }
+                "language" => counts.language.push(entry),
+                _ => counts.source.push(entry),
+            }
+        }
+        Ok(counts)
     }
 }
 

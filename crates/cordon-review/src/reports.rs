@@ -29,6 +29,8 @@ pub struct NewReport {
     pub details: Option<String>,
     /// The model's scores for the item, if it has them.
     pub scores: Option<Scores>,
+    /// The item's language, if known.
+    pub language: Option<String>,
 }
 
 /// Report limits.
@@ -55,12 +57,60 @@ pub struct ReportOutcome {
     pub held: bool,
 }
 
+/// A report as moderators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Report id.
+    pub id: i64,
+    /// The item version reported.
+    pub item_version: u64,
+    /// Who reported.
+    pub reporter: String,
+    /// Why.
+    pub reason: String,
+    /// The reporter's words.
+    pub details: Option<String>,
+    /// The reporter's weight when filed.
+    pub weight: f32,
+    /// When.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// upheld or rejected, once decided.
+    pub outcome: Option<String>,
+}
+
 /// A reporter's weight: 1 for a new reporter, lower the more of their reports were rejected.
 fn weight(upheld: i32, rejected: i32) -> f32 {
     ((1 + upheld) as f32 / (1 + upheld + 2 * rejected) as f32).clamp(0.05, 1.0)
 }
 
 impl ReviewStore {
+    /// The reports about an item, newest first.
+    pub async fn reports(&self, item_id: &str, limit: i64) -> Result<Vec<Report>, ReviewError> {
+        let rows = sqlx::query(
+            "SELECT id, item_version, reporter, reason, details, weight, created_at, outcome
+             FROM reports WHERE item_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(item_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Report {
+                    id: r.try_get("id")?,
+                    item_version: r.try_get::<i64, _>("item_version")? as u64,
+                    reporter: r.try_get("reporter")?,
+                    reason: r.try_get("reason")?,
+                    details: r.try_get("details")?,
+                    weight: r.try_get("weight")?,
+                    created_at: r.try_get("created_at")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(ReviewError::from)
+    }
+
     /// Records a report (see the module documentation).
     pub async fn report(
         &self,
@@ -161,11 +211,26 @@ impl ReviewStore {
         .await?
         .map(|row| case_from_row(&row))
         .transpose()?;
+        // A new report reopens a version a moderator restored, unless the restore closed it
+        // for good ("do not queue this version again").
+        let reopen: bool = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT action = 'restore' AND NOT no_requeue FROM decisions
+                              WHERE item_id = $1 AND item_version = $2
+                                AND action IN ('suppress', 'restore')
+                              ORDER BY id DESC LIMIT 1), false)",
+        )
+        .bind(&r.item_id)
+        .bind(r.item_version as i64)
+        .fetch_one(&mut *tx)
+        .await?;
         let row = sqlx::query(&format!(
             "INSERT INTO cases (item_id, item_version, source, category, score, scores, reason,
-                                reporters, report_weight, priority)
-             VALUES ($1, $2, 'report', $3, $4, $5, $6, 1, $7, $4 + 0.25 * $7)
+                                reporters, report_weight, priority, language)
+             VALUES ($1, $2, 'report', $3, $4, $5, $6, 1, $7, $4 + 0.25 * $7, $8)
              ON CONFLICT (item_id, item_version) DO UPDATE SET
+                 state = CASE WHEN cases.state = 'resolved' AND $9 THEN 'open' ELSE cases.state END,
+                 resolved_at = CASE WHEN cases.state = 'resolved' AND $9 THEN NULL
+                                    ELSE cases.resolved_at END,
                  reporters = cases.reporters + 1,
                  report_weight = cases.report_weight + $7,
                  priority = cases.priority + 0.25 * $7,
@@ -180,6 +245,8 @@ impl ReviewStore {
         .bind(Json(scores))
         .bind(format!("reported: {}", r.reason))
         .bind(w)
+        .bind(&r.language)
+        .bind(reopen)
         .fetch_one(&mut *tx)
         .await?;
         let mut after = case_from_row(&row)?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use cordon_domain::{Action, Category, DecidedBy, Scores};
 use cordon_e2e::TestDb;
-use cordon_review::{DecisionRequest, NewCase, ReviewError, ReviewStore, Role};
+use cordon_review::{CaseFilter, DecisionRequest, NewCase, ReviewError, ReviewStore, Role};
 
 async fn store(db: &TestDb) -> ReviewStore {
     ReviewStore::connect(&db.url, 4, Duration::from_secs(5))
@@ -24,6 +24,7 @@ fn case(id: &str, version: u64) -> NewCase {
         reason: "drugs 0.60 >= review_at 0.50".into(),
         model_version: "m1".into(),
         reach: None,
+        language: Some("en".into()),
     }
 }
 
@@ -47,7 +48,14 @@ async fn cases_are_queued_once_per_item_version() {
         1
     );
     let open = store
-        .list_cases(Some("open"), Role::Moderator, 100)
+        .list_cases(
+            &CaseFilter {
+                state: Some("open".into()),
+                ..CaseFilter::default()
+            },
+            Role::Moderator,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(open.len(), 3);
@@ -61,7 +69,7 @@ async fn cases_are_queued_once_per_item_version() {
         .unwrap();
     assert_eq!(
         again
-            .list_cases(None, Role::Moderator, 10)
+            .list_cases(&CaseFilter::default(), Role::Moderator, 10)
             .await
             .unwrap()
             .len(),
@@ -74,7 +82,11 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
     let db = TestDb::create().await.unwrap();
     let store = store(&db).await;
     store.insert_cases(&[case("a", 1)]).await.unwrap();
-    let case_id = store.list_cases(None, Role::Moderator, 1).await.unwrap()[0].id;
+    let case_id = store
+        .list_cases(&CaseFilter::default(), Role::Moderator, 1)
+        .await
+        .unwrap()[0]
+        .id;
     let decision = store
         .decide(&DecisionRequest {
             item_id: "a".into(),
@@ -86,6 +98,7 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
             case_id: Some(case_id),
             expected_version: None,
             role: Role::Moderator,
+            no_requeue: false,
         })
         .await
         .unwrap();
@@ -150,6 +163,7 @@ async fn invalid_decisions_are_rejected() {
         case_id: None,
         expected_version: None,
         role: Role::Moderator,
+        no_requeue: false,
     };
     assert!(matches!(
         store.decide(&req).await,
@@ -188,6 +202,7 @@ fn decision(
         case_id: Some(case.id),
         expected_version: version,
         role,
+        no_requeue: false,
     }
 }
 
@@ -323,7 +338,7 @@ async fn priority_orders_the_queue_and_escalations_go_to_seniors() {
         .unwrap();
     assert!(escalated.escalated && escalated.state == "escalated");
     let visible: Vec<i64> = store
-        .list_cases(None, Role::Moderator, 10)
+        .list_cases(&CaseFilter::default(), Role::Moderator, 10)
         .await
         .unwrap()
         .iter()
@@ -421,6 +436,7 @@ fn report(item: &str, reporter: &str) -> cordon_review::NewReport {
         reason: "drugs".into(),
         details: Some("sells powder".into()),
         scores: None,
+        language: None,
     }
 }
 
@@ -567,7 +583,7 @@ async fn bulk_decisions_report_each_case() {
         .await
         .unwrap();
     let ids: Vec<i64> = store
-        .list_cases(None, Role::Moderator, 10)
+        .list_cases(&CaseFilter::default(), Role::Moderator, 10)
         .await
         .unwrap()
         .iter()
@@ -624,4 +640,111 @@ async fn newest_versions_remember_the_highest_version_seen() {
         .await
         .unwrap();
     assert_eq!((seen["a"], seen["b"]), (2, 3));
+}
+
+#[tokio::test]
+async fn queue_filters_and_counts() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    let mut weapons = case("w", 1);
+    weapons.category = Category::Weapons;
+    weapons.language = Some("ru".into());
+    let mut unknown = case("u", 1);
+    unknown.language = None;
+    store
+        .insert_cases(&[case("a", 1), weapons, unknown])
+        .await
+        .unwrap();
+    store.report(&report("r", "rita"), LIMITS).await.unwrap();
+    let list = |f: CaseFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_cases(&f, Role::Moderator, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.item_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let by = |category: Option<&str>, language: Option<&str>, source: Option<&str>| CaseFilter {
+        category: category.map(String::from),
+        language: language.map(String::from),
+        source: source.map(String::from),
+        ..CaseFilter::default()
+    };
+    assert_eq!(list(by(Some("weapons"), None, None)).await, ["w"]);
+    assert_eq!(list(by(None, Some("ru"), None)).await, ["w"]);
+    assert_eq!(list(by(None, Some("unknown"), Some("model"))).await, ["u"]);
+    assert_eq!(list(by(None, None, Some("report"))).await, ["r"]);
+    let older = CaseFilter {
+        min_age_hours: Some(1.0),
+        ..CaseFilter::default()
+    };
+    assert!(list(older).await.is_empty());
+    let newer = CaseFilter {
+        max_age_hours: Some(1.0),
+        ..CaseFilter::default()
+    };
+    assert_eq!(list(newer).await.len(), 4);
+    let bad = CaseFilter {
+        state: Some("gone".into()),
+        ..CaseFilter::default()
+    };
+    assert!(matches!(
+        store.list_cases(&bad, Role::Moderator, 10).await,
+        Err(ReviewError::Invalid(_))
+    ));
+
+    let counts = store.queue_counts(Role::Moderator).await.unwrap();
+    assert_eq!(counts.total, 4);
+    let count = |facets: &[cordon_review::Facet], value: &str| {
+        facets
+            .iter()
+            .find(|f| f.value == value)
+            .map_or(0, |f| f.cases)
+    };
+    assert_eq!(count(&counts.category, "drugs"), 3);
+    assert_eq!(count(&counts.category, "weapons"), 1);
+    assert_eq!(count(&counts.language, "en"), 1);
+    assert_eq!(count(&counts.language, "unknown"), 2);
+    assert_eq!(count(&counts.source, "report"), 1);
+}
+
+#[tokio::test]
+async fn a_restore_may_close_the_version_against_new_reports() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    // Two reported items, both restored; only the first restore leaves the version open.
+    for item in ["open", "closed"] {
+        let outcome = store.report(&report(item, "rita"), LIMITS).await.unwrap();
+        let case = store.case(outcome.case_id).await.unwrap();
+        store
+            .decide(&DecisionRequest {
+                action: Action::Restore,
+                no_requeue: item == "closed",
+                ..decision(&case, "ann", Some(case.version), Role::Moderator)
+            })
+            .await
+            .unwrap();
+    }
+    for item in ["open", "closed"] {
+        let outcome = store.report(&report(item, "ravi"), LIMITS).await.unwrap();
+        let state = store.case(outcome.case_id).await.unwrap().state;
+        let expected = if item == "open" { "open" } else { "resolved" };
+        assert_eq!(state, expected, "{item}");
+    }
+    let (_, decisions) = store.history("closed").await.unwrap();
+    assert!(decisions[0].no_requeue);
+    // The flag goes only with a restore.
+    let case = store.case(1).await.unwrap();
+    let suppress_final = DecisionRequest {
+        no_requeue: true,
+        ..decision(&case, "ann", None, Role::Moderator)
+    };
+    assert!(matches!(
+        store.decide(&suppress_final).await,
+        Err(ReviewError::Invalid(_))
+    ));
 }

@@ -8,13 +8,13 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use cordon_domain::Action;
 use cordon_index::SearchHandle;
 use cordon_review::{
-    ChannelDecision, DecisionRequest, NewReport, ReportLimits, ReportOutcome, ReviewError,
-    ReviewStore, Role,
+    AccountChange, CaseFilter, ChannelDecision, DecisionRequest, NewReport, ReportLimits,
+    ReportOutcome, ReviewError, ReviewStore, Role,
 };
 use cordon_stream::{Publisher, Record};
 use serde::Deserialize;
@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::auth::{self, Actor, Admin, Viewer};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -40,7 +41,7 @@ pub struct ApiState {
 
 /// An error answered as JSON `{"error": ...}` with a fitting status.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -55,6 +56,7 @@ impl From<ReviewError> for ApiError {
             ReviewError::Invalid(_) => StatusCode::BAD_REQUEST,
             ReviewError::Conflict(_) => StatusCode::CONFLICT,
             ReviewError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ReviewError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ReviewError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -93,9 +95,15 @@ async fn lookup(s: &ApiState, id: &str) -> Result<Option<cordon_index::ItemState
     index_read(move || search.get(&id)).await
 }
 
-/// The public search, item and review routes.
+/// The public search, item, review and account routes and the console, behind sign-in.
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route(
+            "/v1/session",
+            post(auth::login).get(auth::whoami).delete(auth::logout),
+        )
+        .route("/v1/accounts", get(accounts).post(add_account))
+        .route("/v1/accounts/{username}", patch(update_account))
         .route("/v1/search", get(search))
         .route("/v1/items/{*id}", get(item))
         .route("/v1/cases", get(cases))
@@ -109,6 +117,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reports", post(report))
         .route("/v1/channel-decisions", post(decide_channel))
         .route("/v1/decisions", post(decide_item))
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }
 
@@ -192,7 +205,7 @@ async fn search(State(s): State<ApiState>, Query(p): Query<SearchParams>) -> Api
     })))
 }
 
-async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Value> {
+async fn item(State(s): State<ApiState>, _: Viewer, Path(id): Path<String>) -> ApiResult<Value> {
     let state = lookup(&s, &id).await?;
     let (cases, decisions) = s.store.history(&id).await?;
     let Some(state) = state else {
@@ -227,39 +240,15 @@ async fn item(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult<Va
     })))
 }
 
-fn role(name: Option<&str>) -> Result<Role, ApiError> {
-    match name {
-        None => Ok(Role::Moderator),
-        Some(n) => Role::parse(n).ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("role must be moderator, senior or admin, not `{n}`"),
-            )
-        }),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClaimBody {
-    moderator: String,
-    #[serde(default)]
-    role: Option<String>,
-}
-
-async fn claim(State(s): State<ApiState>, Json(body): Json<ClaimBody>) -> ApiResult<Value> {
-    let role = role(body.role.as_deref())?;
+async fn claim(State(s): State<ApiState>, Actor(me): Actor) -> ApiResult<Value> {
     let lease = Duration::from_secs(s.config.api.claim_lease_secs);
-    let case = s.store.claim_next(&body.moderator, role, lease).await?;
+    let case = s.store.claim_next(&me.username, me.role, lease).await?;
     Ok(Json(json!({ "case": case })))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EscalateBody {
-    moderator: String,
-    #[serde(default)]
-    role: Option<String>,
     #[serde(default)]
     version: Option<i32>,
     #[serde(default)]
@@ -268,21 +257,21 @@ struct EscalateBody {
 
 async fn escalate(
     State(s): State<ApiState>,
+    Actor(me): Actor,
     Path(id): Path<i64>,
     Json(body): Json<EscalateBody>,
 ) -> ApiResult<Value> {
-    let role = role(body.role.as_deref())?;
     let case = s
         .store
         .escalate(
             id,
-            &body.moderator,
-            role,
+            &me.username,
+            me.role,
             body.version,
             body.note.as_deref(),
         )
         .await?;
-    info!(case_id = id, moderator = %body.moderator, "case escalated");
+    info!(case_id = id, moderator = %me.username, "case escalated");
     Ok(Json(json!(case)))
 }
 
@@ -300,9 +289,9 @@ pub struct ReportBody {
 /// Files a report against the item's current indexed version.
 pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ApiError> {
     let state = lookup(s, &body.item_id).await?;
-    let Some((version, scores)) = state.and_then(|st| {
+    let Some((version, scores, language)) = state.and_then(|st| {
         let scores = st.verdict().and_then(|v| v.scores);
-        st.content.map(|c| (c.version, scores))
+        st.content.map(|c| (c.version, scores, c.lang))
     }) else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -323,6 +312,7 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
                 reason: body.reason,
                 details: body.details,
                 scores,
+                language,
             },
             limits,
         )
@@ -400,12 +390,9 @@ pub async fn consume_reports(
 struct ChannelDecisionBody {
     channel_id: String,
     action: String,
-    moderator: String,
     reason: String,
     #[serde(default)]
     note: Option<String>,
-    #[serde(default)]
-    role: Option<String>,
     #[serde(default)]
     case_id: Option<i64>,
     #[serde(default)]
@@ -414,17 +401,17 @@ struct ChannelDecisionBody {
 
 async fn decide_channel(
     State(s): State<ApiState>,
+    Actor(me): Actor,
     Json(body): Json<ChannelDecisionBody>,
 ) -> ApiResult<Value> {
     let suppress = moderator_action(&body.action)? == Action::Suppress;
-    let role = role(body.role.as_deref())?;
     let decision = s
         .store
         .decide_channel(&ChannelDecision {
             channel_id: body.channel_id.clone(),
             suppress,
-            moderator: body.moderator,
-            role,
+            moderator: me.username,
+            role: me.role,
             reason: body.reason,
             note: body.note,
             case: body.case_id.map(|id| (id, body.version)),
@@ -443,26 +430,30 @@ async fn decide_channel(
 struct BulkBody {
     case_ids: Vec<i64>,
     action: String,
-    moderator: String,
     reason: String,
     #[serde(default)]
     note: Option<String>,
     #[serde(default)]
-    role: Option<String>,
+    no_requeue: bool,
 }
 
-async fn decide_bulk(State(s): State<ApiState>, Json(body): Json<BulkBody>) -> ApiResult<Value> {
+async fn decide_bulk(
+    State(s): State<ApiState>,
+    Actor(me): Actor,
+    Json(body): Json<BulkBody>,
+) -> ApiResult<Value> {
     let action = moderator_action(&body.action)?;
     let template = DecisionRequest {
         item_id: String::new(),
         item_version: 0,
         action,
-        moderator: body.moderator,
+        moderator: me.username,
         reason: body.reason,
         note: body.note,
         case_id: None,
         expected_version: None,
-        role: role(body.role.as_deref())?,
+        role: me.role,
+        no_requeue: body.no_requeue,
     };
     let results = s.store.decide_cases(&body.case_ids, &template).await?;
     let decided = results.iter().filter(|r| r.decision_id.is_some()).count();
@@ -474,7 +465,7 @@ async fn decide_bulk(State(s): State<ApiState>, Json(body): Json<BulkBody>) -> A
     Ok(Json(json!({ "decided": decided, "results": results })))
 }
 
-async fn stats(State(s): State<ApiState>) -> ApiResult<Value> {
+async fn stats(State(s): State<ApiState>, _: Viewer) -> ApiResult<Value> {
     Ok(Json(json!(s.store.queue_report().await?)))
 }
 
@@ -485,37 +476,78 @@ struct AuditParams {
     limit: i64,
 }
 
-async fn audit_log(State(s): State<ApiState>, Query(p): Query<AuditParams>) -> ApiResult<Value> {
+async fn audit_log(
+    State(s): State<ApiState>,
+    _: Viewer,
+    Query(p): Query<AuditParams>,
+) -> ApiResult<Value> {
     let limit = p.limit.clamp(1, s.config.api.max_page_size as i64);
     Ok(Json(
         json!({ "entries": s.store.audit_log(p.case_id, limit).await? }),
     ))
 }
 
-#[derive(Deserialize)]
-struct CaseParams {
-    state: Option<String>,
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(default = "fifty")]
-    limit: i64,
+/// Queue filters, shared by `GET /v1/cases` and the console's queue page.
+#[derive(Debug, Default, Deserialize)]
+pub struct CaseParams {
+    /// open, claimed, escalated or resolved (default: every unresolved case).
+    pub state: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+    /// Language (`unknown` for none).
+    pub language: Option<String>,
+    /// model or report.
+    pub source: Option<String>,
+    /// Queued at least this many hours ago.
+    pub min_age_hours: Option<f64>,
+    /// Queued at most this many hours ago.
+    pub max_age_hours: Option<f64>,
+    /// How many.
+    pub limit: Option<i64>,
+}
+
+impl CaseParams {
+    /// The store filter; empty values (from an HTML form) do not filter.
+    pub fn filter(&self) -> CaseFilter {
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        CaseFilter {
+            state: given(&self.state),
+            category: given(&self.category),
+            language: given(&self.language),
+            source: given(&self.source),
+            min_age_hours: self.min_age_hours,
+            max_age_hours: self.max_age_hours,
+        }
+    }
 }
 
 fn fifty() -> i64 {
     50
 }
 
-async fn cases(State(s): State<ApiState>, Query(p): Query<CaseParams>) -> ApiResult<Value> {
-    let limit = p.limit.clamp(1, s.config.api.max_page_size as i64);
-    let cases = s
-        .store
-        .list_cases(p.state.as_deref(), role(p.role.as_deref())?, limit)
-        .await?;
-    Ok(Json(json!({ "cases": cases })))
+async fn cases(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Query(p): Query<CaseParams>,
+) -> ApiResult<Value> {
+    let limit = p
+        .limit
+        .unwrap_or(50)
+        .clamp(1, s.config.api.max_page_size as i64);
+    let cases = s.store.list_cases(&p.filter(), me.role, limit).await?;
+    let counts = s.store.queue_counts(me.role).await?;
+    Ok(Json(json!({ "cases": cases, "counts": counts })))
 }
 
-async fn case(State(s): State<ApiState>, Path(id): Path<i64>) -> ApiResult<Value> {
-    Ok(Json(json!(s.store.case(id).await?)))
+async fn case(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -> ApiResult<Value> {
+    let case = s.store.case(id).await?;
+    if case.escalated && !me.role.is_senior() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("case {id} is escalated to senior moderators"),
+        ));
+    }
+    Ok(Json(json!(case)))
 }
 
 #[derive(Deserialize)]
@@ -526,18 +558,19 @@ struct DecisionBody {
     #[serde(default)]
     item_version: Option<u64>,
     action: String,
-    moderator: String,
     reason: String,
     #[serde(default)]
     note: Option<String>,
     /// The case version the moderator saw (case decisions); a stale one is refused.
     #[serde(default)]
     version: Option<i32>,
+    /// With restore: do not queue this item version again.
     #[serde(default)]
-    role: Option<String>,
+    no_requeue: bool,
 }
 
-fn moderator_action(name: &str) -> Result<Action, ApiError> {
+/// Parses a moderator's item decision: suppress or restore.
+pub fn moderator_action(name: &str) -> Result<Action, ApiError> {
     match Action::parse(name) {
         Some(a @ (Action::Suppress | Action::Restore)) => Ok(a),
         _ => Err(ApiError(
@@ -566,11 +599,11 @@ async fn record(s: &ApiState, req: DecisionRequest) -> ApiResult<Value> {
 
 async fn decide_case(
     State(s): State<ApiState>,
+    Actor(me): Actor,
     Path(id): Path<i64>,
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<Value> {
     let action = moderator_action(&body.action)?;
-    let role = role(body.role.as_deref())?;
     let case = s.store.case(id).await?;
     record(
         &s,
@@ -578,12 +611,13 @@ async fn decide_case(
             item_id: case.item_id,
             item_version: case.item_version,
             action,
-            moderator: body.moderator,
+            moderator: me.username,
             reason: body.reason,
             note: body.note,
             case_id: Some(id),
             expected_version: body.version,
-            role,
+            role: me.role,
+            no_requeue: body.no_requeue,
         },
     )
     .await
@@ -591,10 +625,10 @@ async fn decide_case(
 
 async fn decide_item(
     State(s): State<ApiState>,
+    Actor(me): Actor,
     Json(body): Json<DecisionBody>,
 ) -> ApiResult<Value> {
     let action = moderator_action(&body.action)?;
-    let role = role(body.role.as_deref())?;
     let item_id = body
         .item_id
         .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "item_id is required".into()))?;
@@ -618,15 +652,89 @@ async fn decide_item(
             item_id,
             item_version,
             action,
-            moderator: body.moderator,
+            moderator: me.username,
             reason: body.reason,
             note: body.note,
             case_id: None,
             expected_version: None,
-            role,
+            role: me.role,
+            no_requeue: body.no_requeue,
         },
     )
     .await
+}
+
+fn parse_role(name: &str) -> Result<Role, ApiError> {
+    Role::parse(name).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("role must be moderator, senior or admin, not `{name}`"),
+        )
+    })
+}
+
+async fn accounts(State(s): State<ApiState>, Admin(_): Admin) -> ApiResult<Value> {
+    Ok(Json(json!({ "accounts": s.store.accounts().await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccountBody {
+    username: String,
+    role: String,
+    /// Absent for an account that signs in only through the SSO proxy.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn add_account(
+    State(s): State<ApiState>,
+    Admin(me): Admin,
+    Json(body): Json<NewAccountBody>,
+) -> ApiResult<Value> {
+    let role = parse_role(&body.role)?;
+    let account = s
+        .store
+        .add_account(&me.username, &body.username, role, body.password)
+        .await?;
+    info!(admin = %me.username, username = %account.username, role = role.as_str(), "account created");
+    Ok(Json(json!(account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountChangeBody {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+async fn update_account(
+    State(s): State<ApiState>,
+    Admin(me): Admin,
+    Path(username): Path<String>,
+    Json(body): Json<AccountChangeBody>,
+) -> ApiResult<Value> {
+    if username == me.username && (body.disabled == Some(true) || body.role.is_some()) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "admins do not disable or demote themselves; ask another admin".into(),
+        ));
+    }
+    let change = AccountChange {
+        role: body.role.as_deref().map(parse_role).transpose()?,
+        disabled: body.disabled,
+        password: body.password,
+    };
+    let account = s
+        .store
+        .update_account(&me.username, &username, change)
+        .await?;
+    info!(admin = %me.username, username = %account.username, "account changed");
+    Ok(Json(json!(account)))
 }
 
 async fn metrics(State(s): State<OpsState>) -> impl IntoResponse {

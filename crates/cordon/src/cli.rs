@@ -25,7 +25,7 @@ use crate::indexer::Indexer;
 use crate::metrics::Metrics;
 use crate::model::ModelSlot;
 use crate::worker::Worker;
-use crate::{Cli, Command};
+use crate::{Cli, Command, UserCommand};
 
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -62,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             eval,
         ),
         Command::Eval { data, json } => eval(&config, &data, json),
+        Command::User { action } => runtime()?.block_on(user(&config, action)),
         Command::Config { reference } => {
             if reference {
                 print!("{REFERENCE}");
@@ -71,6 +72,51 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `cordon user add|list`: account management from the command line (the first admin).
+async fn user(config: &Config, action: UserCommand) -> Result<ExitCode> {
+    let db = &config.database;
+    let store = ReviewStore::connect(&db.url, 1, Duration::from_secs(db.acquire_timeout_secs))
+        .await
+        .with_context(|| format!("connecting to the review database at {}", db.url))?;
+    match action {
+        UserCommand::Add {
+            username,
+            role,
+            sso,
+        } => {
+            let role = cordon_review::Role::parse(&role).with_context(|| {
+                format!("role must be moderator, senior or admin, not `{role}`")
+            })?;
+            let password = if sso {
+                None
+            } else {
+                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    eprint!("password for {username} (input is shown; pipe it in to hide it): ");
+                }
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let line = line.trim_end_matches(['\r', '\n']).to_string();
+                anyhow::ensure!(
+                    !line.is_empty(),
+                    "no password on standard input (use --sso for a single-sign-on account)"
+                );
+                Some(line)
+            };
+            let account = store.add_account("cli", &username, role, password).await?;
+            println!("{}", serde_json::to_string(&account)?);
+            info!(username = %account.username, role = role.as_str(), "account created");
+        }
+        UserCommand::List => {
+            for account in store.accounts().await? {
+                println!("{}", serde_json::to_string(&account)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -305,10 +351,13 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     info!(listen = %config.api.listen, api = has("api"), "http server started");
     let token = shutdown.clone();
     tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-            .context("http server")
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
+        .context("http server")
     });
 
     let mut failed = false;

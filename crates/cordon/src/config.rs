@@ -29,6 +29,10 @@ pub struct Config {
     pub index: IndexConfig,
     /// The HTTP API role.
     pub api: ApiConfig,
+    /// Sign-in to the console and the review API.
+    pub auth: AuthConfig,
+    /// The moderator console.
+    pub console: ConsoleConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -239,6 +243,73 @@ impl Default for ApiConfig {
     }
 }
 
+/// How moderators sign in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `password` (argon2 passwords, session cookies) or `proxy` (a trusted reverse proxy names
+    /// the user in `proxy_header`; the account must exist and its role comes from Cordon).
+    pub mode: String,
+    /// The header the single-sign-on proxy sets to the signed-in user name (`proxy` mode).
+    pub proxy_header: String,
+    /// Peer addresses allowed to set `proxy_header`; the header is ignored from anyone else.
+    pub trusted_proxies: Vec<String>,
+    /// Hours a session lasts.
+    pub session_hours: u64,
+    /// Mark the session cookie `Secure` (sent only over HTTPS; browsers also allow it on
+    /// http://localhost). Turn off only for plain-HTTP test set-ups on other hosts.
+    pub secure_cookies: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: "password".into(),
+            proxy_header: "x-forwarded-user".into(),
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            session_hours: 12,
+            secure_cookies: true,
+        }
+    }
+}
+
+/// The moderator console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Seconds a keyboard decision waits before it is sent, so `u` can undo it.
+    pub undo_secs: u64,
+    /// Cases shown on the queue page.
+    pub page_size: i64,
+    /// Other items of the channel shown beside a case.
+    pub channel_items: usize,
+    /// Policy reason codes a moderator picks from when deciding.
+    pub reasons: Vec<String>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            undo_secs: 5,
+            page_size: 50,
+            channel_items: 10,
+            reasons: [
+                "illegal_drugs",
+                "illegal_weapons",
+                "counterfeit",
+                "stolen_data",
+                "hacking_services",
+                "other_illegal_trade",
+                "not_illegal",
+                "news_or_education",
+                "legal_business",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -277,6 +348,14 @@ impl Config {
         anyhow::ensure!(
             config.log.format == "text" || config.log.format == "json",
             "log.format must be `text` or `json`"
+        );
+        anyhow::ensure!(
+            config.auth.mode == "password" || config.auth.mode == "proxy",
+            "auth.mode must be `password` or `proxy`"
+        );
+        anyhow::ensure!(
+            !config.console.reasons.is_empty(),
+            "console.reasons must name at least one reason code"
         );
         anyhow::ensure!(
             config.worker.batch_size > 0,

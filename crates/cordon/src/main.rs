@@ -3,8 +3,10 @@
 //! See `cordon --help`, README.md and docs/ARCHITECTURE.md.
 
 mod api;
+mod auth;
 mod cli;
 mod config;
+mod console;
 mod indexer;
 mod metrics;
 mod model;
@@ -95,12 +97,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manages console accounts (the first admin, before anyone can sign in).
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: UserCommand,
+    },
     /// Prints the effective configuration, or with --reference every option documented.
     Config {
         /// Print the documented reference instead of the effective values.
         #[arg(long)]
         reference: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Creates an account. The password is read from standard input (one line); with --sso the
+    /// account has none and signs in only through the single-sign-on proxy.
+    Add {
+        /// User name (lower-case letters, digits, `._@-`).
+        username: String,
+        /// moderator, senior or admin.
+        #[arg(long, default_value = "moderator")]
+        role: String,
+        /// No password: single sign-on only.
+        #[arg(long)]
+        sso: bool,
+    },
+    /// Lists accounts.
+    List,
 }
 
 fn main() -> std::process::ExitCode {

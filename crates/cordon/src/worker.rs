@@ -231,6 +231,7 @@ impl Worker {
                     reason: d.reason.clone(),
                     model_version: model_version.clone(),
                     reach: item.channel.subscribers,
+                    language: item.lang.clone(),
                 });
                 // People see why the model flagged an item; allowed items need no explanation.
                 let explanation = if d.action == Action::Allow {

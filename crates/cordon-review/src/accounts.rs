@@ -1,0 +1,422 @@
+//! Accounts and login sessions of the people who work the queue.
+//!
+//! Invariants:
+//! - Passwords are stored only as argon2id hashes (PHC strings); hashing and verifying run on
+//!   the blocking thread pool.
+//! - A session's cookie token is 256 random bits; only its SHA-256 is stored. Each session has
+//!   its own CSRF token, which every state change must send back.
+//! - A disabled account, or one whose role changed, loses its sessions at once.
+//! - Five wrong passwords in a row lock an account for five minutes; an unknown user name costs
+//!   the same hashing time as a known one and gets the same answer.
+//! - Every account change is written to the audit log with the admin who made it.
+
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{ReviewError, ReviewStore, Role};
+
+/// Wrong passwords in a row before an account is locked.
+const MAX_FAILED_LOGINS: i32 = 5;
+/// How long a lock lasts.
+const LOCK_SECS: f64 = 300.0;
+/// Shortest accepted password.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// An account (never its password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    /// Login name: lower-case letters, digits and `._@-`, up to 64 characters.
+    pub username: String,
+    /// What the account may do.
+    pub role: Role,
+    /// A disabled account cannot sign in.
+    pub disabled: bool,
+    /// Whether the account has a password (without one it signs in only through SSO).
+    pub has_password: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange {
+    /// New role.
+    pub role: Option<Role>,
+    /// Disable or enable.
+    pub disabled: Option<bool>,
+    /// New password.
+    pub password: Option<String>,
+}
+
+/// A session just opened: the cookie token is only ever known here.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The token for the session cookie.
+    pub token: String,
+    /// The session as later look-ups return it.
+    pub session: Session,
+}
+
+/// A live session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Whose.
+    pub account: Account,
+    /// The token state changes must carry (`x-csrf-token` header).
+    pub csrf_token: String,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Account columns; every query names the accounts table `a`.
+const ACCOUNT_COLUMNS: &str =
+    "a.username, a.role, a.disabled, a.password_hash IS NOT NULL AS has_password, a.created_at";
+
+fn account_from_row(row: &sqlx::postgres::PgRow) -> Result<Account, ReviewError> {
+    let role: String = row.try_get("role")?;
+    Ok(Account {
+        username: row.try_get("username")?,
+        role: Role::parse(&role)
+            .ok_or_else(|| ReviewError::Invalid(format!("stored role `{role}`")))?,
+        disabled: row.try_get("disabled")?,
+        has_password: row.try_get("has_password")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn random_hex() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn check_username(username: &str) -> Result<(), ReviewError> {
+    let ok = (1..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._@-".contains(&b))
+        && username
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ReviewError::Invalid(format!(
+            "user name `{username}`: use 1 to 64 lower-case letters, digits and . _ @ -, starting with a letter or digit"
+        )))
+    }
+}
+
+/// Hashes a password with argon2id on the blocking pool.
+async fn hash_password(password: String) -> Result<String, ReviewError> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=1024).contains(&chars) {
+        return Err(ReviewError::Invalid(format!(
+            "a password has {MIN_PASSWORD_CHARS} to 1024 characters"
+        )));
+    }
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ReviewError::Invalid(format!("hashing the password: {e}")))
+    })
+    .await
+    .map_err(|e| ReviewError::Invalid(format!("hashing the password: {e}")))?
+}
+
+/// Verifies a password against a stored hash on the blocking pool; `None` (unknown user) spends
+/// the same time on a throw-away hash and fails.
+async fn verify_password(password: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let argon = Argon2::default();
+        match stored.as_deref().map(PasswordHash::new) {
+            Some(Ok(hash)) => argon.verify_password(password.as_bytes(), &hash).is_ok(),
+            _ => {
+                let salt = SaltString::generate(&mut OsRng);
+                let _ = argon.hash_password(password.as_bytes(), &salt);
+                false
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+impl ReviewStore {
+    /// Creates an account. `actor` is the admin (or `cli` for `cordon user add`).
+    pub async fn add_account(
+        &self,
+        actor: &str,
+        username: &str,
+        role: Role,
+        password: Option<String>,
+    ) -> Result<Account, ReviewError> {
+        check_username(username)?;
+        let hash = match password {
+            Some(p) => Some(hash_password(p).await?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO accounts AS a (username, role, password_hash) VALUES ($1, $2, $3)
+             ON CONFLICT (username) DO NOTHING RETURNING {ACCOUNT_COLUMNS}"
+        ))
+        .bind(username)
+        .bind(role.as_str())
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ReviewError::Conflict(format!("account {username} exists")))?;
+        let account = account_from_row(&row)?;
+        audit_account(&mut tx, actor, "account:add", &account, None).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// Changes an account's role, enabled state or password. A role change or disabling ends
+    /// the account's sessions.
+    pub async fn update_account(
+        &self,
+        actor: &str,
+        username: &str,
+        change: AccountChange,
+    ) -> Result<Account, ReviewError> {
+        let hash = match change.password {
+            Some(p) => Some(hash_password(p).await?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE accounts a SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
+                    password_hash = COALESCE($4, password_hash), failed_logins = 0,
+                    locked_until = NULL, updated_at = now()
+             WHERE username = $1 RETURNING {ACCOUNT_COLUMNS}"
+        ))
+        .bind(username)
+        .bind(change.role.map(Role::as_str))
+        .bind(change.disabled)
+        .bind(&hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(format!("account {username}")))?;
+        let account = account_from_row(&row)?;
+        if change.role.is_some() || change.disabled == Some(true) {
+            sqlx::query("DELETE FROM sessions WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut what = Vec::new();
+        if let Some(r) = change.role {
+            what.push(format!("role={}", r.as_str()));
+        }
+        if let Some(d) = change.disabled {
+            what.push(format!("disabled={d}"));
+        }
+        if hash.is_some() {
+            what.push("password changed".into());
+        }
+        audit_account(
+            &mut tx,
+            actor,
+            "account:update",
+            &account,
+            Some(&what.join(", ")),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// Every account, by name.
+    pub async fn accounts(&self) -> Result<Vec<Account>, ReviewError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Checks a user name and password and opens a session of `ttl`. Wrong credentials and
+    /// unknown users get the same [`ReviewError::Unauthorized`]; a locked account gets
+    /// [`ReviewError::RateLimited`].
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        ttl: Duration,
+    ) -> Result<NewSession, ReviewError> {
+        let row = sqlx::query(
+            "SELECT password_hash, disabled, locked_until > now() AS locked FROM accounts
+             WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (stored, usable) = match &row {
+            Some(r) => {
+                if r.try_get::<Option<bool>, _>("locked")?.unwrap_or(false) {
+                    return Err(ReviewError::RateLimited(
+                        "too many wrong passwords; the account is locked for a few minutes".into(),
+                    ));
+                }
+                (
+                    r.try_get::<Option<String>, _>("password_hash")?,
+                    !r.try_get::<bool, _>("disabled")?,
+                )
+            }
+            None => (None, false),
+        };
+        let verified = verify_password(password.to_string(), stored).await;
+        if row.is_some() {
+            sqlx::query(
+                "UPDATE accounts SET
+                   failed_logins = CASE WHEN $2 THEN 0 ELSE failed_logins + 1 END,
+                   locked_until = CASE WHEN NOT $2 AND failed_logins + 1 >= $3
+                                       THEN now() + make_interval(secs => $4) END
+                 WHERE username = $1",
+            )
+            .bind(username)
+            .bind(verified)
+            .bind(MAX_FAILED_LOGINS)
+            .bind(LOCK_SECS)
+            .execute(&self.pool)
+            .await?;
+        }
+        if !(verified && usable) {
+            return Err(ReviewError::Unauthorized(
+                "wrong user name or password".into(),
+            ));
+        }
+        self.open_session(username, ttl).await
+    }
+
+    /// Opens a session for an enabled account without a password: for a user the trusted
+    /// single-sign-on proxy vouches for.
+    pub async fn open_session(
+        &self,
+        username: &str,
+        ttl: Duration,
+    ) -> Result<NewSession, ReviewError> {
+        let token = random_hex();
+        let csrf_token = random_hex();
+        let row = sqlx::query(&format!(
+            "WITH s AS (
+               INSERT INTO sessions (token_hash, username, csrf_token, expires_at)
+               SELECT $1, username, $3, now() + make_interval(secs => $4)
+               FROM accounts WHERE username = $2 AND NOT disabled
+               RETURNING expires_at)
+             SELECT {ACCOUNT_COLUMNS}, s.expires_at FROM accounts a, s WHERE a.username = $2"
+        ))
+        .bind(token_hash(&token))
+        .bind(username)
+        .bind(&csrf_token)
+        .bind(ttl.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ReviewError::Unauthorized(format!("{username} has no enabled account")))?;
+        Ok(NewSession {
+            token,
+            session: Session {
+                account: account_from_row(&row)?,
+                csrf_token,
+                expires_at: row.try_get("expires_at")?,
+            },
+        })
+    }
+
+    /// The live session a cookie token names, if any.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, ReviewError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS}, s.csrf_token, s.expires_at
+             FROM sessions s JOIN accounts a ON a.username = s.username
+             WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT a.disabled"
+        ))
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Session {
+                account: account_from_row(&r)?,
+                csrf_token: r.try_get("csrf_token")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session (and clears expired ones).
+    pub async fn logout(&self, token: &str) -> Result<(), ReviewError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1 OR expires_at < now()")
+            .bind(token_hash(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn audit_account(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: &str,
+    action: &str,
+    account: &Account,
+    note: Option<&str>,
+) -> Result<(), ReviewError> {
+    sqlx::query("INSERT INTO audit_log (actor, action, after, note) VALUES ($1, $2, $3, $4)")
+        .bind(actor)
+        .bind(action)
+        .bind(serde_json::to_value(account).unwrap_or_default())
+        .bind(note)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        for ok in ["ana", "a.b-c_d@example.org", "7"] {
+            assert!(check_username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Ana", "-x", "a b", "ä", &"x".repeat(65)] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
+        assert!(!verify_password("wrong horse battery".into(), Some(hash)).await);
+        assert!(!verify_password("correct horse battery".into(), None).await);
+        assert!(hash_password("short".into()).await.is_err());
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, b) = (random_hex(), random_hex());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(token_hash(&a).len(), 32);
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+}
