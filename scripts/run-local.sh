@@ -43,17 +43,23 @@ pids+=($!)
 for _ in $(seq 150); do curl -fs "http://$listen/readyz" >/dev/null && break; sleep 0.2; done
 curl -fs "http://$listen/readyz" >/dev/null || { tail -20 .cordon/cordon.log; echo "[run] cordon did not become ready"; exit 1; }
 
+# A local admin for the console, with a random password kept in the state directory.
+if [ ! -f "$state/admin-password" ]; then
+  python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$state/admin-password"
+  "$cordon" user add admin --role admin <"$state/admin-password" >/dev/null 2>>.cordon/cordon.log \
+    || echo "[run] the account admin exists already; its password is not the one in $state/admin-password"
+fi
+
 echo "[run] sending the sample feed (one malformed line goes to the dead-letter topic)"
 "$cordon" produce --no-validate examples/sample-feed.jsonl 2>>.cordon/cordon.log
 sleep 2
 cat <<MSG
 
 Cordon is running.
+  Moderator console: http://$listen/console  (user admin, password: $(cat "$state/admin-password"))
   Public search:     curl 'http://$listen/v1/search?q=delivery'
-  An item (for mods): curl 'http://$listen/v1/items/tg:channel/102/post/2'
-  Review queue:      curl 'http://$listen/v1/cases?state=open'
-  Restore an item:   curl -X POST http://$listen/v1/decisions -H 'content-type: application/json' \\
-                       -d '{"item_id":"tg:channel/102/post/2","action":"restore","moderator":"you","reason":"not_illegal"}'
+  Report an item:    curl -X POST http://$listen/v1/reports -H 'content-type: application/json' \\
+                       -d '{"item_id":"tg:channel/101/post/1","reason":"drugs","reporter":"user-1"}'
   Metrics:           curl http://$listen/metrics
   Classify offline:  echo '{"id":1,"text":"mdma pills 10 for 100\$"}' | $cordon classify
 Press Ctrl-C to stop.

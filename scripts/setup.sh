@@ -51,13 +51,24 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
 fi
 
+# Headless Chromium and its WebDriver for the console's browser tests, from Debian's packages.
+# Debian replaces a version when a security update lands, so the pin is the major version the
+# tests were written against (or newer); both packages come from the same source and match.
+CHROMIUM_MIN_MAJOR=150
+chromium_major() { v=$(/usr/bin/chromium --version 2>/dev/null | grep -o '[0-9]\+' | head -1); echo "${v:-0}"; }
+if [ ! -x /usr/bin/chromedriver ] || [ "$(chromium_major)" -lt "$CHROMIUM_MIN_MAJOR" ]; then
+  log "installing chromium and chromium-driver from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  [ "$(chromium_major)" -ge "$CHROMIUM_MIN_MAJOR" ] || { log "chromium $(chromium_major) is older than $CHROMIUM_MIN_MAJOR"; exit 1; }
+fi
+
 log "building cordon"
 cargo build --release --quiet --bin cordon
 
 # Train when there is no model, when the corpus or the binary changed since, or when asked
 # (CORDON_RETRAIN=1). Training is deterministic: the same corpus and code give the same model.
 card=models/cordon-linear/model.json
-if [ ! -f "$card" ] || [ "${CORDON_RETRAIN:-0}" = 1 ] \
+if [ ! -f "$card" ] || [ ! -f models/cordon-linear/model.onnx ] || [ "${CORDON_RETRAIN:-0}" = 1 ] \
    || [ -n "$(find models/corpus "$CARGO_TARGET_DIR/release/cordon" -newer "$card" -print -quit)" ]; then
   log "training the model into models/cordon-linear"
   "$CARGO_TARGET_DIR/release/cordon" train --out models/cordon-linear >/dev/null

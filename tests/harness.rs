@@ -8,6 +8,8 @@
 //! - `CORDON_TANSU`: the broker binary (default `tansu` on `PATH`).
 //! - `CORDON_BIN`: the `cordon` binary (default: next to the test executable's directory).
 //! - `ORT_DYLIB_PATH`: the ONNX Runtime library, passed on to `cordon`.
+//! - `CORDON_CHROMEDRIVER`, `CORDON_CHROMIUM`: the browser for console tests (default
+//!   `/usr/bin/chromedriver` and `/usr/bin/chromium`, Debian's packages).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,89 @@ pub fn wait_for_port(addr: &str, timeout: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("nothing listens on {addr} after {timeout:?}")
+}
+
+/// A headless Chromium driven through chromedriver (WebDriver), for console tests.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: fantoccini::Client,
+    driver: Child,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a headless Chromium session.
+    pub async fn start() -> Result<Browser> {
+        let driver_bin =
+            std::env::var("CORDON_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium =
+            std::env::var("CORDON_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = free_port();
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("starting {driver_bin} (scripts/setup.sh installs chromium and chromium-driver)")
+            })?;
+        wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(20))?;
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update",
+                         "--window-size=1280,1000"],
+            }),
+        );
+        let client = fantoccini::ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .context("opening a Chromium session")?;
+        Ok(Browser { client, driver })
+    }
+
+    /// Waits until the current page has loaded, scripts included.
+    pub async fn loaded(&self) -> Result<()> {
+        eventually(Duration::from_secs(15), "the page to load", || async {
+            let state = self.eval("return document.readyState").await?;
+            Ok((state == "complete").then_some(()))
+        })
+        .await
+    }
+
+    /// Presses and releases one key, as a person would, once the page has loaded.
+    pub async fn press(&self, key: char) -> Result<()> {
+        self.loaded().await?;
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await?;
+        Ok(())
+    }
+
+    /// Ends the browser session (Chromium exits) and stops chromedriver.
+    pub async fn close(self) -> Result<()> {
+        self.client.clone().close().await?;
+        Ok(())
+    }
+
+    /// Runs a script in the page and returns its JSON result.
+    pub async fn eval(&self, script: &str) -> Result<serde_json::Value> {
+        Ok(self.client.execute(script, Vec::new()).await?)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
 }
 
 /// A tansu broker process on a free loopback port with a durable SQLite store.
@@ -323,6 +408,16 @@ pub struct Deployment {
     admin: tokio::sync::OnceCell<Session>,
 }
 
+/// Policy thresholds that queue every item for review (only a score of exactly 1.0 suppresses).
+pub const REVIEW_EVERYTHING: &str = "[policy.thresholds]
+drugs = { review_at = 0.000001, suppress_at = 1.0 }
+weapons = { review_at = 0.000001, suppress_at = 1.0 }
+counterfeit = { review_at = 0.000001, suppress_at = 1.0 }
+stolen_data = { review_at = 0.000001, suppress_at = 1.0 }
+hacking = { review_at = 0.000001, suppress_at = 1.0 }
+other_illegal = { review_at = 0.000001, suppress_at = 1.0 }
+";
+
 /// The password every test account gets.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
@@ -372,6 +467,11 @@ impl Session {
             status,
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         ))
+    }
+
+    /// The `cookie` header value carrying the session.
+    pub fn cookie(&self) -> &str {
+        &self.cookie
     }
 
     /// GETs a path as JSON.

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::{case_from_row, Case, ReviewError, ReviewStore, CASE_COLUMNS};
@@ -287,21 +287,40 @@ impl ReviewStore {
     }
 }
 
-/// Which cases to list. Every field narrows the list; `None` does not filter.
-#[derive(Debug, Clone, Default)]
+/// Which cases to list. Every field narrows the list; `None` does not filter. Deserializes from
+/// a query string, where an empty value (an HTML form's blank field) means `None`.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CaseFilter {
     /// open, claimed, escalated or resolved; `None` lists the unresolved ones.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub state: Option<String>,
     /// The category that brought the case.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub category: Option<String>,
-    /// The item's language.
+    /// The item's language (`unknown` for cases without one).
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub language: Option<String>,
     /// `model` or `report`.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub source: Option<String>,
     /// Only cases queued at least this many hours ago.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub min_age_hours: Option<f64>,
     /// Only cases queued at most this many hours ago.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub max_age_hours: Option<f64>,
+}
+
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(d)?.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// How many unresolved cases have one value of a facet.
@@ -371,16 +390,14 @@ impl ReviewStore {
     /// Unresolved cases the role sees, by category, language and source.
     pub async fn queue_counts(&self, role: Role) -> Result<QueueCounts, ReviewError> {
         let rows = sqlx::query(
-            "SELECT facet, value, count FROM (
-               SELECT 'category' AS facet, category AS value, count(*) AS count FROM cases
-                 WHERE state <> 'resolved' AND ($1 OR NOT escalated) GROUP BY category
-               UNION ALL
-               SELECT 'language', COALESCE(language, 'unknown'), count(*) FROM cases
-                 WHERE state <> 'resolved' AND ($1 OR NOT escalated) GROUP BY 2
-               UNION ALL
-               SELECT 'source', source, count(*) FROM cases
-                 WHERE state <> 'resolved' AND ($1 OR NOT escalated) GROUP BY source
-             ) f ORDER BY facet, count DESC, value",
+            "SELECT CASE WHEN GROUPING(category) = 0 THEN 'category'
+                         WHEN GROUPING(language) = 0 THEN 'language' ELSE 'source' END AS facet,
+                    COALESCE(category, language, source) AS value,
+                    count(*) AS count
+             FROM (SELECT category, COALESCE(language, 'unknown') AS language, source FROM cases
+                   WHERE state <> 'resolved' AND ($1 OR NOT escalated)) open
+             GROUP BY GROUPING SETS ((category), (language), (source))
+             ORDER BY facet, count DESC, value",
         )
         .bind(role.is_senior())
         .fetch_all(&self.pool)

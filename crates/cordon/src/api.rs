@@ -487,38 +487,11 @@ async fn audit_log(
     ))
 }
 
-/// Queue filters, shared by `GET /v1/cases` and the console's queue page.
+/// How many cases to list.
 #[derive(Debug, Default, Deserialize)]
-pub struct CaseParams {
-    /// open, claimed, escalated or resolved (default: every unresolved case).
-    pub state: Option<String>,
-    /// Category.
-    pub category: Option<String>,
-    /// Language (`unknown` for none).
-    pub language: Option<String>,
-    /// model or report.
-    pub source: Option<String>,
-    /// Queued at least this many hours ago.
-    pub min_age_hours: Option<f64>,
-    /// Queued at most this many hours ago.
-    pub max_age_hours: Option<f64>,
-    /// How many.
+pub struct Limit {
+    /// At most this many (default 50, at most `api.max_page_size`).
     pub limit: Option<i64>,
-}
-
-impl CaseParams {
-    /// The store filter; empty values (from an HTML form) do not filter.
-    pub fn filter(&self) -> CaseFilter {
-        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
-        CaseFilter {
-            state: given(&self.state),
-            category: given(&self.category),
-            language: given(&self.language),
-            source: given(&self.source),
-            min_age_hours: self.min_age_hours,
-            max_age_hours: self.max_age_hours,
-        }
-    }
 }
 
 fn fifty() -> i64 {
@@ -528,13 +501,14 @@ fn fifty() -> i64 {
 async fn cases(
     State(s): State<ApiState>,
     me: Viewer,
-    Query(p): Query<CaseParams>,
+    Query(filter): Query<CaseFilter>,
+    Query(page): Query<Limit>,
 ) -> ApiResult<Value> {
-    let limit = p
+    let limit = page
         .limit
         .unwrap_or(50)
         .clamp(1, s.config.api.max_page_size as i64);
-    let cases = s.store.list_cases(&p.filter(), me.role, limit).await?;
+    let cases = s.store.list_cases(&filter, me.role, limit).await?;
     let counts = s.store.queue_counts(me.role).await?;
     Ok(Json(json!({ "cases": cases, "counts": counts })))
 }

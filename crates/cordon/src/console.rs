@@ -21,11 +21,11 @@ use axum_extra::extract::CookieJar;
 use chrono::{DateTime, Utc};
 use cordon_domain::{is_web_url, Category, ContentItem, MediaKind, Verdict};
 use cordon_index::ItemState;
-use cordon_review::{AuditEntry, Case, Decision, Report, Role};
+use cordon_review::{AuditEntry, Case, CaseFilter, Decision, Report, Role};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
-use crate::api::{ApiError, ApiState, CaseParams};
+use crate::api::{ApiError, ApiState, Limit};
 use crate::auth::{self, Credentials, Viewer};
 
 const SCRIPT: &str = include_str!("console/console.js");
@@ -63,9 +63,10 @@ async fn protect(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: with it browsers send `Origin: null` on same-site form posts.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -101,13 +102,9 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let ApiError(status, message) = self.0;
         let body = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head { meta charset="utf-8"; title { "Cordon — error" } link rel="stylesheet" href="/console/static/console.css"; }
-                body { main { h1 { "Error " (status.as_u16()) } p.error { (message) } p { a href="/console" { "Back to the queue" } } } }
-            }
+            main { h1 { "Error " (status.as_u16()) } p.error { (message) } p { a href="/console" { "Back to the queue" } } }
         };
-        (status, body).into_response()
+        (status, document("error", html! {}, body)).into_response()
     }
 }
 
@@ -122,38 +119,52 @@ impl<E: Into<ApiError>> From<E> for PageError {
 
 type Page = Result<Markup, PageError>;
 
-/// The frame of every signed-in page: navigation, the CSRF token for `console.js`, settings.
-fn layout(s: &ApiState, me: &Viewer, title: &str, body: Markup) -> Markup {
+/// An HTML document with the console's style sheet; `head` adds to the head.
+fn document(title: &str, head: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="csrf-token" content=(me.csrf_token);
-                meta name="undo-secs" content=(s.config.console.undo_secs);
                 title { "Cordon — " (title) }
                 link rel="stylesheet" href="/console/static/console.css";
-                script src="/console/static/console.js" defer {}
+                (head)
             }
-            body {
-                header.top {
-                    nav {
-                        a href="/console" { "Queue" }
-                        a href="/console/stats" { "Stats" }
-                        a href="/console/audit" { "Audit log" }
-                        @if me.role == Role::Admin { a href="/console/accounts" { "Accounts" } }
-                    }
-                    span.who { (me.username) " · " (me.role.as_str()) }
-                    button #logout type="button" { "Sign out" }
-                }
-                div #status role="status" aria-live="polite" {}
-                main { (body) }
-                footer { "Shortcuts: " kbd { "n" } " next case · " kbd { "s" } " suppress · " kbd { "r" } " restore · "
-                    kbd { "e" } " escalate · " kbd { "u" } " undo (within " (s.config.console.undo_secs) " s)" }
-            }
+            (body)
         }
     }
+}
+
+/// The frame of every signed-in page: navigation, the CSRF token for `console.js`, settings.
+fn layout(s: &ApiState, me: &Viewer, title: &str, body: Markup) -> Markup {
+    let head = html! {
+        meta name="csrf-token" content=(me.csrf_token);
+        meta name="undo-secs" content=(s.config.console.undo_secs);
+        script src="/console/static/console.js" defer {}
+    };
+    document(
+        title,
+        head,
+        html! {
+                body {
+                    header.top {
+                        nav {
+                            a href="/console" { "Queue" }
+                            a href="/console/stats" { "Stats" }
+                            a href="/console/audit" { "Audit log" }
+                            @if me.role == Role::Admin { a href="/console/accounts" { "Accounts" } }
+                        }
+                        span.who { (me.username) " · " (me.role.as_str()) }
+                        button #logout type="button" { "Sign out" }
+                    }
+                    div #status role="status" aria-live="polite" {}
+                    main { (body) }
+                    footer { "Shortcuts: " kbd { "n" } " next case · " kbd { "s" } " suppress · " kbd { "r" } " restore · "
+                        kbd { "e" } " escalate · " kbd { "u" } " undo (within " (s.config.console.undo_secs) " s)" }
+                }
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -170,33 +181,28 @@ fn safe_next(next: Option<&str>) -> &str {
 }
 
 fn login_markup(next: &str, error: Option<&str>, proxy: bool) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Cordon — sign in" }
-                link rel="stylesheet" href="/console/static/console.css";
-            }
-            body.login {
-                main {
-                    h1 { "Cordon moderation console" }
-                    @if proxy {
-                        p { "Sign in through your organisation's single sign-on." }
-                    } @else {
-                        form method="post" action="/console/login" {
-                            @if let Some(e) = error { p.error role="alert" { (e) } }
-                            input type="hidden" name="next" value=(next);
-                            label { "User name" input #username name="username" autocomplete="username" required autofocus; }
-                            label { "Password" input #password name="password" type="password" autocomplete="current-password" required; }
-                            button #sign-in type="submit" { "Sign in" }
+    document(
+        "sign in",
+        html! {},
+        html! {
+                body.login {
+                    main {
+                        h1 { "Cordon moderation console" }
+                        @if proxy {
+                            p { "Sign in through your organisation's single sign-on." }
+                        } @else {
+                            form method="post" action="/console/login" {
+                                @if let Some(e) = error { p.error role="alert" { (e) } }
+                                input type="hidden" name="next" value=(next);
+                                label { "User name" input #username name="username" autocomplete="username" required autofocus; }
+                                label { "Password" input #password name="password" type="password" autocomplete="current-password" required; }
+                                button #sign-in type="submit" { "Sign in" }
+                            }
                         }
                     }
                 }
-            }
-        }
-    }
+        },
+    )
 }
 
 async fn login_page(State(s): State<ApiState>, Query(q): Query<LoginQuery>) -> Markup {
@@ -263,9 +269,16 @@ fn reason_select(s: &ApiState) -> Markup {
     }
 }
 
-async fn queue(State(s): State<ApiState>, me: Viewer, Query(p): Query<CaseParams>) -> Page {
-    let limit = p.limit.unwrap_or(s.config.console.page_size).clamp(1, 500);
-    let filter = p.filter();
+async fn queue(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Query(filter): Query<CaseFilter>,
+    Query(page): Query<Limit>,
+) -> Page {
+    let limit = page
+        .limit
+        .unwrap_or(s.config.console.page_size)
+        .clamp(1, 500);
     let (cases, counts) = tokio::try_join!(
         s.store.list_cases(&filter, me.role, limit),
         s.store.queue_counts(me.role)
@@ -285,8 +298,8 @@ async fn queue(State(s): State<ApiState>, me: Viewer, Query(p): Query<CaseParams
                     }
                 }
             }
-            label { "Older than (h) " input type="number" name="min_age_hours" min="0" step="any" value=[p.min_age_hours]; }
-            label { "Newer than (h) " input type="number" name="max_age_hours" min="0" step="any" value=[p.max_age_hours]; }
+            label { "Older than (h) " input type="number" name="min_age_hours" min="0" step="any" value=[filter.min_age_hours]; }
+            label { "Newer than (h) " input type="number" name="max_age_hours" min="0" step="any" value=[filter.max_age_hours]; }
             button type="submit" { "Filter" }
             a href="/console" { "Clear" }
         }
