@@ -53,6 +53,10 @@ fi
 echo "[run] sending the sample feed (one malformed line goes to the dead-letter topic)"
 "$cordon" produce --no-validate examples/sample-feed.jsonl 2>>.cordon/cordon.log
 sleep 2
+# A user report, so the console's queue has a case to show.
+curl -fs -X POST "http://$listen/v1/reports" -H 'content-type: application/json' \
+  -d '{"item_id":"tg:channel/101/post/1","reason":"counterfeit","details":"looks like a scam","reporter":"demo-reporter"}' \
+  >/dev/null || echo "[run] filing the demo report failed (see .cordon/cordon.log)"
 cat <<MSG
 
 Cordon is running.
