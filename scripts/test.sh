@@ -12,3 +12,5 @@ echo "[test] cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 echo "[test] cargo test"
 cargo test --release --workspace
+echo "[test] fuzzing the decoder and the normalizer (short run; scripts/fuzz.sh SECONDS for longer)"
+scripts/fuzz.sh 20

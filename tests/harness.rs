@@ -575,9 +575,13 @@ impl Deployment {
         })
     }
 
-    /// Creates an account and signs in as it.
+    /// Creates an account (unless it exists) and signs in as it.
     pub async fn session(&self, username: &str, role: &str) -> Result<Session> {
-        self.add_user(username, role)?;
+        if let Err(e) = self.add_user(username, role) {
+            if !format!("{e:#}").contains("exists") {
+                return Err(e);
+            }
+        }
         self.sign_in(username, TEST_PASSWORD).await
     }
 
@@ -652,10 +656,12 @@ impl Deployment {
         };
         let mut vars = vec![("CORDON_API__LISTEN".to_string(), listen)];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let log = self
-            .dir
-            .path()
-            .join(format!("{}.log", role.replace(',', "-")));
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let log = self.dir.path().join(format!(
+            "{}-{}.log",
+            role.replace(',', "-"),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         CordonProcess::start(&["--config", &config, "run", "--role", role], &vars, &log)
     }
 
@@ -753,5 +759,144 @@ impl Deployment {
             }
         }
         Ok(ids)
+    }
+}
+
+/// The ids whose expected action is one of `actions`.
+pub fn ids_with(
+    expected: &std::collections::HashMap<String, String>,
+    actions: &[&str],
+) -> std::collections::BTreeSet<String> {
+    expected
+        .iter()
+        .filter(|(_, a)| actions.contains(&a.as_str()))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// How many review cases exist per (item id, version).
+pub async fn cases(db_url: &str) -> Result<std::collections::BTreeMap<(String, i64), i64>> {
+    let pool = sqlx::PgPool::connect(db_url).await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT item_id, item_version, count(*) FROM cases GROUP BY item_id, item_version",
+    )
+    .fetch_all(&pool)
+    .await?;
+    Ok(rows.into_iter().map(|(i, v, n)| ((i, v), n)).collect())
+}
+
+/// Waits up to `timeout` until every id has a verdict for `versions[id]` applied in the index.
+pub async fn wait_applied(
+    d: &Deployment,
+    versions: &std::collections::BTreeMap<String, u64>,
+    timeout: Duration,
+) -> Result<()> {
+    eventually(timeout, "every verdict to be applied", || async {
+        for (id, version) in versions {
+            let (status, item) = d.get(&format!("/v1/items/{id}")).await?;
+            let applied = status == 200
+                && item["content"]["version"].as_u64() == Some(*version)
+                && item["verdict"]["item_version"].as_u64() == Some(*version);
+            if !applied {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await
+}
+
+/// Writes the items `range` built from the sample feed's texts (shifted by `shift`), with ids
+/// `load/<n>`, 13 channels, and `version`.
+pub fn write_items(
+    path: &Path,
+    range: std::ops::Range<usize>,
+    version: u64,
+    shift: usize,
+) -> Result<()> {
+    let texts: Vec<String> =
+        std::fs::read_to_string(repo_root().join("examples/sample-feed.jsonl"))?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["text"].as_str().map(String::from))
+            .filter(|t| !t.contains("missing channel"))
+            .collect();
+    let mut out = String::new();
+    for n in range {
+        let item = serde_json::json!({
+            "id": format!("load/{n}"),
+            "kind": "channel_post",
+            "channel": {"id": format!("c{}", n % 13)},
+            "text": texts[(n + shift) % texts.len()],
+            "published_at": "2026-11-20T10:00:00Z",
+            "indexed_at": "2026-11-20T10:00:01Z",
+            "version": version,
+        });
+        out.push_str(&item.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// A TCP proxy on a free loopback port in front of a service, that a test can cut (`down`:
+/// refuse new connections and drop open ones) and restore (`up`), to simulate an outage of, say,
+/// PostgreSQL without stopping the machine's server.
+pub struct OutageProxy {
+    /// The address clients connect to.
+    pub addr: String,
+    target: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl OutageProxy {
+    /// Starts forwarding a free port to `target`.
+    pub async fn start(target: &str) -> Result<OutageProxy> {
+        let proxy = OutageProxy {
+            addr: format!("127.0.0.1:{}", free_port()),
+            target: target.to_string(),
+            tasks: Default::default(),
+        };
+        proxy.up().await?;
+        Ok(proxy)
+    }
+
+    /// Accepts and forwards connections again.
+    pub async fn up(&self) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(&self.addr).await?;
+        let target = self.target.clone();
+        let tasks = std::sync::Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                if let Ok(mut t) = tasks.lock() {
+                    t.push(conn.abort_handle());
+                }
+            }
+        });
+        if let Ok(mut t) = self.tasks.lock() {
+            t.push(accept.abort_handle());
+        }
+        Ok(())
+    }
+
+    /// Stops accepting and drops every open connection.
+    pub fn down(&self) {
+        if let Ok(mut t) = self.tasks.lock() {
+            for task in t.drain(..) {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for OutageProxy {
+    fn drop(&mut self) {
+        self.down();
     }
 }

@@ -8,50 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cordon_e2e::{eventually, repo_root, Deployment};
+use cordon_e2e::{cases, eventually, ids_with, repo_root, wait_applied, Deployment};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use serde_json::{json, Value};
-
-fn ids_with(expected: &HashMap<String, String>, actions: &[&str]) -> BTreeSet<String> {
-    expected
-        .iter()
-        .filter(|(_, a)| actions.contains(&a.as_str()))
-        .map(|(id, _)| id.clone())
-        .collect()
-}
-
-async fn cases(db_url: &str) -> Result<BTreeMap<(String, i64), i64>> {
-    let pool = sqlx::PgPool::connect(db_url).await?;
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT item_id, item_version, count(*) FROM cases GROUP BY item_id, item_version",
-    )
-    .fetch_all(&pool)
-    .await?;
-    Ok(rows.into_iter().map(|(i, v, n)| ((i, v), n)).collect())
-}
-
-/// Waits until every id has a verdict for `versions[id]` applied in the index.
-async fn wait_applied(d: &Deployment, versions: &BTreeMap<String, u64>) -> Result<()> {
-    eventually(
-        Duration::from_secs(120),
-        "every verdict to be applied",
-        || async {
-            for (id, version) in versions {
-                let (status, item) = d.get(&format!("/v1/items/{id}")).await?;
-                let applied = status == 200
-                    && item["content"]["version"].as_u64() == Some(*version)
-                    && item["verdict"]["item_version"].as_u64() == Some(*version);
-                if !applied {
-                    return Ok(None);
-                }
-            }
-            Ok(Some(()))
-        },
-    )
-    .await
-}
 
 fn sample_versions(file: &Path) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
@@ -100,7 +61,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
     let indexer = d.start("indexer,api")?;
     d.wait_ready().await?;
     d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
-    wait_applied(&d, &versions)
+    wait_applied(&d, &versions, Duration::from_secs(120))
         .await
         .with_context(|| indexer.log())?;
 
@@ -217,104 +178,6 @@ async fn sample_feed_end_to_end() -> Result<()> {
     Ok(())
 }
 
-/// Writes `count` items built from the sample feed's texts, with ids `load/<n>` and `version`.
-fn write_items(
-    path: &Path,
-    range: std::ops::Range<usize>,
-    version: u64,
-    shift: usize,
-) -> Result<()> {
-    let texts: Vec<String> =
-        std::fs::read_to_string(repo_root().join("examples/sample-feed.jsonl"))?
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| v["text"].as_str().map(String::from))
-            .filter(|t| !t.contains("missing channel"))
-            .collect();
-    let mut out = String::new();
-    for n in range {
-        let item = json!({
-            "id": format!("load/{n}"),
-            "kind": "channel_post",
-            "channel": {"id": format!("c{}", n % 13)},
-            "text": texts[(n + shift) % texts.len()],
-            "published_at": "2026-11-20T10:00:00Z",
-            "indexed_at": "2026-11-20T10:00:01Z",
-            "version": version,
-        });
-        out.push_str(&item.to_string());
-        out.push('\n');
-    }
-    std::fs::write(path, out)?;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn restarts_mid_stream_lose_and_double_nothing() -> Result<()> {
-    let d = Deployment::new("[worker]\nbatch_size = 16\nbatch_linger_ms = 5\n").await?;
-    d.spread_policy(&repo_root().join("examples/sample-feed.jsonl"))?;
-    let dir = d.dir.path().to_path_buf();
-    // 2,000 items, then new versions of 300 of them with other texts.
-    let chunks: Vec<_> = (0..4)
-        .map(|c| {
-            let path = dir.join(format!("chunk{c}.jsonl"));
-            write_items(&path, c * 500..(c + 1) * 500, 1, 0).map(|_| path)
-        })
-        .collect::<Result<_>>()?;
-    let updates = dir.join("updates.jsonl");
-    write_items(&updates, 0..300, 2, 5)?;
-
-    let mut expected_v1 = HashMap::new();
-    for c in &chunks {
-        expected_v1.extend(d.expected_actions(c)?);
-    }
-    let expected_v2 = d.expected_actions(&updates)?;
-
-    let mut worker = d.start("worker")?;
-    let mut indexer = d.start("indexer,api")?;
-    d.wait_ready().await?;
-    for (n, chunk) in chunks.iter().enumerate() {
-        d.command(&["produce", &chunk.display().to_string()])?;
-        tokio::time::sleep(Duration::from_millis(400 + 150 * n as u64)).await;
-        if n % 2 == 0 {
-            worker.restart()?;
-        } else {
-            indexer.restart()?;
-        }
-    }
-    d.command(&["produce", &updates.display().to_string()])?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    worker.restart()?;
-    indexer.restart()?;
-    d.wait_ready().await?;
-
-    let mut versions: BTreeMap<String, u64> =
-        expected_v1.keys().map(|id| (id.clone(), 1)).collect();
-    for id in expected_v2.keys() {
-        versions.insert(id.clone(), 2);
-    }
-    wait_applied(&d, &versions)
-        .await
-        .with_context(|| format!("{}\n{}", worker.log(), indexer.log()))?;
-
-    // The index agrees with the verdicts, item for item.
-    let mut latest = expected_v1.clone();
-    latest.extend(expected_v2.clone());
-    let visible = ids_with(&latest, &["allow", "review"]);
-    assert_eq!(d.visible_ids().await?, visible);
-
-    // Every review case exists exactly once: none lost, none doubled.
-    let mut expected_cases = BTreeMap::new();
-    for (map, version) in [(&expected_v1, 1), (&expected_v2, 2)] {
-        for id in ids_with(map, &["review"]) {
-            expected_cases.insert((id, version), 1);
-        }
-    }
-    assert!(!expected_cases.is_empty());
-    assert_eq!(cases(&d.db.url).await?, expected_cases);
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn premoderation_hides_items_until_cleared() -> Result<()> {
     // The mode is set through the environment, as operators would override the file.
@@ -345,7 +208,7 @@ async fn premoderation_hides_items_until_cleared() -> Result<()> {
     assert!(d.visible_ids().await?.is_empty());
     // Once verdicts arrive, only allowed items appear; review items wait for a person.
     let _worker = d.start("worker")?;
-    wait_applied(&d, &versions).await?;
+    wait_applied(&d, &versions, Duration::from_secs(120)).await?;
     let allowed = ids_with(&expected, &["allow"]);
     assert!(
         !ids_with(&expected, &["review"]).is_empty(),
@@ -399,7 +262,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     let _api = d.start_with_env("indexer,api", &[("CORDON_API__REPORT_HIDE_AT", "2")])?;
     d.wait_ready().await?;
     d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
-    wait_applied(&d, &versions).await?;
+    wait_applied(&d, &versions, Duration::from_secs(120)).await?;
 
     let target = ids_with(&expected, &["allow"])
         .into_iter()
@@ -504,7 +367,7 @@ async fn a_channel_decision_hides_every_item_of_the_channel() -> Result<()> {
     let _api = d.start("indexer,api")?;
     d.wait_ready().await?;
     d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
-    wait_applied(&d, &versions).await?;
+    wait_applied(&d, &versions, Duration::from_secs(120)).await?;
 
     let visible = ids_with(&expected, &["allow", "review"]);
     let target = visible.iter().next().context("a visible item")?.clone();

@@ -171,8 +171,8 @@ async fn connect_store(config: &Config, shutdown: &CancellationToken) -> Result<
     }
 }
 
-/// Stops on SIGINT or SIGTERM; a second signal exits at once.
-fn watch_signals(shutdown: CancellationToken) {
+/// Stops on SIGINT or SIGTERM; a second signal exits at once, and so does passing `deadline`.
+fn watch_signals(shutdown: CancellationToken, deadline: Duration) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -183,10 +183,19 @@ fn watch_signals(shutdown: CancellationToken) {
             return;
         };
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        info!("shutdown requested: finishing in-flight work (signal again to exit at once)");
+        info!(
+            deadline_secs = deadline.as_secs(),
+            "shutdown requested: finishing in-flight work (signal again to exit at once)"
+        );
         shutdown.cancel();
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        warn!("second signal: exiting at once");
+        tokio::select! {
+            _ = term.recv() => warn!("second signal: exiting at once"),
+            _ = int.recv() => warn!("second signal: exiting at once"),
+            _ = tokio::time::sleep(deadline) => {
+                error!("shutdown deadline passed: exiting before in-flight work finished (it will be redelivered)");
+                std::process::exit(1);
+            }
+        }
         std::process::exit(130);
     });
 }
@@ -224,7 +233,10 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     }
     let has = |r: &str| all || roles.contains(&r);
     let shutdown = CancellationToken::new();
-    watch_signals(shutdown.clone());
+    watch_signals(
+        shutdown.clone(),
+        Duration::from_secs(config.shutdown.deadline_secs),
+    );
     let metrics = Metrics::new();
     let kafka = kafka_settings(&config);
     let delivery_timeout = Duration::from_secs(config.kafka.delivery_timeout_secs);

@@ -33,6 +33,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The moderator console.
     pub console: ConsoleConfig,
+    /// Stopping on SIGTERM / SIGINT.
+    pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -307,6 +309,22 @@ impl Default for ConsoleConfig {
             .map(String::from)
             .to_vec(),
         }
+    }
+}
+
+/// Stopping on SIGTERM or SIGINT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Seconds the process may take to finish in-flight batches and commit the index and offsets
+    /// after the first signal; then it exits with status 1 (state stays consistent: unfinished
+    /// work is redelivered). A second signal exits at once.
+    pub deadline_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { deadline_secs: 30 }
     }
 }
 

@@ -48,7 +48,7 @@ impl Indexer {
         ];
         let consumer = assigned_reader(kafka, &topics, &offsets).context("assigning partitions")?;
         info!(?offsets, "indexer resuming from committed offsets");
-        Ok(Indexer {
+        let indexer = Indexer {
             config,
             metrics,
             index,
@@ -56,7 +56,9 @@ impl Indexer {
             offsets,
             dirty_since: None,
             applied_verdicts: Vec::new(),
-        })
+        };
+        indexer.report_offsets();
+        Ok(indexer)
     }
 
     /// The consumer, for lag metrics.
@@ -162,11 +164,24 @@ impl Indexer {
         Ok(())
     }
 
+    /// Publishes the committed offsets as `cordon_index_committed_offset`.
+    fn report_offsets(&self) {
+        for (topic, partitions) in &self.offsets {
+            for (partition, offset) in partitions {
+                self.metrics
+                    .index_offset
+                    .with_label_values(&[topic.as_str(), &partition.to_string()])
+                    .set(*offset);
+            }
+        }
+    }
+
     fn commit(&mut self) -> Result<()> {
         let started = Instant::now();
         let offsets = self.offsets.clone();
         tokio::task::block_in_place(|| self.index.commit(&offsets))
             .context("committing the index")?;
+        self.report_offsets();
         self.metrics
             .index_commit_seconds
             .observe(started.elapsed().as_secs_f64());

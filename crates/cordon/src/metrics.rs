@@ -33,6 +33,8 @@ pub struct Metrics {
     pub index_commit_seconds: Histogram,
     /// Records applied by the indexer, by kind (content, verdict) and outcome (changed, stale, invalid).
     pub indexed: IntCounterVec,
+    /// The next offset per topic and partition in the index's last commit: what it has applied.
+    pub index_offset: IntGaugeVec,
     /// Review cases newly queued.
     pub cases_queued: IntCounter,
     /// Unresolved review cases.
@@ -126,6 +128,14 @@ impl Metrics {
                 "Records applied by the indexer, by kind and outcome",
                 &["kind", "outcome"],
             ),
+            index_offset: IntGaugeVec::new(
+                Opts::new(
+                    "index_committed_offset",
+                    "Next offset per topic and partition committed with the index",
+                ),
+                &["topic", "partition"],
+            )
+            .expect("valid gauge"),
             cases_queued: IntCounter::new("cases_queued_total", "Review cases newly queued")
                 .expect("valid counter"),
             queue_depth: IntGauge::new("queue_depth", "Unresolved review cases")
@@ -185,6 +195,7 @@ impl Metrics {
             Box::new(m.consumer_lag.clone()),
             Box::new(m.index_commit_seconds.clone()),
             Box::new(m.indexed.clone()),
+            Box::new(m.index_offset.clone()),
             Box::new(m.cases_queued.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.oldest_case_age_seconds.clone()),

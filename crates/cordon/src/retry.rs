@@ -15,6 +15,10 @@ pub struct Interrupted;
 /// Runs `op` until it succeeds, waiting `backoff` after each failure (doubling up to 8×), and
 /// counting retries under `dependency`. While it retries nothing new is consumed: that is the
 /// backpressure that keeps an outage from dropping work.
+///
+/// Shutdown does not cut an attempt short — in-flight work finishes (each attempt is bounded by
+/// the dependency's own timeout, and the whole shutdown by `shutdown.deadline_secs`) — but after
+/// a failed attempt it stops retrying and reports [`Interrupted`].
 pub async fn retry<T, E, F, Fut>(
     dependency: &str,
     shutdown: &CancellationToken,
@@ -29,12 +33,9 @@ where
 {
     let mut wait = backoff;
     loop {
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return Err(Interrupted),
-            r = op() => r,
-        };
-        match result {
+        match op().await {
             Ok(v) => return Ok(v),
+            Err(_) if shutdown.is_cancelled() => return Err(Interrupted),
             Err(e) => {
                 warn!(dependency, error = %e, retry_in_ms = wait.as_millis() as u64, "dependency failed; retrying");
                 retries.with_label_values(&[dependency]).inc();
