@@ -125,7 +125,7 @@ async fn kills_rebalances_and_a_broker_crash_lose_and_double_nothing() -> Result
     let expected_v2 = d.expected_actions(&updates)?;
     files.push(updates);
 
-    let mut workers = vec![d.start("worker")?, d.start("worker")?];
+    let mut workers = [d.start("worker")?, d.start("worker")?];
     let mut indexer = d.start("indexer,api")?;
     d.wait_ready().await?;
     let producer = tokio::task::spawn_blocking({
