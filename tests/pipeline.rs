@@ -117,6 +117,22 @@ async fn sample_feed_end_to_end() -> Result<()> {
         metrics.contains("cordon_dead_lettered_total{reason=\"json\"} 1"),
         "{metrics}"
     );
+    // Every worker stage reports its time per batch.
+    for stage in [
+        "decode",
+        "versions",
+        "featurize",
+        "infer",
+        "publish",
+        "queue",
+    ] {
+        let line = format!("cordon_stage_seconds_count{{stage=\"{stage}\"}}");
+        let count = metrics
+            .lines()
+            .find(|l| l.starts_with(&line))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert!(count.is_some_and(|c| c > 0), "{stage}: {metrics}");
+    }
 
     // A moderator restores a suppressed item: it becomes searchable again, with its history.
     let restored = suppressed

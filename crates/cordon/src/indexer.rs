@@ -31,6 +31,8 @@ pub struct Indexer {
     offsets: Offsets,
     dirty_since: Option<Instant>,
     applied_verdicts: Vec<DateTime<Utc>>,
+    /// Time spent applying records since the last commit.
+    apply_time: Duration,
 }
 
 impl Indexer {
@@ -56,6 +58,7 @@ impl Indexer {
             offsets,
             dirty_since: None,
             applied_verdicts: Vec::new(),
+            apply_time: Duration::ZERO,
         };
         indexer.report_offsets();
         Ok(indexer)
@@ -79,8 +82,10 @@ impl Indexer {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                     Err(_) => {}
                     Ok(Ok(message)) => {
+                        let started = Instant::now();
                         let message = message.detach();
                         self.apply(&message)?;
+                        self.apply_time += started.elapsed();
                     }
                     Ok(Err(e)) => {
                         warn!(error = %e, "receiving failed; retrying");
@@ -182,9 +187,11 @@ impl Indexer {
         tokio::task::block_in_place(|| self.index.commit(&offsets))
             .context("committing the index")?;
         self.report_offsets();
+        crate::metrics::observe_stage(&self.metrics.stage_seconds, "commit", started);
         self.metrics
-            .index_commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+            .stage_seconds
+            .with_label_values(&["apply"])
+            .observe(std::mem::take(&mut self.apply_time).as_secs_f64());
         let now = Utc::now();
         for decided_at in self.applied_verdicts.drain(..) {
             let secs = (now - decided_at).num_microseconds().unwrap_or(0) as f64 / 1e6;

@@ -21,16 +21,15 @@ pub struct Metrics {
     pub classified: IntCounterVec,
     /// Messages per worker batch.
     pub batch_size: Histogram,
-    /// Seconds per inference batch.
-    pub inference_seconds: Histogram,
+    /// Seconds per batch spent in each stage: `decode`, `versions`, `featurize`, `infer`,
+    /// `publish`, `queue` (worker) and `apply`, `commit` (indexer).
+    pub stage_seconds: HistogramVec,
     /// Seconds from an item's `indexed_at` to its verdict being acknowledged.
     pub end_to_end_seconds: Histogram,
     /// Seconds from a verdict's decision to its effect being searchable (indexer).
     pub verdict_apply_seconds: Histogram,
     /// Consumer lag in messages, by role.
     pub consumer_lag: IntGaugeVec,
-    /// Seconds per index commit.
-    pub index_commit_seconds: Histogram,
     /// Records applied by the indexer, by kind (content, verdict) and outcome (changed, stale, invalid).
     pub indexed: IntCounterVec,
     /// The next offset per topic and partition in the index's last commit: what it has applied.
@@ -95,11 +94,12 @@ impl Metrics {
                 "Messages per worker batch",
                 exponential_buckets(1.0, 2.0, 12).expect("valid buckets"),
             ),
-            inference_seconds: histogram(
-                "inference_seconds",
-                "Seconds per inference batch",
-                latency.clone(),
-            ),
+            stage_seconds: HistogramVec::new(
+                HistogramOpts::new("stage_seconds", "Seconds per batch in each pipeline stage")
+                    .buckets(exponential_buckets(0.000_01, 2.0, 22).expect("valid buckets")),
+                &["stage"],
+            )
+            .expect("valid histogram"),
             end_to_end_seconds: histogram(
                 "end_to_end_seconds",
                 "Seconds from an item's indexed_at to its acknowledged verdict",
@@ -118,11 +118,6 @@ impl Metrics {
                 &["role"],
             )
             .expect("valid gauge"),
-            index_commit_seconds: histogram(
-                "index_commit_seconds",
-                "Seconds per index commit",
-                latency.clone(),
-            ),
             indexed: counter_vec(
                 "indexed_total",
                 "Records applied by the indexer, by kind and outcome",
@@ -189,11 +184,10 @@ impl Metrics {
             Box::new(m.stale_items.clone()),
             Box::new(m.classified.clone()),
             Box::new(m.batch_size.clone()),
-            Box::new(m.inference_seconds.clone()),
+            Box::new(m.stage_seconds.clone()),
             Box::new(m.end_to_end_seconds.clone()),
             Box::new(m.verdict_apply_seconds.clone()),
             Box::new(m.consumer_lag.clone()),
-            Box::new(m.index_commit_seconds.clone()),
             Box::new(m.indexed.clone()),
             Box::new(m.index_offset.clone()),
             Box::new(m.cases_queued.clone()),
@@ -219,4 +213,11 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Records the time since `started` as a batch's time in `stage` of `cordon_stage_seconds`.
+pub fn observe_stage(stages: &HistogramVec, stage: &str, started: std::time::Instant) {
+    stages
+        .with_label_values(&[stage])
+        .observe(started.elapsed().as_secs_f64());
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{observe_stage, Metrics};
 use crate::model::ModelSlot;
 use crate::retry::{retry, Interrupted};
 
@@ -102,6 +102,7 @@ impl Worker {
         };
         let mut records = Vec::with_capacity(batch.len());
         let mut items = Vec::with_capacity(batch.len());
+        let stage = Instant::now();
         for message in batch {
             match ContentItem::decode(message.payload(), &limits) {
                 Ok(item) => items.push(item),
@@ -118,9 +119,11 @@ impl Worker {
             }
         }
         m.decoded.inc_by(items.len() as u64);
+        observe_stage(&m.stage_seconds, "decode", stage);
 
         // A version older than one already seen arrived late: it gets no verdict and no case.
         let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
+        let stage = Instant::now();
         let Ok(newest) = retry("database", shutdown, self.backoff(), &m.retries, || {
             self.store.newest_versions(&keys)
         })
@@ -128,6 +131,7 @@ impl Worker {
         else {
             return Ok(false);
         };
+        observe_stage(&m.stage_seconds, "versions", stage);
         items.retain(|item| {
             let current = newest.get(&item.id).is_none_or(|v| *v <= item.version);
             if !current {
@@ -163,6 +167,7 @@ impl Worker {
                 headers: Vec::new(),
             });
         }
+        let stage = Instant::now();
         let published = retry("kafka", shutdown, self.backoff(), &m.retries, || {
             self.publisher.publish_all(&records)
         })
@@ -170,6 +175,8 @@ impl Worker {
         if published == Err(Interrupted) {
             return Ok(false);
         }
+        observe_stage(&m.stage_seconds, "publish", stage);
+        let stage = Instant::now();
         let Ok(queued) = retry("database", shutdown, self.backoff(), &m.retries, || {
             self.store.insert_cases(&cases)
         })
@@ -177,6 +184,7 @@ impl Worker {
         else {
             return Ok(false);
         };
+        observe_stage(&m.stage_seconds, "queue", stage);
         m.cases_queued.inc_by(queued);
         let now = Utc::now();
         for item in &items {
@@ -201,11 +209,26 @@ impl Worker {
         let model = self.model.load_full();
         let texts: Vec<String> = items.iter().map(ContentItem::classifier_text).collect();
         let scoring = Arc::clone(&model);
-        let started = Instant::now();
-        let scored = tokio::task::spawn_blocking(move || scoring.classifier.score(&texts)).await;
-        self.metrics
-            .inference_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let stages = self.metrics.stage_seconds.clone();
+        let scored = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let classifier = &scoring.classifier;
+            let max = classifier.card().features.max_features;
+            let features: Vec<Vec<u32>> = texts
+                .iter()
+                .map(|text| {
+                    let mut ids = Vec::with_capacity(max);
+                    classifier.featurizer().featurize(text, &mut ids);
+                    ids
+                })
+                .collect();
+            observe_stage(&stages, "featurize", started);
+            let started = Instant::now();
+            let scores = classifier.score_features(&features);
+            observe_stage(&stages, "infer", started);
+            scores
+        })
+        .await;
         // A model that passed its load checks does not fail on input; if inference fails anyway,
         // the worker stops without acknowledging the batch.
         let scores = scored
