@@ -309,6 +309,11 @@ impl CordonProcess {
         })
     }
 
+    /// The operating-system process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
