@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cordon_e2e::{eventually, repo_root, Deployment};
+use cordon_e2e::{eventually, metric_sum, repo_root, Deployment};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
@@ -126,19 +126,6 @@ async fn produce(p: &FutureProducer, topic: &str, items: &[(String, String)]) ->
         }
     }
     Ok(())
-}
-
-/// Sum of a metric's samples whose line starts with `prefix`, from a process's `/metrics`.
-async fn metric(http: &str, prefix: &str) -> Result<f64> {
-    let text = reqwest::get(format!("http://{http}/metrics"))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
 }
 
 /// CPU seconds used and peak resident memory (MiB) of a process, from /proc.
@@ -370,12 +357,12 @@ async fn main() -> Result<()> {
         (&indexer, &["apply", "commit"][..]),
     ] {
         for stage in names {
-            let sum = metric(
+            let sum = metric_sum(
                 &process.http(),
                 &format!("cordon_stage_seconds_sum{{stage=\"{stage}\"}}"),
             )
             .await?;
-            let count = metric(
+            let count = metric_sum(
                 &process.http(),
                 &format!("cordon_stage_seconds_count{{stage=\"{stage}\"}}"),
             )

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cases, cordon_bin, eventually, ids_with, repo_root, wait_applied, write_items, CordonProcess,
-    Deployment,
+    cases, cordon_bin, eventually, ids_with, metric_sum, repo_root, wait_applied, write_items,
+    CordonProcess, Deployment,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
@@ -260,19 +260,6 @@ async fn sigterm_finishes_in_flight_work_and_a_second_signal_exits_at_once() -> 
     Ok(())
 }
 
-/// The value of an unlabelled or labelled metric line starting with `prefix`, summed.
-async fn metric(process: &CordonProcess, prefix: &str) -> Result<f64> {
-    let text = reqwest::get(format!("http://{}/metrics", process.http()))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> Result<()> {
     let mut d = Deployment::new("[worker]\nbatch_size = 64\nbatch_linger_ms = 5\n").await?;
@@ -308,21 +295,24 @@ async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> 
         Duration::from_secs(30),
         "the worker to retry the database",
         || async {
-            Ok(
-                (metric(&worker, "cordon_retries_total{dependency=\"database\"}").await? >= 2.0)
-                    .then_some(()),
+            Ok((metric_sum(
+                &worker.http(),
+                "cordon_retries_total{dependency=\"database\"}",
             )
+            .await?
+                >= 2.0)
+                .then_some(()))
         },
     )
     .await?;
-    let classified_during = metric(&worker, "cordon_classified_total").await?;
+    let classified_during = metric_sum(&worker.http(), "cordon_classified_total").await?;
     let started = Instant::now();
     let (status, _) = admin.get("/v1/cases").await?;
     assert_eq!(status, 503);
     assert!(started.elapsed() < Duration::from_secs(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        metric(&worker, "cordon_classified_total").await?,
+        metric_sum(&worker.http(), "cordon_classified_total").await?,
         classified_during
     );
 
@@ -355,7 +345,9 @@ async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> 
     eventually(
         Duration::from_secs(20),
         "the verdict to wait in the outbox",
-        || async { Ok((metric(&api, "cordon_outbox_pending").await? >= 1.0).then_some(())) },
+        || async {
+            Ok((metric_sum(&api.http(), "cordon_outbox_pending").await? >= 1.0).then_some(()))
+        },
     )
     .await?;
     d.broker.restart()?;

@@ -905,3 +905,16 @@ impl Drop for OutageProxy {
         self.down();
     }
 }
+
+/// The sum of the samples of a process's `/metrics` (at `http`) whose line starts with `prefix`.
+pub async fn metric_sum(http: &str, prefix: &str) -> Result<f64> {
+    let text = reqwest::get(format!("http://{http}/metrics"))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
