@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cordon_e2e::{cases, eventually, ids_with, repo_root, wait_applied, Deployment};
+use cordon_e2e::{cases, eventually, ids_with, metric_sum, repo_root, wait_applied, Deployment};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
@@ -127,11 +127,8 @@ async fn sample_feed_end_to_end() -> Result<()> {
         "queue",
     ] {
         let line = format!("cordon_stage_seconds_count{{stage=\"{stage}\"}}");
-        let count = metrics
-            .lines()
-            .find(|l| l.starts_with(&line))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
-        assert!(count.is_some_and(|c| c > 0), "{stage}: {metrics}");
+        let count = metric_sum(&worker.http(), &line).await?;
+        assert!(count > 0.0, "{stage}: {metrics}");
     }
 
     // A moderator restores a suppressed item: it becomes searchable again, with its history.

@@ -109,12 +109,7 @@ pub(crate) fn check_may_act(
     role: Role,
     expected_version: Option<i32>,
 ) -> Result<(), ReviewError> {
-    if case.escalated && !role.is_senior() {
-        return Err(ReviewError::Forbidden(format!(
-            "case {} is escalated to senior moderators",
-            case.id
-        )));
-    }
+    check_may_see(case, role)?;
     if let Some(v) = expected_version {
         if v != case.version {
             return Err(ReviewError::Conflict(format!(
@@ -131,6 +126,17 @@ pub(crate) fn check_may_act(
             "case {} is claimed by {}",
             case.id,
             case.claimed_by.as_deref().unwrap_or("someone")
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an escalated case to a role below senior.
+fn check_may_see(case: &Case, role: Role) -> Result<(), ReviewError> {
+    if case.escalated && !role.is_senior() {
+        return Err(ReviewError::Forbidden(format!(
+            "case {} is escalated to senior moderators",
+            case.id
         )));
     }
     Ok(())
@@ -164,6 +170,13 @@ pub(crate) async fn audit(
 }
 
 impl ReviewStore {
+    /// One case, as `role` may see it: an escalated case only for seniors and admins.
+    pub async fn case_for(&self, id: i64, role: Role) -> Result<Case, ReviewError> {
+        let case = self.case(id).await?;
+        check_may_see(&case, role)?;
+        Ok(case)
+    }
+
     /// Claims the next case for `moderator`: the highest priority (plus a day's age = +1) among
     /// open cases and cases whose lease expired; seniors get escalated cases first. Returns
     /// `None` when nothing is waiting.
