@@ -532,7 +532,6 @@ impl ContentIndex {
             }
         }
         let blocked = verdict.action == Action::Suppress;
-        let f = self.handle.fields;
         let state = ItemState {
             id: key.clone(),
             content: None,
@@ -543,17 +542,6 @@ impl ContentIndex {
                 Visibility::Visible
             },
         };
-        let json = serde_json::to_string(&state).map_err(|e| self.handle.corrupt(e.to_string()))?;
-        let mut doc = TantivyDocument::default();
-        doc.add_text(f.id, &key);
-        doc.add_text(f.kind, CHANNEL_BLOCK);
-        doc.add_text(f.channel_id, &channel);
-        doc.add_text(f.visibility, if blocked { "blocked" } else { "unblocked" });
-        doc.add_text(f.state, &json);
-        self.writer.delete_term(Term::from_field_text(f.id, &key));
-        self.writer
-            .add_document(doc)
-            .map_err(tantivy_err(&self.handle.dir))?;
         let before = existing.map(|s| s.visibility);
         let after = state.visibility;
         self.overlay.insert(key, state);
@@ -566,12 +554,26 @@ impl ContentIndex {
         before: Option<Visibility>,
     ) -> Result<Applied, IndexError> {
         state.recompute(self.premoderation);
+        let after = state.visibility;
+        self.overlay.insert(state.id.clone(), state);
+        Ok(Applied::Changed { before, after })
+    }
+
+    /// The Tantivy document of an item's state, or of a channel block.
+    fn document(&self, state: &ItemState) -> Result<TantivyDocument, IndexError> {
         let f = self.handle.fields;
-        let json = serde_json::to_string(&state).map_err(|e| self.handle.corrupt(e.to_string()))?;
+        let json = serde_json::to_string(state).map_err(|e| self.handle.corrupt(e.to_string()))?;
         let mut doc = TantivyDocument::default();
         doc.add_text(f.id, &state.id);
-        doc.add_text(f.visibility, state.visibility.as_str());
         doc.add_text(f.state, &json);
+        if let Some(channel) = state.verdicts.first().and_then(|v| v.channel_id.as_ref()) {
+            doc.add_text(f.kind, CHANNEL_BLOCK);
+            doc.add_text(f.channel_id, channel);
+            let blocked = state.visibility == Visibility::Suppressed;
+            doc.add_text(f.visibility, if blocked { "blocked" } else { "unblocked" });
+            return Ok(doc);
+        }
+        doc.add_text(f.visibility, state.visibility.as_str());
         if let Some(c) = &state.content {
             doc.add_text(f.kind, c.kind.as_str());
             doc.add_text(f.channel_id, &c.channel.id);
@@ -606,20 +608,20 @@ impl ContentIndex {
                 doc.add_f64(f.score, f64::from(s));
             }
         }
-        self.writer
-            .delete_term(Term::from_field_text(f.id, &state.id));
-        self.writer
-            .add_document(doc)
-            .map_err(tantivy_err(&self.handle.dir))?;
-        let after = state.visibility;
-        self.overlay.insert(state.id.clone(), state);
-        Ok(Applied::Changed { before, after })
+        Ok(doc)
     }
 
     /// Commits everything applied so far together with `offsets` (the next offset to read per
-    /// topic and partition), then makes it visible to readers.
+    /// topic and partition), then makes it visible to readers. Each changed item is written once
+    /// per commit, however many records changed it (typically its content and its verdict).
     pub fn commit(&mut self, offsets: &Offsets) -> Result<(), IndexError> {
         let dir = self.handle.dir.clone();
+        for state in self.overlay.values() {
+            let doc = self.document(state)?;
+            self.writer
+                .delete_term(Term::from_field_text(self.handle.fields.id, &state.id));
+            self.writer.add_document(doc).map_err(tantivy_err(&dir))?;
+        }
         let payload = serde_json::to_string(&Payload {
             offsets: offsets.clone(),
         })
@@ -700,6 +702,40 @@ mod tests {
         index.commit(&Offsets::new()).unwrap();
         assert_eq!(search.search("bikes", 0, 10).unwrap().total, 3);
         assert!(!search.channel_blocked("c1").unwrap());
+    }
+
+    #[test]
+    fn an_item_changed_by_several_records_is_written_once_per_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut index, search) = open(dir.path(), false);
+        let model = || DecidedBy::Model {
+            model_version: "m".into(),
+        };
+        index.apply_content(item("a", 1, "bikes")).unwrap();
+        index
+            .apply_verdict(verdict("a", 1, Action::Allow, model()))
+            .unwrap();
+        index.apply_content(item("a", 2, "bikes cheap")).unwrap();
+        index.apply_content(item("b", 1, "bikes")).unwrap();
+        assert_eq!(index.pending(), 2);
+        // Nothing is visible before the commit; after it, one document per item.
+        assert_eq!(search.num_docs(), 0);
+        index.commit(&Offsets::new()).unwrap();
+        assert_eq!(search.num_docs(), 2);
+        assert_eq!(index.pending(), 0);
+        let a = search.get("a").unwrap().unwrap();
+        assert_eq!(a.content.unwrap().version, 2);
+        assert!(
+            a.verdicts.is_empty(),
+            "version 1's verdict does not apply to version 2"
+        );
+        // A verdict for the committed item replaces its document.
+        index
+            .apply_verdict(verdict("a", 2, Action::Suppress, model()))
+            .unwrap();
+        index.commit(&Offsets::new()).unwrap();
+        assert_eq!(search.num_docs(), 2);
+        assert_eq!(search.search("bikes", 0, 10).unwrap().total, 1);
     }
 
     fn verdict(id: &str, version: u64, action: Action, by: DecidedBy) -> Verdict {
