@@ -6,7 +6,8 @@
 //! - [`assigned_reader`]: a consumer that reads partitions from offsets the caller keeps itself
 //!   (the indexer keeps them in its index commits); it never commits to Kafka.
 //! - [`Publisher`]: a producer whose [`Publisher::publish_all`] returns only when every record is
-//!   acknowledged.
+//!   acknowledged; [`Publisher::send_all`] hands records over in order and leaves waiting for the
+//!   [`Acks`] to the caller, so it can prepare the next batch meanwhile.
 //! - [`ensure_topics`]: creates missing topics.
 //!
 //! Nothing here depends on a particular broker: it speaks the Kafka protocol through librdkafka.
@@ -21,7 +22,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 pub use rdkafka;
@@ -54,14 +55,41 @@ pub struct KafkaSettings {
     pub client: BTreeMap<String, String>,
 }
 
+/// How long a consumer's fetch may wait at the broker for new records, in milliseconds, unless
+/// `client` says otherwise. librdkafka's default of 500 ms puts up to half a second on every hop
+/// of the pipeline with a broker that holds a fetch for its whole wait when nothing is new
+/// (tansu does); this bounds each hop's idle wait.
+pub const FETCH_WAIT_MAX_MS: &str = "20";
+
+/// Most bytes one fetch brings per partition, unless `client` says otherwise: 8 MiB instead of
+/// librdkafka's 1 MiB, so a consumer that fell behind catches up in fewer, larger fetches (a
+/// broker's cost per fetch can grow with the backlog; tansu's does). librdkafka's
+/// `queued.max.messages.kbytes` still bounds what is buffered.
+pub const MAX_PARTITION_FETCH_BYTES: &str = "8388608";
+
 impl KafkaSettings {
     fn config(&self) -> ClientConfig {
+        self.config_with(&[])
+    }
+
+    /// A client configuration with `defaults` that `client` may override.
+    fn config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
+        for (k, v) in defaults {
+            config.set(*k, *v);
+        }
         for (k, v) in &self.client {
             config.set(k, v);
         }
         config
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        self.config_with(&[
+            ("fetch.wait.max.ms", FETCH_WAIT_MAX_MS),
+            ("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES),
+        ])
     }
 }
 
@@ -113,7 +141,7 @@ pub fn group_consumer(
     topics: &[&str],
 ) -> Result<StreamConsumer, StreamError> {
     let consumer: StreamConsumer = settings
-        .config()
+        .consumer_config()
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -133,7 +161,7 @@ pub fn assigned_reader(
     offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
 ) -> Result<StreamConsumer, StreamError> {
     let consumer: StreamConsumer = settings
-        .config()
+        .consumer_config()
         .set("group.id", "cordon-indexer")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -228,6 +256,23 @@ pub fn lag(consumer: &StreamConsumer, timeout: Duration) -> Result<i64, StreamEr
     Ok(total)
 }
 
+/// The broker's acknowledgements of records handed over by [`Publisher::send_all`].
+#[must_use = "records are only durable once their acknowledgements arrived"]
+pub struct Acks(Vec<DeliveryFuture>);
+
+impl Acks {
+    /// Waits until every record is acknowledged; the first error otherwise.
+    pub async fn wait(self) -> Result<(), StreamError> {
+        let results = try_join_all(self.0)
+            .await
+            .map_err(|_| KafkaError::Canceled)?;
+        for result in results {
+            result.map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+}
+
 /// One record to publish.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -269,6 +314,12 @@ impl Publisher {
 
     /// Publishes every record and returns once all are acknowledged, or the first error.
     pub async fn publish_all(&self, records: &[Record]) -> Result<(), StreamError> {
+        self.send_all(records).await?.wait().await
+    }
+
+    /// Hands every record to the producer in order and returns without waiting for the broker:
+    /// [`Acks::wait`] does. Waits only while the producer's queue is full.
+    pub async fn send_all(&self, records: &[Record]) -> Result<Acks, StreamError> {
         let mut pending = Vec::with_capacity(records.len());
         for record in records {
             let mut headers = OwnedHeaders::new();
@@ -299,13 +350,7 @@ impl Publisher {
                 }
             }
         }
-        let results = try_join_all(pending)
-            .await
-            .map_err(|_| KafkaError::Canceled)?;
-        for result in results {
-            result.map_err(|(e, _)| e)?;
-        }
-        Ok(())
+        Ok(Acks(pending))
     }
 
     /// Waits up to `timeout` for queued records to be delivered.

@@ -168,6 +168,9 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// Milliseconds to wait for a batch to fill once its first message arrived.
     pub batch_linger_ms: u64,
+    /// Batches handed to the producer and not yet acknowledged while the next one is scored
+    /// (their offsets are stored, in order, once acknowledged).
+    pub batches_in_flight: usize,
     /// Largest accepted message in bytes; larger ones are dead-lettered.
     pub max_message_bytes: usize,
     /// Largest accepted `text` in bytes; longer ones are dead-lettered.
@@ -181,6 +184,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             batch_size: 256,
             batch_linger_ms: 20,
+            batches_in_flight: 4,
             max_message_bytes: 256 * 1024,
             max_text_bytes: 64 * 1024,
             retry_backoff_ms: 500,
@@ -378,6 +382,10 @@ impl Config {
         anyhow::ensure!(
             config.worker.batch_size > 0,
             "worker.batch_size must be > 0"
+        );
+        anyhow::ensure!(
+            config.worker.batches_in_flight > 0,
+            "worker.batches_in_flight must be > 0"
         );
         Ok(config)
     }

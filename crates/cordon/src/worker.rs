@@ -1,24 +1,30 @@
 //! The worker role: content topic → decode → classify → policy → verdicts topic + review queue.
 //!
-//! Per batch, in this order: dead-letter what does not decode, score the rest, publish every
-//! verdict (and dead letter) and wait for the acknowledgements, queue review cases, and only then
-//! store the batch's offsets. A crash anywhere re-delivers the batch; publishing a verdict again and
-//! inserting a case again are harmless. If a person already decided an item version, the worker
-//! re-publishes that decision instead of the model's verdict, so the compacted verdicts topic never
-//! ends on a model verdict that a person overruled.
+//! Per batch, in this order: dead-letter what does not decode, score the rest, hand every verdict
+//! (and dead letter) to the producer, then — in a second task, batch after batch in order — wait
+//! for the broker's acknowledgements, queue review cases, and only then store the batch's offsets.
+//! Up to `worker.batches_in_flight` batches wait for acknowledgements while the next one is
+//! scored, so the broker's round trip does not stall classification. A crash anywhere re-delivers
+//! the batches whose offsets were not stored; publishing a verdict again and inserting a case
+//! again are harmless. If a batch's publication fails, no new batch is handed over until it and
+//! every batch handed over after it are published again in order, so a partition of the
+//! compacted verdicts topic never ends on an older batch's verdict. If a person already decided
+//! an item version, the worker re-publishes that decision instead of the model's verdict, so the
+//! compacted verdicts topic never ends on a model verdict that a person overruled.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use cordon_domain::{Action, ContentItem, DecidedBy, DecodeLimits, Policy, Verdict};
 use cordon_review::{NewCase, ReviewStore};
 use cordon_stream::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use cordon_stream::rdkafka::message::{Headers, OwnedMessage};
 use cordon_stream::rdkafka::Message;
-use cordon_stream::{next_batch, store_offsets, Publisher, Record};
+use cordon_stream::{next_batch, store_offsets, Acks, Publisher, Record, StreamError};
+use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -49,27 +55,55 @@ pub const EXPLAIN_FEATURES: usize = 5;
 /// Header carrying the reason a message was dead-lettered.
 pub const ERROR_HEADER: &str = "cordon.error";
 
+/// A batch scored and handed to the producer, whose effects are not all durable yet.
+struct Sent {
+    messages: Vec<OwnedMessage>,
+    records: Vec<Record>,
+    cases: Vec<NewCase>,
+    indexed_at: Vec<DateTime<Utc>>,
+    acks: Result<Acks, StreamError>,
+    sent_at: Instant,
+}
+
+/// What scoring a batch produced.
+struct Scored {
+    records: Vec<Record>,
+    cases: Vec<NewCase>,
+    indexed_at: Vec<DateTime<Utc>>,
+}
+
 impl Worker {
-    /// Consumes until `shutdown`, then commits the stored offsets.
+    /// Consumes until `shutdown`, finishes the batches in flight, then commits the stored offsets.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let cfg = &self.config.worker;
+        let worker = Arc::new(self);
+        let cfg = &worker.config.worker;
         let linger = Duration::from_millis(cfg.batch_linger_ms);
         info!(
-            topic = %self.config.kafka.content_topic,
-            group = %self.config.kafka.worker_group,
-            model = %self.model.load().classifier.card().version,
+            topic = %worker.config.kafka.content_topic,
+            group = %worker.config.kafka.worker_group,
+            model = %worker.model.load().classifier.card().version,
+            batches_in_flight = cfg.batches_in_flight,
             "worker started"
         );
+        // Held while a batch is handed to the producer; the finisher holds it while it publishes
+        // again after a failure, so nothing is handed over in between.
+        let handing_over = Arc::new(Mutex::new(()));
+        let (tx, rx) = mpsc::channel(cfg.batches_in_flight);
+        let finisher = tokio::spawn(Arc::clone(&worker).finish_all(
+            rx,
+            Arc::clone(&handing_over),
+            shutdown.clone(),
+        ));
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                batch = next_batch(&self.consumer, cfg.batch_size, linger, Duration::from_millis(500)) => batch,
+                batch = next_batch(&worker.consumer, cfg.batch_size, linger, Duration::from_millis(500)) => batch,
             };
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(error = %e, "receiving from the content topic failed; retrying");
-                    self.metrics.retries.with_label_values(&["kafka"]).inc();
+                    worker.metrics.retries.with_label_values(&["kafka"]).inc();
                     tokio::time::sleep(Duration::from_millis(cfg.retry_backoff_ms)).await;
                     continue;
                 }
@@ -77,22 +111,123 @@ impl Worker {
             if batch.is_empty() {
                 continue;
             }
-            if !self.process(&batch, &shutdown).await? {
+            let Some(scored) = worker.score_batch(&batch, &shutdown).await? else {
                 break;
-            }
-            store_offsets(&self.consumer, &batch).context("storing offsets")?;
+            };
+            // A slot first (waits while `batches_in_flight` batches are unacknowledged), then the
+            // hand-over, so a finisher that publishes again finds every earlier batch queued.
+            let Ok(slot) = tx.reserve().await else {
+                break; // the finisher stopped: shutdown interrupted it, or it failed
+            };
+            let _handing_over = handing_over.lock().await;
+            let acks = worker.publisher.send_all(&scored.records).await;
+            slot.send(Sent {
+                messages: batch,
+                records: scored.records,
+                cases: scored.cases,
+                indexed_at: scored.indexed_at,
+                acks,
+                sent_at: Instant::now(),
+            });
         }
+        drop(tx);
+        finisher.await.context("the batch finisher panicked")??;
         info!("worker stopping: committing offsets");
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+        if let Err(e) = worker.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing stored since the last auto-commit is not an error.
             debug!(error = %e, "final offset commit");
         }
         Ok(())
     }
 
-    /// Handles one batch; `Ok(false)` when shutdown interrupted it before its effects were durable.
-    async fn process(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> Result<bool> {
-        let started = Instant::now();
+    /// Finishes batches in the order they were handed over: acknowledgements, review cases,
+    /// offsets. Returns when the sender is gone and every batch is finished, or when shutdown
+    /// interrupted a retry (the unfinished batches are then re-delivered to the next owner).
+    async fn finish_all(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Sent>,
+        handing_over: Arc<Mutex<()>>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        while let Some(sent) = rx.recv().await {
+            let m = &self.metrics;
+            let acked = match sent.acks {
+                Ok(acks) => acks.wait().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = acked {
+                warn!(error = %e, "publishing a batch failed; publishing it and the batches after it again");
+                m.retries.with_label_values(&["kafka"]).inc();
+                let _paused = handing_over.lock().await;
+                let mut again = vec![(sent.messages, sent.records, sent.cases, sent.indexed_at)];
+                while let Ok(later) = rx.try_recv() {
+                    // Its acknowledgements no longer matter: it is published again after this one.
+                    drop(later.acks);
+                    again.push((later.messages, later.records, later.cases, later.indexed_at));
+                }
+                for (messages, records, cases, indexed_at) in again {
+                    let published = retry("kafka", &shutdown, self.backoff(), &m.retries, || {
+                        self.publisher.publish_all(&records)
+                    })
+                    .await;
+                    if published == Err(Interrupted)
+                        || !self
+                            .durable(&messages, &cases, &indexed_at, &shutdown)
+                            .await?
+                    {
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
+            observe_stage(&m.stage_seconds, "publish", sent.sent_at);
+            if !self
+                .durable(&sent.messages, &sent.cases, &sent.indexed_at, &shutdown)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a published batch's review cases and stores its offsets; `Ok(false)` when shutdown
+    /// interrupted it.
+    async fn durable(
+        &self,
+        messages: &[OwnedMessage],
+        cases: &[NewCase],
+        indexed_at: &[DateTime<Utc>],
+        shutdown: &CancellationToken,
+    ) -> Result<bool> {
+        let m = &self.metrics;
+        let stage = Instant::now();
+        let Ok(queued) = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.insert_cases(cases)
+        })
+        .await
+        else {
+            return Ok(false);
+        };
+        observe_stage(&m.stage_seconds, "queue", stage);
+        m.cases_queued.inc_by(queued);
+        store_offsets(&self.consumer, messages).context("storing offsets")?;
+        let now = Utc::now();
+        for at in indexed_at {
+            let age = (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            m.end_to_end_seconds.observe(age.max(0.0));
+        }
+        debug!(messages = messages.len(), queued, "batch done");
+        Ok(true)
+    }
+
+    /// Decodes and scores one batch: its records to publish and its review cases; `None` when
+    /// shutdown interrupted it.
+    async fn score_batch(
+        &self,
+        batch: &[OwnedMessage],
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Scored>> {
         let m = &self.metrics;
         m.consumed.inc_by(batch.len() as u64);
         m.batch_size.observe(batch.len() as f64);
@@ -129,7 +264,7 @@ impl Worker {
         })
         .await
         else {
-            return Ok(false);
+            return Ok(None);
         };
         observe_stage(&m.stage_seconds, "versions", stage);
         items.retain(|item| {
@@ -148,7 +283,7 @@ impl Worker {
         })
         .await
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let mut cases = Vec::new();
         for (item, (verdict, case)) in items.iter().zip(verdicts) {
@@ -167,38 +302,11 @@ impl Worker {
                 headers: Vec::new(),
             });
         }
-        let stage = Instant::now();
-        let published = retry("kafka", shutdown, self.backoff(), &m.retries, || {
-            self.publisher.publish_all(&records)
-        })
-        .await;
-        if published == Err(Interrupted) {
-            return Ok(false);
-        }
-        observe_stage(&m.stage_seconds, "publish", stage);
-        let stage = Instant::now();
-        let Ok(queued) = retry("database", shutdown, self.backoff(), &m.retries, || {
-            self.store.insert_cases(&cases)
-        })
-        .await
-        else {
-            return Ok(false);
-        };
-        observe_stage(&m.stage_seconds, "queue", stage);
-        m.cases_queued.inc_by(queued);
-        let now = Utc::now();
-        for item in &items {
-            let age = (now - item.indexed_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-            m.end_to_end_seconds.observe(age.max(0.0));
-        }
-        debug!(
-            messages = batch.len(),
-            items = items.len(),
-            queued,
-            ms = started.elapsed().as_millis() as u64,
-            "batch done"
-        );
-        Ok(true)
+        Ok(Some(Scored {
+            records,
+            cases,
+            indexed_at: items.iter().map(|i| i.indexed_at).collect(),
+        }))
     }
 
     /// Scores the items and applies the policy: a verdict per item, and a case for review items.
