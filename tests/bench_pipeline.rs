@@ -3,17 +3,25 @@
 //! `cargo bench -p cordon-e2e --bench pipeline` (after `scripts/setup.sh` and `cargo build
 //! --release`). Settings by environment: `CORDON_BENCH_ITEMS` (default 100,000),
 //! `CORDON_BENCH_FLAGGED` (share of offers the model suppresses, default 0.2),
-//! `CORDON_BENCH_TEXT_CHARS` (about how long texts are, default 300).
+//! `CORDON_BENCH_TEXT_CHARS` (about how long texts are, default 300), `CORDON_BENCH_CONFIG` (TOML
+//! appended to the deployment's config, to try settings).
 //!
 //! 1. Limits: Tantivy indexing alone (in process, same index settings), the classifier alone
 //!    (`cordon classify`), the broker's raw produce and consume rates (rdkafka).
-//! 2. Throughput: a worker and an indexer process (as deployed) on the broker and PostgreSQL;
-//!    every item is produced first, then the pipeline drains it: items/s from the first verdict
-//!    to the last one applied in the index, with progress every second.
-//! 3. Suppression latency: flagged probe items produced at half the measured throughput while
-//!    clean traffic flows; for each, the time from produce to the committed index (what public
+//! 2. Backlog: a worker and an indexer process (as deployed) on the broker and PostgreSQL drain
+//!    every item produced before they started: items/s from the first verdict to the last one
+//!    applied in the index, with progress every second.
+//! 3. Sustained: traffic offered at `CORDON_BENCH_RATE` items/s (default 20,000) for
+//!    `CORDON_BENCH_SUSTAIN_SECS` (default 20) while the pipeline runs; the rate it kept up with
+//!    and the backlog it had left when the traffic stopped.
+//! 4. Suppression latency: flagged probe items produced every 50 ms while traffic flows at half
+//!    the sustained rate; for each, the time from produce to the committed index (what public
 //!    search reads) showing it suppressed; p50/p95/p99.
-//! 4. Per-stage time (from `cordon_stage_seconds`), CPU seconds and peak memory of each process.
+//! 5. Memory over time (`CORDON_BENCH_SOAK_SECS`, default 0 = skipped; 600 for the target): the
+//!    latency phase's traffic for that long, resident memory of every process every 10 s.
+//!
+//! Every phase reports per-stage time (from `cordon_stage_seconds`) and the CPU seconds of each
+//! process; the end, peak memory.
 //!
 //! Results: a table on stdout and `target/pipeline-bench.json`.
 
@@ -160,21 +168,17 @@ async fn main() -> Result<()> {
     let n: usize = env_or("CORDON_BENCH_ITEMS", 100_000);
     let flagged_share: f64 = env_or("CORDON_BENCH_FLAGGED", 0.2);
     let chars: usize = env_or("CORDON_BENCH_TEXT_CHARS", 300);
-    let d = Deployment::new("").await?;
+    let extra: String = env_or("CORDON_BENCH_CONFIG", String::new());
+    let d = Deployment::new(&extra).await?;
     let (flagged, clean) = texts(&d)?;
     let every = (1.0 / flagged_share.max(1e-6)).round().max(1.0) as usize;
-    let items: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            let base = if i % every == 0 {
-                &flagged[i % flagged.len()]
-            } else {
-                &clean[i % clean.len()]
-            };
-            let id = format!("bench/{i}");
-            let payload = item(&id, &sized(base, i, chars)).to_string();
-            (id, payload)
-        })
-        .collect();
+    let mix = Mix {
+        flagged: flagged.clone(),
+        clean,
+        every,
+        chars,
+    };
+    let items: Vec<(String, String)> = (0..n).map(|i| mix.item("bench", i)).collect();
     let mut report = serde_json::Map::new();
     println!(
         "Cordon pipeline bench: {n} items, {:.0} % flagged, ~{chars} chars",
@@ -213,16 +217,20 @@ async fn main() -> Result<()> {
     d.command(&["classify", &classify_file.display().to_string()])?;
     let classifier_rate = n as f64 / started.elapsed().as_secs_f64();
 
-    // The worker and the indexer, as deployed; topics are created by them.
-    // The deployed defaults, not the harness's quick test settings.
+    let brokers = d.broker.addr();
+    // The worker and the indexer, as deployed. They start once to create the topics and stop, so
+    // the broker's raw rates are measured with nothing else running.
     let defaults = [
         ("CORDON_INDEX__COMMIT_INTERVAL_MS", "250"),
         ("CORDON_LOG__FILTER", "info"),
     ];
-    let worker = d.start_with_env("worker", &defaults)?;
-    let indexer = d.start_with_env("indexer,api", &defaults)?;
-    d.wait_ready().await?;
-    let brokers = d.broker.addr();
+    let mut worker = d.start_with_env("worker", &defaults)?;
+    let mut indexer = d.start_with_env("indexer,api", &defaults)?;
+    if let Err(e) = d.wait_ready().await {
+        anyhow::bail!("{e:#}\nindexer log:\n{}", indexer.log());
+    }
+    worker.terminate(Duration::from_secs(30))?;
+    indexer.terminate(Duration::from_secs(30))?;
     let kafka = producer(&brokers)?;
     let started = Instant::now();
     produce(&kafka, "cordon.content", &items).await?;
@@ -234,81 +242,64 @@ async fn main() -> Result<()> {
         .set("enable.auto.commit", "false")
         .create()?;
     consumer.subscribe(&["cordon.content"])?;
-    let started = Instant::now();
+    let mut started = None;
     let mut read = 0usize;
-    while read < n && started.elapsed() < Duration::from_secs(300) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while read < n && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
             read += usize::from(m.payload().is_some());
         }
     }
-    let consume_rate = read as f64 / started.elapsed().as_secs_f64();
+    let consume_rate = read as f64 / started.map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
     drop(consumer);
+    eprintln!("[bench] broker alone: produce {produce_rate:.0}/s, consume {consume_rate:.0}/s");
 
-    // 2. Throughput: the pipeline drains what was produced (it started consuming at once).
-    let verdict_offsets = |http: String| async move {
-        let text = reqwest::get(format!("http://{http}/metrics"))
-            .await?
-            .text()
-            .await?;
-        Ok::<f64, anyhow::Error>(
-            text.lines()
-                .filter(|l| {
-                    l.starts_with("cordon_index_committed_offset{")
-                        && l.contains("topic=\"cordon.verdicts\"")
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum(),
-        )
-    };
+    worker.restart()?;
+    indexer.restart()?;
+    let pids = [
+        ("worker", worker.pid()),
+        ("indexer+api", indexer.pid()),
+        ("broker", d.broker.pid().context("broker pid")?),
+    ];
+    let http = [worker.http(), indexer.http()];
+    // 2. Backlog: the pipeline drains what was produced before it started.
     let first_verdict = eventually(Duration::from_secs(120), "the first verdict", || async {
-        Ok((verdict_offsets(indexer.http()).await? > 0.0).then(Instant::now))
+        Ok((applied_verdicts(&indexer.http()).await? > 0.0).then(Instant::now))
     })
     .await?;
-    eventually(
-        Duration::from_secs(3600),
-        "every verdict to be applied",
-        || async {
-            let applied = verdict_offsets(indexer.http()).await?;
-            eprint!("\r[bench] {applied:.0}/{n} verdicts applied");
-            Ok((applied as usize >= n).then_some(()))
-        },
-    )
-    .await?;
-    let pipeline_secs = first_verdict.elapsed().as_secs_f64();
-    let pipeline_rate = n as f64 / pipeline_secs;
-    eprintln!();
+    let before = Snapshot::take(&pids, &http).await?;
+    drained(&indexer.http(), n).await?;
+    let backlog_secs = first_verdict.elapsed().as_secs_f64();
+    let backlog_rate = n as f64 / backlog_secs;
+    let backlog = Snapshot::take(&pids, &http).await?.since(&before);
+    eprintln!("[bench] backlog of {n} drained at {backlog_rate:.0} items/s");
 
-    // 3. Suppression latency at half that rate: background traffic (the configured mix) at
-    //    `rate`, and one flagged probe every 50 ms whose suppression is watched through the API.
-    let rate = (pipeline_rate / 2.0).max(10.0);
-    let admin = d.admin().await?;
+    // 3. Sustained: traffic at the offered rate while the pipeline runs.
+    let offered: f64 = env_or("CORDON_BENCH_RATE", 20_000.0);
+    let sustain_secs: u64 = env_or("CORDON_BENCH_SUSTAIN_SECS", 20);
+    let before = Snapshot::take(&pids, &http).await?;
+    let started = Instant::now();
+    let sent = traffic(&kafka, &mix, "sustained", offered, sustain_secs).await?;
+    let traffic_secs = started.elapsed().as_secs_f64();
+    let left = n as f64 + sent as f64 - applied_verdicts(&indexer.http()).await?;
+    drained(&indexer.http(), n + sent).await?;
+    let sustained_rate = sent as f64 / started.elapsed().as_secs_f64();
+    let sustained = Snapshot::take(&pids, &http).await?.since(&before);
+    eprintln!(
+        "[bench] offered {:.0} items/s for {traffic_secs:.0} s; the pipeline kept up with \
+         {sustained_rate:.0} items/s ({left:.0} items left when the traffic stopped)",
+        sent as f64 / traffic_secs
+    );
+
+    // 4. Suppression latency at half the sustained rate.
+    let rate = (sustained_rate.min(offered) / 2.0).max(10.0);
+    let before = Snapshot::take(&pids, &http).await?;
     let background = {
-        let kafka = kafka.clone();
-        let (flagged, clean) = (flagged.clone(), clean.clone());
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut sent = 0usize;
-            while started.elapsed() < Duration::from_secs(10) {
-                let due = (started.elapsed().as_secs_f64() * rate) as usize;
-                let batch: Vec<(String, String)> = (sent..due)
-                    .map(|i| {
-                        let base = if i % every == 0 {
-                            &flagged[i % flagged.len()]
-                        } else {
-                            &clean[i % clean.len()]
-                        };
-                        let id = format!("load/{i}");
-                        let payload = item(&id, &sized(base, n + i, chars)).to_string();
-                        (id, payload)
-                    })
-                    .collect();
-                sent = due;
-                produce(&kafka, "cordon.content", &batch).await?;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            anyhow::Ok(sent)
-        })
+        let (kafka, mix) = (kafka.clone(), mix.clone());
+        tokio::spawn(async move { traffic(&kafka, &mix, "load", rate, 10).await })
     };
+    let admin = d.admin().await?;
     let started = Instant::now();
     let mut latencies = Vec::new();
     let mut outstanding: Vec<(String, Instant)> = Vec::new();
@@ -337,42 +328,35 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let background_sent = background.await??;
+    let latency_phase = Snapshot::take(&pids, &http).await?.since(&before);
     eprintln!("[bench] latency run: {background_sent} background items, {p} probes");
     latencies.sort_by(f64::total_cmp);
 
-    // 4. Stages, CPU, memory.
-    let mut stages = serde_json::Map::new();
-    for (process, names) in [
-        (
-            &worker,
-            &[
-                "decode",
-                "versions",
-                "featurize",
-                "infer",
-                "publish",
-                "queue",
-            ][..],
-        ),
-        (&indexer, &["apply", "commit"][..]),
-    ] {
-        for stage in names {
-            let sum = metric_sum(
-                &process.http(),
-                &format!("cordon_stage_seconds_sum{{stage=\"{stage}\"}}"),
-            )
-            .await?;
-            let count = metric_sum(
-                &process.http(),
-                &format!("cordon_stage_seconds_count{{stage=\"{stage}\"}}"),
-            )
-            .await?;
-            stages.insert(stage.to_string(), json!({"seconds": sum, "batches": count, "ms_per_batch": 1000.0 * sum / count.max(1.0)}));
+    // 5. Memory over a long run at the same rate.
+    let soak_secs: u64 = env_or("CORDON_BENCH_SOAK_SECS", 0);
+    let mut soak = Vec::new();
+    if soak_secs > 0 {
+        let load = {
+            let (kafka, mix) = (kafka.clone(), mix.clone());
+            tokio::spawn(async move { traffic(&kafka, &mix, "soak", rate, soak_secs).await })
+        };
+        let started = Instant::now();
+        while !load.is_finished() {
+            let mut sample = serde_json::Map::new();
+            sample.insert("second".into(), json!(started.elapsed().as_secs()));
+            for (name, pid) in pids {
+                sample.insert(name.into(), json!(resident_mib(pid)?));
+            }
+            eprintln!("[bench] soak: {}", Value::Object(sample.clone()));
+            soak.push(Value::Object(sample));
+            tokio::time::sleep(Duration::from_secs(10)).await;
         }
+        load.await??;
     }
+
     let mut processes = serde_json::Map::new();
-    for (name, process) in [("worker", &worker), ("indexer+api", &indexer)] {
-        let (cpu, mem) = usage(process.pid())?;
+    for (name, pid) in pids {
+        let (cpu, mem) = usage(pid)?;
         processes.insert(
             name.into(),
             json!({"cpu_seconds": cpu, "peak_rss_mib": mem}),
@@ -383,27 +367,25 @@ async fn main() -> Result<()> {
         .fold(f64::INFINITY, f64::min);
     report.insert("items".into(), json!(n));
     report.insert("limits_items_per_s".into(), json!({"tantivy_alone": tantivy_rate, "classifier_alone": classifier_rate, "broker_produce": produce_rate, "broker_consume": consume_rate}));
-    report.insert("pipeline_items_per_s".into(), json!(pipeline_rate));
-    report.insert(
-        "pipeline_share_of_slowest_limit".into(),
-        json!(pipeline_rate / slowest),
-    );
-    report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99)}));
-    report.insert("stages".into(), Value::Object(stages.clone()));
+    report.insert("backlog".into(), json!({"items_per_s": backlog_rate, "share_of_slowest_limit": backlog_rate / slowest, "phase": backlog}));
+    report.insert("sustained".into(), json!({"offered_items_per_s": offered, "items_per_s": sustained_rate, "share_of_slowest_limit": sustained_rate / slowest, "left_when_traffic_stopped": left, "phase": sustained}));
+    report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99), "phase": latency_phase}));
+    report.insert("soak_rss_mib".into(), json!(soak));
     report.insert("processes".into(), Value::Object(processes.clone()));
 
     println!("| measure | value |\n|---|---|");
     println!("| Tantivy indexing alone | {tantivy_rate:.0} items/s |");
     println!("| classifier alone (`cordon classify`) | {classifier_rate:.0} items/s |");
     println!("| broker raw produce / consume | {produce_rate:.0} / {consume_rate:.0} items/s |");
-    println!("| **pipeline end to end** | **{pipeline_rate:.0} items/s** ({:.0} % of the slowest limit) |", 100.0 * pipeline_rate / slowest);
+    println!("| pipeline draining a backlog | {backlog_rate:.0} items/s ({:.0} % of the slowest limit) |", 100.0 * backlog_rate / slowest);
+    println!("| **pipeline sustained** (offered {offered:.0}/s) | **{sustained_rate:.0} items/s** ({:.0} % of the slowest limit; {left:.0} items behind when the traffic stopped) |", 100.0 * sustained_rate / slowest);
     println!("| suppression latency at {rate:.0} items/s ({} probes) | p50 {:.3} s, p95 {:.3} s, p99 {:.3} s |", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.95), percentile(&latencies, 0.99));
-    for (stage, v) in &stages {
-        println!(
-            "| stage {stage} | {:.2} ms/batch, {:.1} s total |",
-            v["ms_per_batch"].as_f64().unwrap_or(0.0),
-            v["seconds"].as_f64().unwrap_or(0.0)
-        );
+    for (phase, v) in [
+        ("backlog", &backlog),
+        ("sustained", &sustained),
+        ("latency", &latency_phase),
+    ] {
+        println!("| {phase} phase | {} |", v);
     }
     for (name, v) in &processes {
         println!(
@@ -412,9 +394,170 @@ async fn main() -> Result<()> {
             v["peak_rss_mib"].as_f64().unwrap_or(0.0)
         );
     }
+    if let (Some(first), Some(last)) = (soak.first(), soak.last()) {
+        println!("| memory over {soak_secs} s (MiB, first → last sample) | {first} → {last} |");
+    }
     let out = repo_root().join("target/pipeline-bench.json");
     std::fs::create_dir_all(out.parent().context("target dir")?)?;
     std::fs::write(&out, serde_json::to_string_pretty(&Value::Object(report))?)?;
     eprintln!("[bench] results in {}", out.display());
     Ok(())
+}
+
+/// What traffic is made of.
+#[derive(Clone)]
+struct Mix {
+    flagged: Vec<String>,
+    clean: Vec<String>,
+    /// Every how many items one is flagged.
+    every: usize,
+    chars: usize,
+}
+
+impl Mix {
+    /// Item `i` of the mix: its id `prefix/i` and its JSON.
+    fn item(&self, prefix: &str, i: usize) -> (String, String) {
+        let base = if i.is_multiple_of(self.every) {
+            &self.flagged[i % self.flagged.len()]
+        } else {
+            &self.clean[i % self.clean.len()]
+        };
+        let id = format!("{prefix}/{i}");
+        let payload = item(&id, &sized(base, i, self.chars)).to_string();
+        (id, payload)
+    }
+}
+
+/// Produces `rate` items/s of `mix` for `secs` seconds (ids `prefix/N`); returns how many.
+async fn traffic(
+    kafka: &FutureProducer,
+    mix: &Mix,
+    prefix: &str,
+    rate: f64,
+    secs: u64,
+) -> Result<usize> {
+    let started = Instant::now();
+    let mut sent = 0usize;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let due = (started.elapsed().as_secs_f64() * rate) as usize;
+        let batch: Vec<(String, String)> = (sent..due).map(|i| mix.item(prefix, i)).collect();
+        sent = due;
+        produce(kafka, "cordon.content", &batch).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(sent)
+}
+
+/// Verdicts applied and committed in the index (the sum of the verdicts topic's offsets).
+async fn applied_verdicts(http: &str) -> Result<f64> {
+    let text = reqwest::get(format!("http://{http}/metrics"))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("cordon_index_committed_offset{")
+                && l.contains("topic=\"cordon.verdicts\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Waits until `total` verdicts are applied, showing progress.
+async fn drained(http: &str, total: usize) -> Result<()> {
+    eventually(
+        Duration::from_secs(3600),
+        "every verdict to be applied",
+        || async {
+            let applied = applied_verdicts(http).await?;
+            eprint!("\r[bench] {applied:.0}/{total} verdicts applied");
+            Ok((applied as usize >= total).then_some(()))
+        },
+    )
+    .await?;
+    eprintln!();
+    Ok(())
+}
+
+const WORKER_STAGES: [&str; 6] = [
+    "decode",
+    "versions",
+    "featurize",
+    "infer",
+    "publish",
+    "queue",
+];
+const INDEXER_STAGES: [&str; 2] = ["apply", "commit"];
+
+/// Stage times and CPU seconds at one moment, to report a phase as the difference of two.
+struct Snapshot {
+    at: Instant,
+    /// Stage → (seconds, observations).
+    stages: BTreeMap<&'static str, (f64, f64)>,
+    cpu: BTreeMap<&'static str, f64>,
+}
+
+impl Snapshot {
+    async fn take(pids: &[(&'static str, u32)], http: &[String; 2]) -> Result<Snapshot> {
+        let mut stages = BTreeMap::new();
+        for (process, names) in [
+            (&http[0], &WORKER_STAGES[..]),
+            (&http[1], &INDEXER_STAGES[..]),
+        ] {
+            for stage in names {
+                let metric =
+                    |part: &str| format!("cordon_stage_seconds_{part}{{stage=\"{stage}\"}}");
+                let sum = metric_sum(process, &metric("sum")).await?;
+                let count = metric_sum(process, &metric("count")).await?;
+                stages.insert(*stage, (sum, count));
+            }
+        }
+        let mut cpu = BTreeMap::new();
+        for (name, pid) in pids {
+            cpu.insert(*name, usage(*pid)?.0);
+        }
+        Ok(Snapshot {
+            at: Instant::now(),
+            stages,
+            cpu,
+        })
+    }
+
+    /// The phase from `before` to this snapshot: ms per batch of each stage, and each process's
+    /// CPU use in cores.
+    fn since(&self, before: &Snapshot) -> Value {
+        let secs = self.at.duration_since(before.at).as_secs_f64();
+        let mut stages = serde_json::Map::new();
+        for (stage, (sum, count)) in &self.stages {
+            let (sum0, count0) = before.stages.get(stage).copied().unwrap_or_default();
+            let batches = count - count0;
+            if batches > 0.0 {
+                stages.insert(
+                    stage.to_string(),
+                    json!((1000.0 * (sum - sum0) / batches * 100.0).round() / 100.0),
+                );
+            }
+        }
+        let mut cores = serde_json::Map::new();
+        for (name, cpu) in &self.cpu {
+            let cpu0 = before.cpu.get(name).copied().unwrap_or_default();
+            cores.insert(
+                name.to_string(),
+                json!(((cpu - cpu0) / secs * 100.0).round() / 100.0),
+            );
+        }
+        json!({"seconds": (secs * 10.0).round() / 10.0, "ms_per_batch": stages, "cpu_cores": cores})
+    }
+}
+
+/// Current resident memory of a process in MiB.
+fn resident_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .context("VmRSS")?;
+    Ok((kb / 1024.0).round())
 }

@@ -215,6 +215,11 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's operating-system process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the broker with SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
