@@ -377,12 +377,19 @@ pub struct IndexSettings {
     pub premoderation: bool,
 }
 
+/// An item changed since the last commit.
+struct Pending {
+    state: ItemState,
+    /// A committed document of the item exists and must be deleted at the commit.
+    replaces: bool,
+}
+
 /// The single writer of the index.
 pub struct ContentIndex {
     handle: SearchHandle,
     writer: IndexWriter,
     premoderation: bool,
-    overlay: HashMap<String, ItemState>,
+    overlay: HashMap<String, Pending>,
     committed: Offsets,
 }
 
@@ -457,9 +464,17 @@ impl ContentIndex {
 
     fn current(&self, id: &str) -> Result<Option<ItemState>, IndexError> {
         match self.overlay.get(id) {
-            Some(state) => Ok(Some(state.clone())),
+            Some(pending) => Ok(Some(pending.state.clone())),
             None => self.handle.get(id),
         }
+    }
+
+    /// Puts a changed state in the overlay, remembering whether a committed document exists
+    /// that the commit must replace (a new item needs no delete, which saves its cost).
+    fn change(&mut self, state: ItemState, existed: bool) {
+        let replaces = self.overlay.get(&state.id).map_or(existed, |p| p.replaces);
+        self.overlay
+            .insert(state.id.clone(), Pending { state, replaces });
     }
 
     /// Applies a content item: a newer version replaces the stored one, an older one is ignored.
@@ -474,6 +489,7 @@ impl ContentIndex {
             .as_ref()
             .filter(|s| s.content.is_some())
             .map(|s| s.visibility);
+        let existed = existing.is_some();
         let mut state = existing.unwrap_or_else(|| ItemState {
             id: item.id.clone(),
             content: None,
@@ -481,7 +497,7 @@ impl ContentIndex {
             visibility: Visibility::Pending,
         });
         state.content = Some(item);
-        self.store(state, before)
+        self.store(state, before, existed)
     }
 
     /// Applies a verdict if it outranks the one in force for its item version. A channel verdict
@@ -513,10 +529,11 @@ impl ContentIndex {
             Some(_) => return Ok(Applied::Stale),
             None => state.verdicts.push(verdict),
         }
+        let existed = existing.is_some();
         let before = existing
             .filter(|s| s.content.is_some())
             .map(|s| s.visibility);
-        self.store(state, before)
+        self.store(state, before, existed)
     }
 
     fn apply_channel_verdict(
@@ -542,9 +559,9 @@ impl ContentIndex {
                 Visibility::Visible
             },
         };
-        let before = existing.map(|s| s.visibility);
+        let before = existing.as_ref().map(|s| s.visibility);
         let after = state.visibility;
-        self.overlay.insert(key, state);
+        self.change(state, existing.is_some());
         Ok(Applied::Changed { before, after })
     }
 
@@ -552,10 +569,11 @@ impl ContentIndex {
         &mut self,
         mut state: ItemState,
         before: Option<Visibility>,
+        existed: bool,
     ) -> Result<Applied, IndexError> {
         state.recompute(self.premoderation);
         let after = state.visibility;
-        self.overlay.insert(state.id.clone(), state);
+        self.change(state, existed);
         Ok(Applied::Changed { before, after })
     }
 
@@ -616,10 +634,14 @@ impl ContentIndex {
     /// per commit, however many records changed it (typically its content and its verdict).
     pub fn commit(&mut self, offsets: &Offsets) -> Result<(), IndexError> {
         let dir = self.handle.dir.clone();
-        for state in self.overlay.values() {
-            let doc = self.document(state)?;
-            self.writer
-                .delete_term(Term::from_field_text(self.handle.fields.id, &state.id));
+        for pending in self.overlay.values() {
+            let doc = self.document(&pending.state)?;
+            if pending.replaces {
+                self.writer.delete_term(Term::from_field_text(
+                    self.handle.fields.id,
+                    &pending.state.id,
+                ));
+            }
             self.writer.add_document(doc).map_err(tantivy_err(&dir))?;
         }
         let payload = serde_json::to_string(&Payload {
