@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cordon_e2e::{eventually, metric_sum, repo_root, Deployment};
+use cordon_e2e::{eventually, index_offsets, metric_sum, repo_root, Deployment, WORKER_STAGES};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
@@ -479,18 +479,11 @@ async fn traffic(
 
 /// Verdicts applied and committed in the index (the sum of the verdicts topic's offsets).
 async fn applied_verdicts(http: &str) -> Result<f64> {
-    let text = reqwest::get(format!("http://{http}/metrics"))
+    Ok(index_offsets(http)
         .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("cordon_index_committed_offset{")
-                && l.contains("topic=\"cordon.verdicts\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+        .get("cordon.verdicts")
+        .copied()
+        .unwrap_or(0) as f64)
 }
 
 /// Waits until `total` verdicts are applied, showing progress.
@@ -509,14 +502,6 @@ async fn drained(http: &str, total: usize) -> Result<()> {
     Ok(())
 }
 
-const WORKER_STAGES: [&str; 6] = [
-    "decode",
-    "versions",
-    "featurize",
-    "infer",
-    "publish",
-    "queue",
-];
 const INDEXER_STAGES: [&str; 2] = ["apply", "commit"];
 
 /// Stage times and CPU seconds at one moment, to report a phase as the difference of two.

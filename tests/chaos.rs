@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cases, cordon_bin, eventually, ids_with, metric_sum, repo_root, wait_applied, write_items,
-    CordonProcess, Deployment,
+    cases, cordon_bin, eventually, ids_with, index_offsets, metric_sum, repo_root, wait_applied,
+    write_items, CordonProcess, Deployment,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
@@ -54,28 +54,6 @@ fn produce_all(config: std::path::PathBuf, files: Vec<std::path::PathBuf>) -> Re
         }
     }
     Ok(())
-}
-
-/// `cordon_index_committed_offset` of a process, summed per topic.
-async fn reported_offsets(process: &CordonProcess) -> Result<BTreeMap<String, i64>> {
-    let text = reqwest::get(format!("http://{}/metrics", process.http()))
-        .await?
-        .text()
-        .await?;
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("cordon_index_committed_offset{"))
-    {
-        let topic = line
-            .split("topic=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .context("topic label")?;
-        let value: i64 = line.rsplit(' ').next().context("value")?.parse()?;
-        *out.entry(topic.to_string()).or_default() += value;
-    }
-    Ok(out)
 }
 
 /// The high watermarks of `topics`, summed per topic: how many records each holds.
@@ -208,7 +186,7 @@ async fn kills_rebalances_and_a_broker_crash_lose_and_double_nothing() -> Result
         Duration::from_secs(30),
         "reported offsets = topic ends",
         || async {
-            let reported = reported_offsets(&indexer).await?;
+            let reported = index_offsets(&indexer.http()).await?;
             Ok((reported == ends).then_some(()))
         },
     )

@@ -923,3 +923,36 @@ pub async fn metric_sum(http: &str, prefix: &str) -> Result<f64> {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
 }
+
+/// The offsets an indexer at `http` reports as committed with its index
+/// (`cordon_index_committed_offset`), summed per topic.
+pub async fn index_offsets(http: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+    let text = reqwest::get(format!("http://{}/metrics", http))
+        .await?
+        .text()
+        .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("cordon_index_committed_offset{"))
+    {
+        let topic = line
+            .split("topic=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .context("topic label")?;
+        let value: i64 = line.rsplit(' ').next().context("value")?.parse()?;
+        *out.entry(topic.to_string()).or_default() += value;
+    }
+    Ok(out)
+}
+
+/// The worker's stages in `cordon_stage_seconds`.
+pub const WORKER_STAGES: [&str; 6] = [
+    "decode",
+    "versions",
+    "featurize",
+    "infer",
+    "publish",
+    "queue",
+];

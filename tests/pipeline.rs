@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cordon_e2e::{cases, eventually, ids_with, metric_sum, repo_root, wait_applied, Deployment};
+use cordon_e2e::{
+    cases, eventually, ids_with, metric_sum, repo_root, wait_applied, Deployment, WORKER_STAGES,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
@@ -118,14 +120,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
         "{metrics}"
     );
     // Every worker stage reports its time per batch.
-    for stage in [
-        "decode",
-        "versions",
-        "featurize",
-        "infer",
-        "publish",
-        "queue",
-    ] {
+    for stage in WORKER_STAGES {
         let line = format!("cordon_stage_seconds_count{{stage=\"{stage}\"}}");
         let count = metric_sum(&worker.http(), &line).await?;
         assert!(count > 0.0, "{stage}: {metrics}");
