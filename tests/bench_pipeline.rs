@@ -5,6 +5,7 @@
 //! `CORDON_BENCH_FLAGGED` (share of offers the model suppresses, default 0.2),
 //! `CORDON_BENCH_TEXT_CHARS` (about how long texts are, default 300), `CORDON_BENCH_LANGS`
 //! (comma-separated languages of the texts, default all twelve of the evaluation set),
+//! `CORDON_BENCH_COMMIT_MS` (the indexer's commit interval, default 100 as deployed),
 //! `CORDON_BENCH_CONFIG` (TOML
 //! appended to the deployment's config, to try settings).
 //!
@@ -244,8 +245,9 @@ async fn main() -> Result<()> {
     let brokers = d.broker.addr();
     // The worker and the indexer, as deployed. They start once to create the topics and stop, so
     // the broker's raw rates are measured with nothing else running.
+    let commit_ms: String = env_or("CORDON_BENCH_COMMIT_MS", "100".to_string());
     let defaults = [
-        ("CORDON_INDEX__COMMIT_INTERVAL_MS", "250"),
+        ("CORDON_INDEX__COMMIT_INTERVAL_MS", commit_ms.as_str()),
         ("CORDON_LOG__FILTER", "info"),
     ];
     let mut worker = d.start_with_env("worker", &defaults)?;
@@ -262,6 +264,12 @@ async fn main() -> Result<()> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bench-raw")
+        // The fetch settings Cordon's own consumers use.
+        .set("fetch.wait.max.ms", cordon_stream::FETCH_WAIT_MAX_MS)
+        .set(
+            "max.partition.fetch.bytes",
+            cordon_stream::MAX_PARTITION_FETCH_BYTES,
+        )
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()?;
@@ -278,6 +286,13 @@ async fn main() -> Result<()> {
     let consume_rate = read as f64 / started.map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
     drop(consumer);
     eprintln!("[bench] broker alone: produce {produce_rate:.0}/s, consume {consume_rate:.0}/s");
+
+    // The broker with the pipeline's record flow and no processing: the ceiling of any pipeline
+    // of this shape on this broker.
+    let offered: f64 = env_or("CORDON_BENCH_RATE", 20_000.0);
+    let sustain_secs: u64 = env_or("CORDON_BENCH_SUSTAIN_SECS", 20);
+    let hollow_rate = hollow_pipeline(&brokers, &kafka, &mix, offered, sustain_secs).await?;
+    eprintln!("[bench] hollow pipeline (broker only) kept up with {hollow_rate:.0} items/s");
 
     worker.restart()?;
     indexer.restart()?;
@@ -300,11 +315,17 @@ async fn main() -> Result<()> {
     eprintln!("[bench] backlog of {n} drained at {backlog_rate:.0} items/s");
 
     // 3. Sustained: traffic at the offered rate while the pipeline runs.
-    let offered: f64 = env_or("CORDON_BENCH_RATE", 20_000.0);
-    let sustain_secs: u64 = env_or("CORDON_BENCH_SUSTAIN_SECS", 20);
     let before = Snapshot::take(&pids, &http).await?;
     let started = Instant::now();
-    let sent = traffic(&kafka, &mix, "sustained", offered, sustain_secs).await?;
+    let sent = traffic(
+        &kafka,
+        "cordon.content",
+        &mix,
+        "sustained",
+        offered,
+        sustain_secs,
+    )
+    .await?;
     let traffic_secs = started.elapsed().as_secs_f64();
     let left = n as f64 + sent as f64 - applied_verdicts(&indexer.http()).await?;
     drained(&indexer.http(), n + sent).await?;
@@ -321,7 +342,7 @@ async fn main() -> Result<()> {
     let before = Snapshot::take(&pids, &http).await?;
     let background = {
         let (kafka, mix) = (kafka.clone(), mix.clone());
-        tokio::spawn(async move { traffic(&kafka, &mix, "load", rate, 10).await })
+        tokio::spawn(async move { traffic(&kafka, "cordon.content", &mix, "load", rate, 10).await })
     };
     let admin = d.admin().await?;
     let started = Instant::now();
@@ -367,7 +388,9 @@ async fn main() -> Result<()> {
     if soak_secs > 0 {
         let load = {
             let (kafka, mix) = (kafka.clone(), mix.clone());
-            tokio::spawn(async move { traffic(&kafka, &mix, "soak", rate, soak_secs).await })
+            tokio::spawn(async move {
+                traffic(&kafka, "cordon.content", &mix, "soak", rate, soak_secs).await
+            })
         };
         let started = Instant::now();
         while !load.is_finished() {
@@ -395,9 +418,9 @@ async fn main() -> Result<()> {
         .into_iter()
         .fold(f64::INFINITY, f64::min);
     report.insert("items".into(), json!(n));
-    report.insert("limits_items_per_s".into(), json!({"tantivy_alone": tantivy_rate, "classifier_alone": classifier_rate, "broker_produce": produce_rate, "broker_consume": consume_rate}));
+    report.insert("limits_items_per_s".into(), json!({"tantivy_alone": tantivy_rate, "classifier_alone": classifier_rate, "broker_produce": produce_rate, "broker_consume": consume_rate, "hollow_pipeline_sustained": hollow_rate}));
     report.insert("backlog".into(), json!({"items_per_s": backlog_rate, "share_of_slowest_limit": backlog_rate / slowest, "phase": backlog}));
-    report.insert("sustained".into(), json!({"offered_items_per_s": offered, "items_per_s": sustained_rate, "share_of_slowest_limit": sustained_rate / slowest, "left_when_traffic_stopped": left, "phase": sustained}));
+    report.insert("sustained".into(), json!({"offered_items_per_s": offered, "items_per_s": sustained_rate, "share_of_slowest_limit": sustained_rate / slowest, "share_of_hollow_pipeline": sustained_rate / hollow_rate, "left_when_traffic_stopped": left, "phase": sustained}));
     report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "probes_not_suppressed_within_10s": unsuppressed, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99), "phase": latency_phase}));
     report.insert("soak_rss_mib".into(), json!(soak));
     report.insert("processes".into(), Value::Object(processes.clone()));
@@ -406,8 +429,11 @@ async fn main() -> Result<()> {
     println!("| Tantivy indexing alone | {tantivy_rate:.0} items/s |");
     println!("| classifier alone (`cordon classify`) | {classifier_rate:.0} items/s |");
     println!("| broker raw produce / consume | {produce_rate:.0} / {consume_rate:.0} items/s |");
+    println!(
+        "| hollow pipeline (broker only, same record flow, sustained) | {hollow_rate:.0} items/s |"
+    );
     println!("| pipeline draining a backlog | {backlog_rate:.0} items/s ({:.0} % of the slowest limit) |", 100.0 * backlog_rate / slowest);
-    println!("| **pipeline sustained** (offered {offered:.0}/s) | **{sustained_rate:.0} items/s** ({:.0} % of the slowest limit; {left:.0} items behind when the traffic stopped) |", 100.0 * sustained_rate / slowest);
+    println!("| **pipeline sustained** (offered {offered:.0}/s) | **{sustained_rate:.0} items/s** ({:.0} % of the hollow pipeline; {left:.0} items behind when the traffic stopped) |", 100.0 * sustained_rate / hollow_rate);
     println!("| suppression latency at {rate:.0} items/s ({} probes) | p50 {:.3} s, p95 {:.3} s, p99 {:.3} s |", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.95), percentile(&latencies, 0.99));
     for (phase, v) in [
         ("backlog", &backlog),
@@ -460,6 +486,7 @@ impl Mix {
 /// Produces `rate` items/s of `mix` for `secs` seconds (ids `prefix/N`); returns how many.
 async fn traffic(
     kafka: &FutureProducer,
+    topic: &str,
     mix: &Mix,
     prefix: &str,
     rate: f64,
@@ -471,10 +498,84 @@ async fn traffic(
         let due = (started.elapsed().as_secs_f64() * rate) as usize;
         let batch: Vec<(String, String)> = (sent..due).map(|i| mix.item(prefix, i)).collect();
         sent = due;
-        produce(kafka, "cordon.content", &batch).await?;
+        produce(kafka, topic, &batch).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(sent)
+}
+
+/// Offers `mix` at `rate` items/s for `secs` s to a pass-through "worker" (a group consumer that
+/// answers each record with a verdict-sized record on a second topic) and a reader of both topics
+/// (the "indexer"), all doing nothing else; returns the rate the reader kept up with.
+async fn hollow_pipeline(
+    brokers: &str,
+    kafka: &FutureProducer,
+    mix: &Mix,
+    rate: f64,
+    secs: u64,
+) -> Result<f64> {
+    use rdkafka::consumer::StreamConsumer;
+    let settings = cordon_stream::KafkaSettings {
+        brokers: brokers.to_string(),
+        ..Default::default()
+    };
+    let spec = |name: &str| cordon_stream::TopicSpec {
+        name: name.into(),
+        partitions: 4,
+        compacted: false,
+    };
+    cordon_stream::ensure_topics(
+        &settings,
+        &[spec("hollow.content"), spec("hollow.verdicts")],
+    )
+    .await?;
+    let worker: StreamConsumer =
+        cordon_stream::group_consumer(&settings, "hollow", &["hollow.content"])?;
+    let pass = {
+        let kafka = kafka.clone();
+        tokio::spawn(async move {
+            let verdict = "v".repeat(500);
+            while let Ok(message) = worker.recv().await {
+                let key = message.key().unwrap_or_default().to_vec();
+                let record = FutureRecord::to("hollow.verdicts")
+                    .key(&key)
+                    .payload(&verdict);
+                // The reader counting the verdicts is the acknowledgement.
+                drop(kafka.send_result(record).map_err(|(e, _)| e)?);
+            }
+            anyhow::Ok(())
+        })
+    };
+    let reader = cordon_stream::assigned_reader(
+        &settings,
+        &["hollow.content", "hollow.verdicts"],
+        &Default::default(),
+    )?;
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = {
+        let read = std::sync::Arc::clone(&read);
+        tokio::spawn(async move {
+            while reader.recv().await.is_ok() {
+                read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let started = Instant::now();
+    let sent = traffic(kafka, "hollow.content", mix, "hollow", rate, secs).await?;
+    eventually(Duration::from_secs(600), "the hollow pipeline", || async {
+        let done = read.load(std::sync::atomic::Ordering::Relaxed);
+        eprint!(
+            "\r[bench] hollow pipeline: {done}/{} records read",
+            2 * sent
+        );
+        Ok((done >= 2 * sent).then_some(()))
+    })
+    .await?;
+    eprintln!();
+    let rate = sent as f64 / started.elapsed().as_secs_f64();
+    pass.abort();
+    counting.abort();
+    Ok(rate)
 }
 
 /// Verdicts applied and committed in the index (the sum of the verdicts topic's offsets).

@@ -3,7 +3,7 @@
 //! `cargo bench -p cordon-e2e --bench search` (`CORDON_BENCH_SEARCH_ITEMS`, default 1,000,000).
 //! Builds an index of that many ~300-character items with Cordon's index code (the indexer's
 //! writer settings), then keeps ingesting new items as fast as one thread can — committing every
-//! 250 ms like the indexer — while another thread runs public searches (one- and two-word
+//! 100 ms like the indexer — while another thread runs public searches (one- and two-word
 //! queries, first page of 20, with the total count) back to back for 30 s through the same
 //! `SearchHandle` the API uses. Reports search latency percentiles, the median number of matches
 //! per query and the ingest rate reached meanwhile. Two vocabularies, one after the other: a
@@ -167,7 +167,7 @@ fn run(name: &str, vocabulary: Arc<Vocabulary>, n: usize) -> Result<()> {
                 index.apply_content(item(&vocabulary, i)?)?;
                 i += 1;
                 ingested.fetch_add(1, Ordering::Relaxed);
-                if last_commit.elapsed() >= Duration::from_millis(250) {
+                if last_commit.elapsed() >= Duration::from_millis(100) {
                     index.commit(&Default::default())?;
                     last_commit = Instant::now();
                 }

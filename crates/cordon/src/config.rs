@@ -211,7 +211,7 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             dir: ".cordon/index".into(),
-            commit_interval_ms: 250,
+            commit_interval_ms: 100,
             writer_memory_mb: 64,
             premoderation: false,
         }
