@@ -120,6 +120,7 @@ impl Worker {
                 break; // the finisher stopped: shutdown interrupted it, or it failed
             };
             let _handing_over = handing_over.lock().await;
+            let sent_at = Instant::now();
             let acks = worker.publisher.send_all(&scored.records).await;
             slot.send(Sent {
                 messages: batch,
@@ -127,7 +128,7 @@ impl Worker {
                 cases: scored.cases,
                 indexed_at: scored.indexed_at,
                 acks,
-                sent_at: Instant::now(),
+                sent_at,
             });
         }
         drop(tx);
