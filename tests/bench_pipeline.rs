@@ -156,8 +156,8 @@ async fn produce(p: &FutureProducer, topic: &str, items: &[(String, String)]) ->
     Ok(())
 }
 
-/// CPU seconds used and peak resident memory (MiB) of a process, from /proc.
-fn usage(pid: u32) -> Result<(f64, f64)> {
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -167,13 +167,18 @@ fn usage(pid: u32) -> Result<(f64, f64)> {
         .collect();
     let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
         + fields.get(12).context("stime")?.parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// A memory figure of a process in MiB from /proc: `VmRSS` (resident now) or `VmHWM` (peak).
+fn memory_mib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kb: f64 = status
+    let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    Ok((ticks / 100.0, hwm_kb / 1024.0))
+        .with_context(|| format!("{field} of process {pid}"))?;
+    Ok(kb / 1024.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -397,7 +402,7 @@ async fn main() -> Result<()> {
             let mut sample = serde_json::Map::new();
             sample.insert("second".into(), json!(started.elapsed().as_secs()));
             for (name, pid) in pids {
-                sample.insert(name.into(), json!(resident_mib(pid)?));
+                sample.insert(name.into(), json!(memory_mib(pid, "VmRSS")?.round()));
             }
             eprintln!("[bench] soak: {}", Value::Object(sample.clone()));
             soak.push(Value::Object(sample));
@@ -408,7 +413,7 @@ async fn main() -> Result<()> {
 
     let mut processes = serde_json::Map::new();
     for (name, pid) in pids {
-        let (cpu, mem) = usage(pid)?;
+        let (cpu, mem) = (cpu_seconds(pid)?, memory_mib(pid, "VmHWM")?);
         processes.insert(
             name.into(),
             json!({"cpu_seconds": cpu, "peak_rss_mib": mem}),
@@ -630,7 +635,7 @@ impl Snapshot {
         }
         let mut cpu = BTreeMap::new();
         for (name, pid) in pids {
-            cpu.insert(*name, usage(*pid)?.0);
+            cpu.insert(*name, cpu_seconds(*pid)?);
         }
         Ok(Snapshot {
             at: Instant::now(),
@@ -664,15 +669,4 @@ impl Snapshot {
         }
         json!({"seconds": (secs * 10.0).round() / 10.0, "ms_per_batch": stages, "cpu_cores": cores})
     }
-}
-
-/// Current resident memory of a process in MiB.
-fn resident_mib(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .context("VmRSS")?;
-    Ok((kb / 1024.0).round())
 }

@@ -284,10 +284,6 @@ async fn single_sign_on_through_a_trusted_proxy_header() -> Result<()> {
     Ok(())
 }
 
-async fn text_of(b: &Browser, css: &str) -> Result<String> {
-    Ok(b.client.find(Locator::Css(css)).await?.text().await?)
-}
-
 async fn wait_for_path(b: &Browser, prefix: &str) -> Result<String> {
     let path = eventually(
         Duration::from_secs(15),
@@ -346,12 +342,7 @@ async fn console_in_a_real_browser() -> Result<()> {
         .send_keys(TEST_PASSWORD)
         .await
         .context("typing the password")?;
-    b.client
-        .find(Locator::Id("sign-in"))
-        .await?
-        .click()
-        .await
-        .context("signing in")?;
+    b.click("#sign-in").await?;
     eventually(Duration::from_secs(15), "the queue page", || async {
         Ok(b.client
             .current_url()
@@ -361,24 +352,12 @@ async fn console_in_a_real_browser() -> Result<()> {
             .then_some(()))
     })
     .await?;
-    assert!(text_of(&b, "#queue-total")
-        .await?
-        .starts_with("4 unresolved"));
-    let language = text_of(&b, "select[name=language]").await?;
+    assert!(b.text("#queue-total").await?.starts_with("4 unresolved"));
+    let language = b.text("select[name=language]").await?;
     assert!(language.contains("en (4)"), "{language}");
     // Filtering with the form (blank age fields included) keeps the matching cases.
-    b.client
-        .find(Locator::Css("select[name=language]"))
-        .await?
-        .select_by_value("en")
-        .await
-        .context("choosing a language")?;
-    b.client
-        .find(Locator::Css("form.filters button"))
-        .await?
-        .click()
-        .await
-        .context("submitting the filter")?;
+    b.choose("select[name=language]", "en").await?;
+    b.click("form.filters button").await?;
     eventually(Duration::from_secs(15), "the filtered queue", || async {
         let url = b.client.current_url().await?;
         Ok(url
@@ -405,14 +384,14 @@ async fn console_in_a_real_browser() -> Result<()> {
         b.eval("return typeof window.__xss").await?,
         json!("undefined")
     );
-    let text = text_of(&b, "pre.text").await?;
+    let text = b.text("pre.text").await?;
     for payload in PAYLOADS {
         assert!(
             text.contains(payload),
             "payload not shown literally: {payload}"
         );
     }
-    assert_eq!(text_of(&b, "h2.item-title").await?, PAYLOADS[0]);
+    assert_eq!(b.text("h2.item-title").await?, PAYLOADS[0]);
     let injected = b
         .eval(
             "return document.querySelectorAll('svg, iframe, img:not(.blurred):not(.revealed), \
@@ -429,12 +408,7 @@ async fn console_in_a_real_browser() -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .contains("blur"));
-    b.client
-        .find(Locator::Css("div.media img"))
-        .await?
-        .click()
-        .await
-        .context("revealing the image")?;
+    b.click("div.media img").await?;
     assert_eq!(b.eval(filter).await?, json!("none"));
 
     // `s` suppresses after the undo window; the item leaves public search; the audit shows it.
@@ -442,7 +416,7 @@ async fn console_in_a_real_browser() -> Result<()> {
     let item = case["item_id"].as_str().context("item id")?.to_string();
     assert!(d.visible_ids().await?.contains(&item));
     b.press('s').await?;
-    assert!(text_of(&b, "#status").await?.contains("press u to undo"));
+    assert!(b.text("#status").await?.contains("press u to undo"));
     eventually(
         Duration::from_secs(20),
         "the case to be resolved",
@@ -458,7 +432,7 @@ async fn console_in_a_real_browser() -> Result<()> {
     b.client
         .goto(&format!("{base}/console/audit?case_id={first}"))
         .await?;
-    let audit = text_of(&b, "table.audit").await?;
+    let audit = b.text("table.audit").await?;
     assert!(
         audit.contains("mia") && audit.contains("decide:suppress"),
         "{audit}"
@@ -475,7 +449,7 @@ async fn console_in_a_real_browser() -> Result<()> {
         .await?;
     b.press('r').await?;
     b.press('u').await?;
-    assert!(text_of(&b, "#status").await?.starts_with("Undone"));
+    assert!(b.text("#status").await?.starts_with("Undone"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(case_state(admin, second).await?, "claimed");
     let (_, history) = admin
@@ -485,24 +459,9 @@ async fn console_in_a_real_browser() -> Result<()> {
 
     // Bulk: select every open case on the queue page and restore them.
     b.client.goto(&format!("{base}/console?state=open")).await?;
-    b.client
-        .find(Locator::Id("select-all"))
-        .await?
-        .click()
-        .await
-        .context("selecting every case")?;
-    b.client
-        .find(Locator::Css("form#bulk select[name=action]"))
-        .await?
-        .select_by_value("restore")
-        .await
-        .context("choosing restore")?;
-    b.client
-        .find(Locator::Css("form#bulk button[type=submit]"))
-        .await?
-        .click()
-        .await
-        .context("applying the bulk action")?;
+    b.click("#select-all").await?;
+    b.choose("form#bulk select[name=action]", "restore").await?;
+    b.click("form#bulk button[type=submit]").await?;
     eventually(Duration::from_secs(15), "the bulk restore", || async {
         let (_, open) = admin.get("/v1/cases?state=open").await?;
         Ok(open["cases"]
@@ -514,7 +473,7 @@ async fn console_in_a_real_browser() -> Result<()> {
 
     // The stats page shows the queue.
     b.client.goto(&format!("{base}/console/stats")).await?;
-    assert_eq!(text_of(&b, "#open-cases").await?, "1");
+    assert_eq!(b.text("#open-cases").await?, "1");
     b.close().await?;
     Ok(())
 }

@@ -174,6 +174,36 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks the element `css` selects.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        self.element(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("clicking {css}"))
+    }
+
+    /// Chooses the option `value` of the `<select>` that `css` selects.
+    pub async fn choose(&self, css: &str, value: &str) -> Result<()> {
+        self.element(css)
+            .await?
+            .select_by_value(value)
+            .await
+            .with_context(|| format!("choosing {value} in {css}"))
+    }
+
+    /// The text of the element `css` selects.
+    pub async fn text(&self, css: &str) -> Result<String> {
+        Ok(self.element(css).await?.text().await?)
+    }
+
+    async fn element(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))
+    }
+
     /// Runs a script in the page and returns its JSON result.
     pub async fn eval(&self, script: &str) -> Result<serde_json::Value> {
         Ok(self.client.execute(script, Vec::new()).await?)

@@ -58,9 +58,7 @@ pub const ERROR_HEADER: &str = "cordon.error";
 /// A batch scored and handed to the producer, whose effects are not all durable yet.
 struct Sent {
     messages: Vec<OwnedMessage>,
-    records: Vec<Record>,
-    cases: Vec<NewCase>,
-    indexed_at: Vec<DateTime<Utc>>,
+    scored: Scored,
     acks: Result<Acks, StreamError>,
     sent_at: Instant,
 }
@@ -124,9 +122,7 @@ impl Worker {
             let acks = worker.publisher.send_all(&scored.records).await;
             slot.send(Sent {
                 messages: batch,
-                records: scored.records,
-                cases: scored.cases,
-                indexed_at: scored.indexed_at,
+                scored,
                 acks,
                 sent_at,
             });
@@ -152,7 +148,13 @@ impl Worker {
     ) -> Result<()> {
         while let Some(sent) = rx.recv().await {
             let m = &self.metrics;
-            let acked = match sent.acks {
+            let Sent {
+                messages,
+                scored,
+                acks,
+                sent_at,
+            } = sent;
+            let acked = match acks {
                 Ok(acks) => acks.wait().await,
                 Err(e) => Err(e),
             };
@@ -160,32 +162,26 @@ impl Worker {
                 warn!(error = %e, "publishing a batch failed; publishing it and the batches after it again");
                 m.retries.with_label_values(&["kafka"]).inc();
                 let _paused = handing_over.lock().await;
-                let mut again = vec![(sent.messages, sent.records, sent.cases, sent.indexed_at)];
+                let mut again = vec![(messages, scored)];
                 while let Ok(later) = rx.try_recv() {
                     // Its acknowledgements no longer matter: it is published again after this one.
-                    drop(later.acks);
-                    again.push((later.messages, later.records, later.cases, later.indexed_at));
+                    again.push((later.messages, later.scored));
                 }
-                for (messages, records, cases, indexed_at) in again {
+                for (messages, scored) in again {
                     let published = retry("kafka", &shutdown, self.backoff(), &m.retries, || {
-                        self.publisher.publish_all(&records)
+                        self.publisher.publish_all(&scored.records)
                     })
                     .await;
                     if published == Err(Interrupted)
-                        || !self
-                            .durable(&messages, &cases, &indexed_at, &shutdown)
-                            .await?
+                        || !self.durable(&messages, &scored, &shutdown).await?
                     {
                         return Ok(());
                     }
                 }
                 continue;
             }
-            observe_stage(&m.stage_seconds, "publish", sent.sent_at);
-            if !self
-                .durable(&sent.messages, &sent.cases, &sent.indexed_at, &shutdown)
-                .await?
-            {
+            observe_stage(&m.stage_seconds, "publish", sent_at);
+            if !self.durable(&messages, &scored, &shutdown).await? {
                 return Ok(());
             }
         }
@@ -197,14 +193,13 @@ impl Worker {
     async fn durable(
         &self,
         messages: &[OwnedMessage],
-        cases: &[NewCase],
-        indexed_at: &[DateTime<Utc>],
+        scored: &Scored,
         shutdown: &CancellationToken,
     ) -> Result<bool> {
         let m = &self.metrics;
         let stage = Instant::now();
         let Ok(queued) = retry("database", shutdown, self.backoff(), &m.retries, || {
-            self.store.insert_cases(cases)
+            self.store.insert_cases(&scored.cases)
         })
         .await
         else {
@@ -214,7 +209,7 @@ impl Worker {
         m.cases_queued.inc_by(queued);
         store_offsets(&self.consumer, messages).context("storing offsets")?;
         let now = Utc::now();
-        for at in indexed_at {
+        for at in &scored.indexed_at {
             let age = (now - *at).num_microseconds().unwrap_or(0) as f64 / 1e6;
             m.end_to_end_seconds.observe(age.max(0.0));
         }
