@@ -462,4 +462,16 @@ mod tests {
         let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
         assert!(err.contains("brokerz"), "{err}");
     }
+
+    #[test]
+    fn no_batches_in_flight_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[worker]\nbatches_in_flight = 0\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(
+            err.contains("worker.batches_in_flight must be > 0"),
+            "{err}"
+        );
+    }
 }
