@@ -36,6 +36,11 @@ db="${CORDON_DATABASE__URL##*/}"
 psql "${CORDON_DATABASE__URL%/*}/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
   || psql "${CORDON_DATABASE__URL%/*}/postgres" -qc "CREATE DATABASE \"$db\""
 
+# The key a local "platform backend" signs reporter identities with (see [reports] in
+# deploy/cordon.toml).
+[ -f "$state/report-key" ] || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$state/report-key"
+export CORDON_REPORTS__PLATFORM_KEYS__LOCAL="$(cat "$state/report-key")"
+
 cordon="$CARGO_TARGET_DIR/release/cordon"
 echo "[run] starting cordon (log: .cordon/cordon.log)"
 "$cordon" run --role all >>.cordon/cordon.log 2>&1 &
@@ -53,9 +58,10 @@ fi
 echo "[run] sending the sample feed (one malformed line goes to the dead-letter topic)"
 "$cordon" produce --no-validate examples/sample-feed.jsonl 2>>.cordon/cordon.log
 sleep 2
-# A user report, so the console's queue has a case to show.
-curl -fs -X POST "http://$listen/v1/reports" -H 'content-type: application/json' \
-  -d '{"item_id":"tg:channel/101/post/1","reason":"counterfeit","details":"looks like a scam","reporter":"demo-reporter"}' \
+# A user report, so the console's queue has a case to show, signed as the platform's backend
+# signs its users' reports (the local key is made above).
+report=$(python3 scripts/sign-report.py "$state/report-key" local tg:channel/101/post/1 demo-reporter counterfeit)
+curl -fs -X POST "http://$listen/v1/reports" -H 'content-type: application/json' -d "$report" \
   >/dev/null || echo "[run] filing the demo report failed (see .cordon/cordon.log)"
 cat <<MSG
 
@@ -63,7 +69,7 @@ Cordon is running.
   Moderator console: http://$listen/console  (user admin, password: $(cat "$state/admin-password"))
   Public search:     curl 'http://$listen/v1/search?q=delivery'
   Report an item:    curl -X POST http://$listen/v1/reports -H 'content-type: application/json' \\
-                       -d '{"item_id":"tg:channel/101/post/1","reason":"drugs","reporter":"user-1"}'
+                       -d "\$(python3 scripts/sign-report.py $state/report-key local tg:channel/101/post/1 user-1 drugs)"
   Metrics:           curl http://$listen/metrics
   Classify offline:  echo '{"id":1,"text":"mdma pills 10 for 100\$"}' | $cordon classify
 Press Ctrl-C to stop.

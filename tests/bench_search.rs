@@ -183,7 +183,7 @@ fn run(name: &str, vocabulary: Arc<Vocabulary>, n: usize) -> Result<()> {
     while started.elapsed() < Duration::from_secs(30) {
         let query = vocabulary.query(q);
         let t = Instant::now();
-        let page = search.search(&query, 0, 20)?;
+        let page = search.search(&cordon_index::PlainQuery::parse(&query)?, 0, 20)?;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         matches.push(page.total);
         q += 1;

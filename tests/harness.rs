@@ -461,6 +461,31 @@ other_illegal = { review_at = 0.000001, suppress_at = 1.0 }
 /// The password every test account gets.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
+/// The id of the platform key every test deployment trusts for signed reporters.
+pub const TEST_REPORT_KEY_ID: &str = "test";
+/// The secret of that key.
+pub const TEST_REPORT_KEY: &str = "a test key that is long enough to sign reports";
+
+/// A report of `item_id` by `reporter`, signed as the platform's backend signs it:
+/// `<key id>:hex(HMAC-SHA256(key, "cordon-report-v1\n" + item_id + "\n" + reporter))`.
+pub fn signed_report(item_id: &str, reporter: &str, reason: &str) -> serde_json::Value {
+    serde_json::json!({
+        "item_id": item_id,
+        "reason": reason,
+        "reporter": reporter,
+        "signature": report_signature(TEST_REPORT_KEY_ID, TEST_REPORT_KEY, item_id, reporter),
+    })
+}
+
+/// The signature of a report of `item_id` by `reporter` with the key `key_id` = `secret`.
+pub fn report_signature(key_id: &str, secret: &str, item_id: &str, reporter: &str) -> String {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("cordon-report-v1\n{item_id}\n{reporter}").as_bytes());
+    format!("{key_id}:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// Paths anyone may call without signing in.
 fn is_public(path: &str) -> bool {
     [
@@ -542,7 +567,9 @@ impl Deployment {
             &config,
             format!(
                 "[kafka]\nbrokers = \"{}\"\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
-                 [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\n[log]\nfilter = \"info,cordon=debug\"\n{extra}\n",
+                 [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\nmax_search_depth = 1000000\n\
+                 [reports.platform_keys]\n{TEST_REPORT_KEY_ID} = \"{TEST_REPORT_KEY}\"\n\
+                 [log]\nfilter = \"info,cordon=debug\"\n{extra}\n",
                 broker.addr(),
                 db.url,
                 dir.path().join("index").display(),

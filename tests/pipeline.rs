@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cases, eventually, ids_with, metric_sum, repo_root, wait_applied, Deployment, WORKER_STAGES,
+    cases, eventually, ids_with, metric_sum, repo_root, signed_report, wait_applied, Deployment,
+    WORKER_STAGES,
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
@@ -267,7 +268,7 @@ fn classify_answers_every_line_and_flags_bad_ones() -> Result<()> {
 async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     let (d, feed, expected, versions) = sample_deployment().await?;
     let _worker = d.start("worker")?;
-    let _api = d.start_with_env("indexer,api", &[("CORDON_API__REPORT_HIDE_AT", "2")])?;
+    let _api = d.start_with_env("indexer,api", &[("CORDON_REPORTS__HOLD_AT", "2")])?;
     d.wait_ready().await?;
     d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
     wait_applied(&d, &versions, Duration::from_secs(120)).await?;
@@ -276,7 +277,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
         .into_iter()
         .next()
         .context("an allowed item")?;
-    let report = |who: &str| json!({"item_id": target, "reason": "drugs", "reporter": who});
+    let report = |who: &str| signed_report(&target, who, "drugs");
     let (status, first) = d.post("/v1/reports", &report("r1")).await?;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["held"], false);
@@ -309,10 +310,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     )
     .await?;
     let (status, _) = d
-        .post(
-            "/v1/reports",
-            &json!({"item_id": "nope", "reason": "drugs", "reporter": "r1"}),
-        )
+        .post("/v1/reports", &signed_report("nope", "r1", "drugs"))
         .await?;
     assert_eq!(status, 404);
 
@@ -324,10 +322,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     let file = d.dir.path().join("reports.jsonl");
     std::fs::write(
         &file,
-        format!(
-            "{}\nnot a report\n",
-            json!({"item_id": other, "reason": "weapons", "reporter": "k1"})
-        ),
+        format!("{}\nnot a report\n", signed_report(&other, "k1", "weapons")),
     )?;
     d.command(&[
         "produce",

@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+use crate::Verdict;
 
 /// What kind of public content an item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,7 +141,10 @@ pub enum DecodeError {
     /// The payload is not valid UTF-8.
     #[error("payload is not valid UTF-8 at byte {0}")]
     Utf8(usize),
-    /// The payload is not JSON of the expected shape (missing fields, wrong types, too deep, ...).
+    /// The JSON nests deeper than [`MAX_JSON_DEPTH`] (checked before parsing, unknown fields too).
+    #[error("JSON nests deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    /// The payload is not JSON of the expected shape (missing fields, wrong types, ...).
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// The JSON has the right shape but a field's value is not acceptable.
@@ -158,14 +164,96 @@ impl DecodeError {
             DecodeError::TooLarge { .. } => "too_large",
             DecodeError::Empty => "empty",
             DecodeError::Utf8(_) => "utf8",
+            DecodeError::TooDeep => "too_deep",
             DecodeError::Json(_) => "json",
             DecodeError::Field { .. } => "field",
         }
     }
 }
 
-const MAX_ID_BYTES: usize = 512;
+/// Longest id (item, channel), in bytes.
+pub const MAX_ID_BYTES: usize = 512;
 const MAX_SHORT_FIELD_BYTES: usize = 2048;
+/// Longest language tag (BCP 47), in bytes.
+pub const MAX_LANG_BYTES: usize = 35;
+/// Deepest nesting of arrays and objects accepted in a JSON message.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Whether `json` nests arrays and objects at most `max` levels deep (string contents are
+/// skipped). Checked before parsing: serde bounds the depth of the values it builds, but not of
+/// the values it skips (unknown fields), so a deep unknown field would otherwise pass.
+pub fn json_depth_within(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether `c` shows nothing of itself while changing how text around it looks or reads:
+/// Unicode format characters (bidi overrides and isolates, zero-width spaces and joiners, the
+/// byte-order mark, tag characters), line and paragraph separators, control characters, and the
+/// Hangul fillers that render as blanks.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+        || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+}
+
+/// The rule for ids (items, channels, reporters): 1 to [`MAX_ID_BYTES`] bytes, no whitespace and
+/// nothing invisible ([`is_invisible`]), so one id can never look like another. The error says
+/// what is wrong.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("is over {MAX_ID_BYTES} bytes"));
+    }
+    if id.chars().any(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err(
+            "must not contain whitespace, control or invisible formatting characters".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Text fields may hold line breaks and tabs, but no other control character (PostgreSQL
+/// refuses NUL; the rest only deceive).
+fn check_text(name: &'static str, text: &str) -> Result<(), DecodeError> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(field(name, "must not contain control characters"));
+    }
+    Ok(())
+}
 
 fn field(field: &'static str, why: impl Into<String>) -> DecodeError {
     DecodeError::Field {
@@ -191,14 +279,27 @@ impl ContentItem {
             });
         }
         let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.valid_up_to()))?;
+        if !json_depth_within(bytes, MAX_JSON_DEPTH) {
+            return Err(DecodeError::TooDeep);
+        }
         let item: ContentItem = serde_json::from_str(text)?;
         item.validate(limits)?;
         Ok(item)
     }
 
     fn validate(&self, limits: &DecodeLimits) -> Result<(), DecodeError> {
-        check_id("id", &self.id)?;
-        check_id("channel.id", &self.channel.id)?;
+        check_field_id("id", &self.id)?;
+        check_field_id("channel.id", &self.channel.id)?;
+        if self.id.starts_with(Verdict::CHANNEL_KEY_PREFIX) {
+            return Err(field(
+                "id",
+                format!(
+                    "must not start with `{}` (the keys of channel verdicts)",
+                    Verdict::CHANNEL_KEY_PREFIX
+                ),
+            ));
+        }
+        check_text("text", &self.text)?;
         if self.text.len() > limits.max_text_bytes {
             return Err(field(
                 "text",
@@ -216,11 +317,25 @@ impl ContentItem {
             ("url", &self.url),
             ("lang", &self.lang),
         ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.len() > MAX_SHORT_FIELD_BYTES)
-            {
-                return Err(field(name, format!("over {MAX_SHORT_FIELD_BYTES} bytes")));
+            if let Some(value) = value {
+                if value.len() > MAX_SHORT_FIELD_BYTES {
+                    return Err(field(name, format!("over {MAX_SHORT_FIELD_BYTES} bytes")));
+                }
+                check_text(name, value)?;
+            }
+        }
+        if let Some(lang) = &self.lang {
+            let ok = (1..=MAX_LANG_BYTES).contains(&lang.len())
+                && lang
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(field(
+                    "lang",
+                    format!(
+                        "must be a language tag of 1 to {MAX_LANG_BYTES} letters, digits and -"
+                    ),
+                ));
             }
         }
         if let Some(price) = self.price {
@@ -278,20 +393,8 @@ pub fn is_web_url(url: &str) -> bool {
         && !url.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-fn check_id(name: &'static str, id: &str) -> Result<(), DecodeError> {
-    if id.is_empty() {
-        return Err(field(name, "must not be empty"));
-    }
-    if id.len() > MAX_ID_BYTES {
-        return Err(field(name, format!("over {MAX_ID_BYTES} bytes")));
-    }
-    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(field(
-            name,
-            "must not contain whitespace or control characters",
-        ));
-    }
-    Ok(())
+fn check_field_id(name: &'static str, id: &str) -> Result<(), DecodeError> {
+    check_id(id).map_err(|why| field(name, why))
 }
 
 #[cfg(test)]
@@ -360,8 +463,55 @@ mod tests {
             ContentItem::decode(Some(deep.as_bytes()), &DecodeLimits::default())
                 .unwrap_err()
                 .code(),
-            "json"
+            "too_deep"
         );
+        // Deep nesting inside an unknown field is refused too (serde would skip it unchecked).
+        let text = sample().to_string().replacen(
+            '{',
+            &format!("{{\"extra\":{}1{},", "[".repeat(200), "]".repeat(200)),
+            1,
+        );
+        assert_eq!(
+            ContentItem::decode(Some(text.as_bytes()), &DecodeLimits::default())
+                .unwrap_err()
+                .code(),
+            "too_deep"
+        );
+        let just_deep_enough = sample().to_string().replacen(
+            '{',
+            &format!("{{\"extra\":{}1{},", "[".repeat(127), "]".repeat(127)),
+            1,
+        );
+        assert!(
+            ContentItem::decode(Some(just_deep_enough.as_bytes()), &DecodeLimits::default())
+                .is_ok()
+        );
+        // Strings do not count as nesting.
+        assert!(json_depth_within(br#"{"a": "[[[[[[[[[[[[\"[[["}"#, 2));
+        // Ids that could pass for others, and ids that collide with channel keys.
+        for bad in [
+            "a\u{202E}b",
+            "a\u{200B}b",
+            "\u{FEFF}a",
+            "a\u{2066}b",
+            "channel:x",
+        ] {
+            let mut v = sample();
+            v["id"] = bad.into();
+            assert_eq!(decode(&v).unwrap_err().code(), "field", "{bad:?}");
+        }
+        let mut nul = sample();
+        nul["lang"] = "en\u{0}".into();
+        assert_eq!(decode(&nul).unwrap_err().code(), "field");
+        let mut long_lang = sample();
+        long_lang["lang"] = "x".repeat(2000).into();
+        assert_eq!(decode(&long_lang).unwrap_err().code(), "field");
+        let mut nul_text = sample();
+        nul_text["text"] = "a\u{0}b".into();
+        assert_eq!(decode(&nul_text).unwrap_err().code(), "field");
+        let mut lang = sample();
+        lang["lang"] = "pt-BR".into();
+        assert!(decode(&lang).is_ok());
         let limits = DecodeLimits {
             max_message_bytes: 10,
             max_text_bytes: 10,

@@ -12,7 +12,8 @@ mod policy;
 mod verdict;
 
 pub use content::{
-    is_web_url, Channel, ContentItem, ContentKind, DecodeError, DecodeLimits, Media, MediaKind,
+    check_id, is_invisible, is_web_url, json_depth_within, Channel, ContentItem, ContentKind,
+    DecodeError, DecodeLimits, Media, MediaKind, MAX_ID_BYTES, MAX_JSON_DEPTH, MAX_LANG_BYTES,
     MAX_MEDIA,
 };
 pub use policy::{Category, Policy, PolicyDecision, Scores, Thresholds};

@@ -144,8 +144,11 @@ impl Visibility {
 impl Verdict {
     /// The Kafka key and index id of a channel-wide verdict.
     pub fn channel_key(channel_id: &str) -> String {
-        format!("channel:{channel_id}")
+        format!("{}{channel_id}", Verdict::CHANNEL_KEY_PREFIX)
     }
+
+    /// How the key of a channel verdict starts; no content item id may start so.
+    pub const CHANNEL_KEY_PREFIX: &'static str = "channel:";
 
     /// Whether this verdict takes precedence over `other` for the same item.
     ///

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use cordon_domain::{Action, ContentItem, Verdict, Visibility};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
@@ -180,6 +180,69 @@ pub struct SearchHit {
     pub item: ContentItem,
 }
 
+/// Most words and phrases one public query may hold.
+pub const MAX_QUERY_PARTS: usize = 32;
+
+/// A public search query: plain words and `"quoted phrases"`, nothing else. There is no query
+/// syntax — no fields (`score:[0.5 TO 1]`), ranges, boolean operators, boosts or nesting — so a
+/// query can neither reach the moderation fields nor cost more than its words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainQuery {
+    parts: Vec<QueryPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum QueryPart {
+    Words(String),
+    Phrase(String),
+}
+
+impl QueryPart {
+    fn text(&self) -> &str {
+        match self {
+            QueryPart::Words(t) | QueryPart::Phrase(t) => t,
+        }
+    }
+}
+
+/// Why a public query was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// More words and phrases than [`MAX_QUERY_PARTS`].
+    #[error("a query has at most {MAX_QUERY_PARTS} words and phrases")]
+    TooManyParts,
+}
+
+impl PlainQuery {
+    /// Splits `text` into words and quoted phrases (an unclosed quote runs to the end). Every
+    /// character is text: `:`, `[`, `(`, `-`, `AND` and the like are only separators or words.
+    pub fn parse(text: &str) -> Result<PlainQuery, QueryError> {
+        let mut parts = Vec::new();
+        for (i, piece) in text.split('"').enumerate() {
+            if i % 2 == 1 {
+                if !piece.trim().is_empty() {
+                    parts.push(QueryPart::Phrase(piece.to_string()));
+                }
+            } else {
+                parts.extend(
+                    piece
+                        .split_whitespace()
+                        .map(|w| QueryPart::Words(w.to_string())),
+                );
+            }
+            if parts.len() > MAX_QUERY_PARTS {
+                return Err(QueryError::TooManyParts);
+            }
+        }
+        Ok(PlainQuery { parts })
+    }
+
+    /// Whether the query lists everything (it is blank).
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+}
+
 fn tantivy_err(dir: &Path) -> impl Fn(tantivy::TantivyError) -> IndexError + '_ {
     move |source| IndexError::Tantivy {
         dir: dir.to_path_buf(),
@@ -206,19 +269,19 @@ impl SearchHandle {
     }
 
     /// Public search: only visible items, ranked by relevance; an empty query matches every
-    /// visible item. Query syntax errors are forgiven (the parser is lenient).
+    /// visible item. The query is plain text (see [`PlainQuery`]): words and quoted phrases over
+    /// the title, text and channel title, nothing else.
     pub fn search(
         &self,
-        query: &str,
+        query: &PlainQuery,
         offset: usize,
         limit: usize,
     ) -> Result<SearchPage, IndexError> {
         let f = self.fields;
-        let text_query: Box<dyn Query> = if query.trim().is_empty() {
+        let text_query: Box<dyn Query> = if query.is_empty() {
             Box::new(AllQuery)
         } else {
-            let parser = QueryParser::for_index(&self.index, vec![f.title, f.text, f.channel]);
-            parser.parse_query_lenient(query).0
+            self.text_query(query)?
         };
         let visible: Box<dyn Query> = Box::new(TermQuery::new(
             Term::from_field_text(f.visibility, Visibility::Visible.as_str()),
@@ -256,6 +319,51 @@ impl SearchHandle {
             }
         }
         Ok(SearchPage { total, items })
+    }
+
+    /// A query that matches any of the words and phrases in the title, text or channel title,
+    /// each tokenized like the indexed text.
+    fn text_query(&self, query: &PlainQuery) -> Result<Box<dyn Query>, IndexError> {
+        let f = self.fields;
+        let mut analyzer = self
+            .index
+            .tokenizer_for_field(f.text)
+            .map_err(tantivy_err(&self.dir))?;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for part in &query.parts {
+            let mut tokens = Vec::new();
+            let mut stream = analyzer.token_stream(part.text());
+            while stream.advance() {
+                tokens.push(stream.token().text.clone());
+            }
+            let phrase = matches!(part, QueryPart::Phrase(_)) && tokens.len() > 1;
+            let words: Vec<Vec<String>> = if phrase {
+                vec![tokens]
+            } else {
+                tokens.into_iter().map(|t| vec![t]).collect()
+            };
+            for words in words {
+                for field in [f.title, f.text, f.channel] {
+                    let terms: Vec<Term> = words
+                        .iter()
+                        .map(|w| Term::from_field_text(field, w))
+                        .collect();
+                    let query: Box<dyn Query> = match terms.len() {
+                        1 => Box::new(TermQuery::new(
+                            terms[0].clone(),
+                            IndexRecordOption::WithFreqs,
+                        )),
+                        _ => Box::new(PhraseQuery::new(terms)),
+                    };
+                    clauses.push((Occur::Should, query));
+                }
+            }
+        }
+        if clauses.is_empty() {
+            // Only punctuation: nothing to match (not everything).
+            return Ok(Box::new(tantivy::query::EmptyQuery));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
     /// Channels hidden from public search by a channel verdict.
@@ -683,6 +791,26 @@ mod tests {
     use chrono::Utc;
     use cordon_domain::{Action, Channel, ContentKind, DecidedBy};
 
+    fn q(text: &str) -> PlainQuery {
+        PlainQuery::parse(text).unwrap()
+    }
+
+    #[test]
+    fn public_queries_are_plain_words_and_phrases() {
+        assert!(q("").is_empty());
+        assert!(q("  ").is_empty());
+        assert_eq!(q("a \"b c\" d").parts.len(), 3);
+        assert_eq!(q("(((((x))))) AND score:[0.5 TO 1]").parts.len(), 5);
+        assert!(
+            !q("!!! ???").is_empty(),
+            "punctuation finds nothing, it does not list all"
+        );
+        let many = "w ".repeat(MAX_QUERY_PARTS + 1);
+        assert_eq!(PlainQuery::parse(&many), Err(QueryError::TooManyParts));
+        let deep = format!("{}x{}", "(".repeat(5000), ")".repeat(5000));
+        assert_eq!(q(&deep).parts.len(), 1);
+    }
+
     fn item(id: &str, version: u64, text: &str) -> ContentItem {
         ContentItem {
             id: id.into(),
@@ -720,12 +848,12 @@ mod tests {
         block.channel_id = Some("c1".into());
         index.apply_verdict(block.clone()).unwrap();
         index.commit(&Offsets::new()).unwrap();
-        assert!(search.search("bikes", 0, 10).unwrap().items.is_empty());
+        assert!(search.search(&q("bikes"), 0, 10).unwrap().items.is_empty());
         assert!(search.channel_blocked("c1").unwrap());
         // An item of the channel arriving later is hidden too; moderators still find it.
         index.apply_content(item("c", 1, "bikes")).unwrap();
         index.commit(&Offsets::new()).unwrap();
-        assert!(search.search("bikes", 0, 10).unwrap().items.is_empty());
+        assert!(search.search(&q("bikes"), 0, 10).unwrap().items.is_empty());
         assert!(search.get("c").unwrap().is_some());
         // A later restore unblocks; the older block re-delivered changes nothing.
         let mut unblock = verdict(&Verdict::channel_key("c1"), 0, Action::Restore, human(2));
@@ -733,7 +861,7 @@ mod tests {
         index.apply_verdict(unblock).unwrap();
         assert_eq!(index.apply_verdict(block).unwrap(), Applied::Stale);
         index.commit(&Offsets::new()).unwrap();
-        assert_eq!(search.search("bikes", 0, 10).unwrap().total, 3);
+        assert_eq!(search.search(&q("bikes"), 0, 10).unwrap().total, 3);
         assert!(!search.channel_blocked("c1").unwrap());
     }
 
@@ -768,7 +896,7 @@ mod tests {
             .unwrap();
         index.commit(&Offsets::new()).unwrap();
         assert_eq!(search.num_docs(), 2);
-        assert_eq!(search.search("bikes", 0, 10).unwrap().total, 1);
+        assert_eq!(search.search(&q("bikes"), 0, 10).unwrap().total, 1);
     }
 
     fn verdict(id: &str, version: u64, action: Action, by: DecidedBy) -> Verdict {
@@ -827,7 +955,7 @@ mod tests {
         let mut offsets = Offsets::new();
         offsets.entry("content".into()).or_default().insert(0, 42);
         index.commit(&offsets).unwrap();
-        assert_eq!(ids(&search.search("apples", 0, 10).unwrap()), vec!["a"]);
+        assert_eq!(ids(&search.search(&q("apples"), 0, 10).unwrap()), vec!["a"]);
         let b = search.get("b").unwrap().unwrap();
         assert_eq!(b.visibility, Visibility::Suppressed);
 
@@ -857,14 +985,33 @@ mod tests {
 
         let (index, search) = open(dir.path(), false);
         assert_eq!(index.committed_offsets()["content"][&0], 50);
-        let page = search.search("apples", 0, 10).unwrap();
+        let page = search.search(&q("apples"), 0, 10).unwrap();
         let mut found = ids(&page);
         found.sort();
         assert_eq!(found, vec!["a", "b", "c"]);
-        assert_eq!(search.search("apples", 0, 2).unwrap().total, 3);
-        assert_eq!(search.search("apples", 2, 2).unwrap().items.len(), 1);
-        assert_eq!(search.search("", 0, 10).unwrap().total, 3);
-        assert_eq!(search.search("AND OR (((", 0, 10).unwrap().items.len(), 0);
+        assert_eq!(search.search(&q("apples"), 0, 2).unwrap().total, 3);
+        assert_eq!(search.search(&q("apples"), 2, 2).unwrap().items.len(), 1);
+        assert_eq!(search.search(&q(""), 0, 10).unwrap().total, 3);
+        // No operators: `AND` is the word "and" (in b), brackets are nothing.
+        assert_eq!(
+            ids(&search.search(&q("AND OR ((("), 0, 10).unwrap()),
+            vec!["b"]
+        );
+        assert_eq!(search.search(&q("((( )))"), 0, 10).unwrap().total, 0);
+        // Words and phrases, never fields: the moderation fields cannot be queried.
+        assert_eq!(search.search(&q("\"apples for\""), 0, 10).unwrap().total, 0);
+        assert_eq!(
+            search.search(&q("\"fresh apples\""), 0, 10).unwrap().total,
+            2
+        );
+        for probe in [
+            "score:[0 TO 1]",
+            "category:drugs",
+            "visibility:suppressed",
+            "id:b",
+        ] {
+            assert_eq!(search.search(&q(probe), 0, 10).unwrap().total, 0, "{probe}");
+        }
     }
 
     #[test]
@@ -880,7 +1027,7 @@ mod tests {
             .apply_verdict(verdict("b", 1, Action::Review, model()))
             .unwrap();
         index.commit(&Offsets::new()).unwrap();
-        assert_eq!(ids(&search.search("bikes", 0, 10).unwrap()), vec!["a"]);
+        assert_eq!(ids(&search.search(&q("bikes"), 0, 10).unwrap()), vec!["a"]);
         assert_eq!(
             search.get("b").unwrap().unwrap().visibility,
             Visibility::Pending

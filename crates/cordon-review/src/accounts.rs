@@ -6,8 +6,15 @@
 //! - A session's cookie token is 256 random bits; only its SHA-256 is stored. Each session has
 //!   its own CSRF token, which every state change must send back.
 //! - A disabled account, or one whose role changed, loses its sessions at once.
-//! - Five wrong passwords in a row lock an account for five minutes; an unknown user name costs
-//!   the same hashing time as a known one and gets the same answer.
+//! - Every sign-in attempt is counted per user name and client address *before* its password is
+//!   checked, so concurrent guesses cannot slip past the limit: after [`MAX_LOGIN_ATTEMPTS`]
+//!   failures that client is refused for five minutes. Unknown user names are counted and
+//!   answered exactly like known ones (no enumeration), and one client's guesses never lock the
+//!   account for anyone else.
+//! - At most a few passwords are hashed at once (argon2 takes ~19 MiB each): a burst of sign-ins
+//!   queues, then is refused, instead of exhausting memory.
+//! - Changing an account's password, role or enabled state ends its sessions; an account keeps
+//!   at most [`MAX_SESSIONS_PER_ACCOUNT`] sessions (the oldest end first).
 //! - Every account change is written to the audit log with the admin who made it.
 
 use std::time::Duration;
@@ -23,10 +30,17 @@ use sqlx::Row;
 
 use crate::{ReviewError, ReviewStore, Role};
 
-/// Wrong passwords in a row before an account is locked.
-const MAX_FAILED_LOGINS: i32 = 5;
-/// How long a lock lasts.
+/// Failed sign-in attempts one client may make for one user name before it is refused for
+/// [`LOCK_SECS`].
+pub const MAX_LOGIN_ATTEMPTS: i32 = 5;
+/// How long a locked-out client waits, in seconds.
 const LOCK_SECS: f64 = 300.0;
+/// Password hashes that run at once unless [`ReviewStore::with_concurrent_hashes`] says otherwise.
+pub(crate) const DEFAULT_CONCURRENT_HASHES: usize = 2;
+/// How long a sign-in waits for a hashing slot before it is refused as busy.
+pub const HASH_WAIT: Duration = Duration::from_secs(5);
+/// Most live sessions one account keeps; opening another ends the oldest.
+pub const MAX_SESSIONS_PER_ACCOUNT: i64 = 20;
 /// Shortest accepted password.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
@@ -119,12 +133,15 @@ fn check_username(username: &str) -> Result<(), ReviewError> {
     }
 }
 
+/// Longest accepted password, in characters.
+const MAX_PASSWORD_CHARS: usize = 1024;
+
 /// Hashes a password with argon2id on the blocking pool.
 async fn hash_password(password: String) -> Result<String, ReviewError> {
     let chars = password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=1024).contains(&chars) {
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(ReviewError::Invalid(format!(
-            "a password has {MIN_PASSWORD_CHARS} to 1024 characters"
+            "a password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         )));
     }
     tokio::task::spawn_blocking(move || {
@@ -157,6 +174,19 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
 }
 
 impl ReviewStore {
+    /// Waits for a password-hashing slot (at most [`HASH_WAIT`]).
+    async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ReviewError> {
+        let busy =
+            || ReviewError::RateLimited("sign-in is busy; try again in a few seconds".into());
+        tokio::time::timeout(
+            HASH_WAIT,
+            std::sync::Arc::clone(&self.hashing).acquire_owned(),
+        )
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())
+    }
+
     /// Creates an account. `actor` is the admin (or `cli` for `cordon user add`).
     pub async fn add_account(
         &self,
@@ -167,7 +197,10 @@ impl ReviewStore {
     ) -> Result<Account, ReviewError> {
         check_username(username)?;
         let hash = match password {
-            Some(p) => Some(hash_password(p).await?),
+            Some(p) => {
+                let _slot = self.hashing_slot().await?;
+                Some(hash_password(p).await?)
+            }
             None => None,
         };
         let mut tx = self.pool.begin().await?;
@@ -196,7 +229,10 @@ impl ReviewStore {
         change: AccountChange,
     ) -> Result<Account, ReviewError> {
         let hash = match change.password {
-            Some(p) => Some(hash_password(p).await?),
+            Some(p) => {
+                let _slot = self.hashing_slot().await?;
+                Some(hash_password(p).await?)
+            }
             None => None,
         };
         let mut tx = self.pool.begin().await?;
@@ -214,8 +250,15 @@ impl ReviewStore {
         .await?
         .ok_or_else(|| ReviewError::NotFound(format!("account {username}")))?;
         let account = account_from_row(&row)?;
-        if change.role.is_some() || change.disabled == Some(true) {
+        if change.role.is_some() || change.disabled == Some(true) || hash.is_some() {
             sqlx::query("DELETE FROM sessions WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if hash.is_some() {
+            // A new password lifts every client's lock-out for the account.
+            sqlx::query("DELETE FROM login_attempts WHERE username = $1")
                 .bind(username)
                 .execute(&mut *tx)
                 .await?;
@@ -252,58 +295,82 @@ impl ReviewStore {
         rows.iter().map(account_from_row).collect()
     }
 
-    /// Checks a user name and password and opens a session of `ttl`. Wrong credentials and
-    /// unknown users get the same [`ReviewError::Unauthorized`]; a locked account gets
-    /// [`ReviewError::RateLimited`].
+    /// Checks a user name and password from `client` (its address) and opens a session of
+    /// `ttl`. Wrong credentials and unknown users get the same [`ReviewError::Unauthorized`];
+    /// a client past [`MAX_LOGIN_ATTEMPTS`] failures for the name, and a sign-in that finds
+    /// every hashing slot busy, get [`ReviewError::RateLimited`].
     pub async fn login(
         &self,
         username: &str,
         password: &str,
+        client: &str,
         ttl: Duration,
     ) -> Result<NewSession, ReviewError> {
+        let locked = || {
+            ReviewError::RateLimited("too many failed sign-ins; try again in a few minutes".into())
+        };
+        // The attempt counts before the password is checked (a lock-out, once passed, starts a
+        // fresh count), so parallel guesses cannot outrun the limit.
+        let key: String = username.chars().take(64).collect();
         let row = sqlx::query(
-            "SELECT password_hash, disabled, locked_until > now() AS locked FROM accounts
-             WHERE username = $1",
+            "INSERT INTO login_attempts AS l (username, client, attempts) VALUES ($1, $2, 1)
+             ON CONFLICT (username, client) DO UPDATE SET
+               attempts = CASE WHEN l.locked_until <= now() THEN 1 ELSE l.attempts + 1 END,
+               locked_until = CASE WHEN l.locked_until <= now() THEN NULL ELSE l.locked_until END,
+               updated_at = now()
+             RETURNING attempts, locked_until > now() AS locked",
         )
-        .bind(username)
-        .fetch_optional(&self.pool)
+        .bind(&key)
+        .bind(client)
+        .fetch_one(&self.pool)
         .await?;
-        let (stored, usable) = match &row {
-            Some(r) => {
-                if r.try_get::<Option<bool>, _>("locked")?.unwrap_or(false) {
-                    return Err(ReviewError::RateLimited(
-                        "too many wrong passwords; the account is locked for a few minutes".into(),
-                    ));
-                }
-                (
-                    r.try_get::<Option<String>, _>("password_hash")?,
-                    !r.try_get::<bool, _>("disabled")?,
-                )
-            }
+        let attempts: i32 = row.try_get("attempts")?;
+        if row.try_get::<Option<bool>, _>("locked")?.unwrap_or(false)
+            || attempts > MAX_LOGIN_ATTEMPTS
+        {
+            return Err(locked());
+        }
+        let found = sqlx::query("SELECT password_hash, disabled FROM accounts WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (stored, usable) = match &found {
+            Some(r) => (
+                r.try_get::<Option<String>, _>("password_hash")?,
+                !r.try_get::<bool, _>("disabled")?,
+            ),
             None => (None, false),
         };
-        let verified = verify_password(password.to_string(), stored).await;
-        if row.is_some() {
-            sqlx::query(
-                "UPDATE accounts SET
-                   failed_logins = CASE WHEN $2 THEN 0 ELSE failed_logins + 1 END,
-                   locked_until = CASE WHEN NOT $2 AND failed_logins + 1 >= $3
-                                       THEN now() + make_interval(secs => $4) END
-                 WHERE username = $1",
-            )
-            .bind(username)
-            .bind(verified)
-            .bind(MAX_FAILED_LOGINS)
-            .bind(LOCK_SECS)
+        let verified = {
+            let _slot = self.hashing_slot().await?;
+            password.chars().count() <= MAX_PASSWORD_CHARS
+                && verify_password(password.to_string(), stored).await
+        };
+        if verified && usable {
+            sqlx::query("DELETE FROM login_attempts WHERE username = $1 AND client = $2")
+                .bind(&key)
+                .bind(client)
+                .execute(&self.pool)
+                .await?;
+            return self.open_session(username, ttl).await;
+        }
+        sqlx::query(
+            "UPDATE login_attempts SET locked_until = now() + make_interval(secs => $3)
+             WHERE username = $1 AND client = $2 AND attempts >= $4 AND locked_until IS NULL",
+        )
+        .bind(&key)
+        .bind(client)
+        .bind(LOCK_SECS)
+        .bind(MAX_LOGIN_ATTEMPTS)
+        .execute(&self.pool)
+        .await?;
+        // Forget attempts nobody made for a day (they only fill the table).
+        sqlx::query("DELETE FROM login_attempts WHERE updated_at < now() - interval '1 day'")
             .execute(&self.pool)
             .await?;
-        }
-        if !(verified && usable) {
-            return Err(ReviewError::Unauthorized(
-                "wrong user name or password".into(),
-            ));
-        }
-        self.open_session(username, ttl).await
+        Err(ReviewError::Unauthorized(
+            "wrong user name or password".into(),
+        ))
     }
 
     /// Opens a session for an enabled account without a password: for a user the trusted
@@ -330,6 +397,16 @@ impl ReviewStore {
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| ReviewError::Unauthorized(format!("{username} has no enabled account")))?;
+        // Bounded per account: the oldest sessions beyond the cap end (and expired ones go).
+        sqlx::query(
+            "DELETE FROM sessions WHERE username = $1 AND (expires_at < now() OR token_hash IN (
+               SELECT token_hash FROM sessions WHERE username = $1
+               ORDER BY created_at DESC OFFSET $2))",
+        )
+        .bind(username)
+        .bind(MAX_SESSIONS_PER_ACCOUNT)
+        .execute(&self.pool)
+        .await?;
         Ok(NewSession {
             token,
             session: Session {

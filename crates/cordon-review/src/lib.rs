@@ -24,13 +24,19 @@ mod accounts;
 mod queue;
 mod reports;
 
-pub use accounts::{Account, AccountChange, NewSession, Session, MIN_PASSWORD_CHARS};
+pub use accounts::{
+    Account, AccountChange, NewSession, Session, HASH_WAIT, MAX_LOGIN_ATTEMPTS,
+    MAX_SESSIONS_PER_ACCOUNT, MIN_PASSWORD_CHARS,
+};
 
 pub use queue::{
     priority, AuditEntry, BulkResult, CaseFilter, CategoryAgreement, Facet, HourCount, QueueCounts,
-    QueueReport, Role, BULK_LIMIT,
+    QueueReport, Role, BULK_LIMIT, MAX_CLAIMS,
 };
-pub use reports::{NewReport, Report, ReportLimits, ReportOutcome};
+pub use reports::{
+    NewReport, Report, ReportLane, ReportLimits, ReportOutcome, MAX_DETAILS_CHARS,
+    MAX_REPORTER_BYTES, MAX_REPORT_PRIORITY, REPORTS_ACTOR,
+};
 
 /// Why a review-queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +71,37 @@ pub enum ReviewError {
 }
 
 impl ReviewError {
-    /// Whether the error means the database is unreachable or failing (worth retrying later), as
-    /// opposed to a bad request.
+    /// Whether the error means the database is unreachable, overloaded or restarting (worth
+    /// retrying later), as opposed to a bad request or a fault that retrying cannot mend.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, ReviewError::Database(_) | ReviewError::Publish(_))
+        match self {
+            ReviewError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::BeginFailed => true,
+                // Connection exceptions, insufficient resources, operator intervention (a
+                // restart), serialization failures and deadlocks.
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    ["08", "53", "57", "40"]
+                        .iter()
+                        .any(|class| c.starts_with(class))
+                }),
+                _ => false,
+            },
+            ReviewError::Publish(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the database refused a value the caller sent (a data exception such as a NUL
+    /// character in text, or a violated constraint): a client error that retrying cannot mend.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ReviewError::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")))
     }
 }
 
@@ -229,12 +262,16 @@ pub struct QueueStats {
     pub oldest_open_age_seconds: f64,
     /// Verdicts not yet published.
     pub outbox_pending: i64,
+    /// Verdicts set aside because they can never be published.
+    pub outbox_refused: i64,
 }
 
 /// Handle on the review database.
 #[derive(Debug, Clone)]
 pub struct ReviewStore {
     pub(crate) pool: PgPool,
+    /// Bounds concurrent password hashing (each argon2 hash takes ~19 MiB for a moment).
+    pub(crate) hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
@@ -315,6 +352,76 @@ impl Decision {
     }
 }
 
+/// Longest policy reason code, in characters.
+pub const MAX_REASON_CHARS: usize = 64;
+/// Longest moderator note, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
+/// Longest item, channel or reporter id, in bytes (as in the content contract).
+pub const MAX_ID_BYTES: usize = 512;
+
+/// A reason code: 1 to [`MAX_REASON_CHARS`] lower-case letters, digits and `_ . -`.
+pub(crate) fn check_reason(reason: &str) -> Result<(), ReviewError> {
+    let ok = (1..=MAX_REASON_CHARS).contains(&reason.len())
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ReviewError::Invalid(format!(
+            "reason must be a code of 1 to {MAX_REASON_CHARS} lower-case letters, digits and _ . -"
+        )))
+    }
+}
+
+/// A note: at most [`MAX_NOTE_CHARS`] characters, no control characters but line breaks and tabs.
+pub(crate) fn check_note(note: Option<&str>) -> Result<(), ReviewError> {
+    check_text("note", note, MAX_NOTE_CHARS)
+}
+
+/// Free text of at most `max` characters without control characters other than line breaks
+/// and tabs (PostgreSQL refuses NUL, and the rest only deceive).
+pub(crate) fn check_text(name: &str, text: Option<&str>, max: usize) -> Result<(), ReviewError> {
+    let Some(text) = text else { return Ok(()) };
+    if text.chars().count() > max {
+        return Err(ReviewError::Invalid(format!(
+            "{name} has at most {max} characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ReviewError::Invalid(format!(
+            "{name} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// An id (item, channel, reporter): 1 to [`MAX_ID_BYTES`] bytes without whitespace, control or
+/// invisible formatting characters — the same rule as the content contract.
+pub(crate) fn check_id(name: &str, id: &str) -> Result<(), ReviewError> {
+    cordon_domain::check_id(id).map_err(|why| ReviewError::Invalid(format!("{name} {why}")))
+}
+
+/// The item a decision is about: a content item id (never a `channel:` key — channels are
+/// decided through [`ReviewStore::decide_channel`]) and a version that fits the database.
+fn check_item_key(item_id: &str, item_version: u64) -> Result<(), ReviewError> {
+    check_id("item_id", item_id)?;
+    if item_id.starts_with(Verdict::CHANNEL_KEY_PREFIX) {
+        return Err(ReviewError::Invalid(
+            "item_id names a channel: use the channel decision instead".into(),
+        ));
+    }
+    if item_version > i64::MAX as u64 {
+        return Err(ReviewError::Invalid(
+            "item_version must fit in a signed 64-bit integer".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Queues the verdict announcing `decision` in the outbox (keyed by the decision's item id, or
 /// `channel:<id>` for a channel), in the caller's transaction.
 pub(crate) async fn enqueue_verdict(
@@ -343,7 +450,19 @@ impl ReviewStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(ReviewStore { pool })
+        Ok(ReviewStore {
+            pool,
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                accounts::DEFAULT_CONCURRENT_HASHES,
+            )),
+        })
+    }
+
+    /// Lets at most `n` (at least 1) password hashes run at once; more sign-ins wait up to
+    /// [`HASH_WAIT`] and are then refused with [`ReviewError::RateLimited`].
+    pub fn with_concurrent_hashes(mut self, n: usize) -> ReviewStore {
+        self.hashing = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// Checks that the database answers.
@@ -442,6 +561,31 @@ impl ReviewStore {
             .map_err(ReviewError::from)
     }
 
+    /// The newest version seen of each of these items that has one (read-only: the worker's
+    /// fence looks again before it publishes a batch whose snapshot grew old).
+    pub async fn current_versions(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, u64>, ReviewError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows =
+            sqlx::query("SELECT item_id, version FROM item_versions WHERE item_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("item_id")?,
+                    r.try_get::<i64, _>("version")? as u64,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(ReviewError::from)
+    }
+
     /// The latest human decision for each of these item versions that has one, as verdicts.
     pub async fn human_verdicts(
         &self,
@@ -485,18 +629,28 @@ impl ReviewStore {
         Ok(case_from_row(&row)?)
     }
 
-    /// Every case and decision about an item, oldest first.
-    pub async fn history(&self, item_id: &str) -> Result<(Vec<Case>, Vec<Decision>), ReviewError> {
+    /// Every case and decision about an item, oldest first, as `role` may see them: below
+    /// senior, escalated cases and the decisions made on them are left out.
+    pub async fn history(
+        &self,
+        item_id: &str,
+        role: Role,
+    ) -> Result<(Vec<Case>, Vec<Decision>), ReviewError> {
         let cases = sqlx::query(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE item_id = $1 ORDER BY id"
+            "SELECT {CASE_COLUMNS} FROM cases WHERE item_id = $1 AND ($2 OR NOT escalated)
+             ORDER BY id"
         ))
         .bind(item_id)
+        .bind(role.is_senior())
         .fetch_all(&self.pool)
         .await?;
         let decisions = sqlx::query(&format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions WHERE item_id = $1 ORDER BY id"
+            "SELECT {DECISION_COLUMNS} FROM decisions d WHERE item_id = $1
+               AND ($2 OR NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = d.case_id AND c.escalated))
+             ORDER BY id"
         ))
         .bind(item_id)
+        .bind(role.is_senior())
         .fetch_all(&self.pool)
         .await?;
         Ok((
@@ -508,17 +662,22 @@ impl ReviewStore {
         ))
     }
 
-    /// The latest decisions about any of these items (channel keys included), newest first.
+    /// The latest decisions about any of these items (channel keys included), newest first, as
+    /// `role` may see them (below senior, none made on escalated cases).
     pub async fn decisions_about(
         &self,
         item_ids: &[String],
         limit: i64,
+        role: Role,
     ) -> Result<Vec<Decision>, ReviewError> {
         let rows = sqlx::query(&format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions WHERE item_id = ANY($1) ORDER BY id DESC LIMIT $2"
+            "SELECT {DECISION_COLUMNS} FROM decisions d WHERE item_id = ANY($1)
+               AND ($3 OR NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = d.case_id AND c.escalated))
+             ORDER BY id DESC LIMIT $2"
         ))
         .bind(item_ids)
         .bind(limit)
+        .bind(role.is_senior())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -535,31 +694,27 @@ impl ReviewStore {
                 "a moderator decision is suppress or restore".into(),
             ));
         }
-        if req.moderator.trim().is_empty() || req.reason.trim().is_empty() {
-            return Err(ReviewError::Invalid(
-                "moderator and reason are required".into(),
-            ));
+        if req.moderator.trim().is_empty() {
+            return Err(ReviewError::Invalid("moderator is required".into()));
         }
+        check_reason(&req.reason)?;
+        check_note(req.note.as_deref())?;
+        check_item_key(&req.item_id, req.item_version)?;
         if req.no_requeue && req.action != Action::Restore {
             return Err(ReviewError::Invalid(
                 "\"do not queue this version again\" goes with restore".into(),
             ));
         }
         let mut tx = self.pool.begin().await?;
-        let before = match req.case_id {
-            Some(case_id) => {
-                let case = queue::lock_case(&mut tx, case_id).await?;
-                if case.item_id != req.item_id || case.item_version != req.item_version {
-                    return Err(ReviewError::Invalid(format!(
-                        "case {case_id} is about {} version {}",
-                        case.item_id, case.item_version
-                    )));
-                }
-                queue::check_may_act(&case, &req.moderator, req.role, req.expected_version)?;
-                Some(case)
-            }
-            None => None,
-        };
+        let before = queue::lock_for_decision(
+            &mut tx,
+            &req.item_id,
+            req.item_version,
+            req.case_id.map(|id| (id, req.expected_version)),
+            &req.moderator,
+            req.role,
+        )
+        .await?;
         let row = sqlx::query(&format!(
             "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note,
                                     no_requeue)
@@ -618,11 +773,12 @@ impl ReviewStore {
         } = req;
         let (channel_id, moderator, reason) =
             (channel_id.as_str(), moderator.as_str(), reason.as_str());
-        if channel_id.trim().is_empty() || moderator.trim().is_empty() || reason.trim().is_empty() {
-            return Err(ReviewError::Invalid(
-                "channel_id, moderator and reason are required".into(),
-            ));
+        if moderator.trim().is_empty() {
+            return Err(ReviewError::Invalid("moderator is required".into()));
         }
+        check_id("channel_id", channel_id)?;
+        check_reason(reason)?;
+        check_note(note.as_deref())?;
         let key = Verdict::channel_key(channel_id);
         let action = if *suppress {
             "suppress_channel"
@@ -634,6 +790,9 @@ impl ReviewStore {
             Some((id, version)) => {
                 let case = queue::lock_case(&mut tx, *id).await?;
                 queue::check_may_act(&case, moderator, *role, *version)?;
+                if case.state == "resolved" {
+                    return Err(ReviewError::Conflict(format!("case {id} is resolved")));
+                }
                 Some(case)
             }
             None => None,
@@ -682,12 +841,15 @@ impl ReviewStore {
     }
 
     /// Publishes up to `limit` outbox rows, oldest first, through `publish`, and marks them
-    /// published once it succeeds. Only one relay publishes at a time (an advisory lock), so
-    /// verdicts leave in decision order. Returns how many rows were published.
+    /// published once it succeeds. `publish` answers the rows (by position) that can never be
+    /// published, with why: they are marked refused (kept, counted in [`QueueStats`], never
+    /// retried), so one bad row cannot hold back every later decision. Only one relay publishes
+    /// at a time (an advisory lock), so verdicts leave in decision order. Returns how many rows
+    /// were published.
     pub async fn relay_outbox<F, Fut>(&self, limit: i64, publish: F) -> Result<usize, ReviewError>
     where
         F: FnOnce(Vec<OutboxRow>) -> Fut,
-        Fut: Future<Output = Result<(), String>>,
+        Fut: Future<Output = Result<Vec<(usize, String)>, String>>,
     {
         let mut tx = self.pool.begin().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
@@ -700,7 +862,7 @@ impl ReviewStore {
         }
         let rows = sqlx::query(
             "SELECT id, key, payload::text AS payload FROM outbox
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+             WHERE published_at IS NULL AND refused_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&mut *tx)
@@ -719,11 +881,23 @@ impl ReviewStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        if let Err(e) = publish(batch).await {
-            // Release the lock now, not whenever the pool gets round to the dropped transaction.
-            tx.rollback().await?;
-            return Err(ReviewError::Publish(e));
+        let mut ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        let refused = match publish(batch).await {
+            Ok(refused) => refused,
+            Err(e) => {
+                // Release the lock now, not whenever the pool gets round to the dropped
+                // transaction.
+                tx.rollback().await?;
+                return Err(ReviewError::Publish(e));
+            }
+        };
+        for (index, why) in refused.iter().rev() {
+            let id = ids.remove(*index);
+            sqlx::query("UPDATE outbox SET refused_at = now(), error = $2 WHERE id = $1")
+                .bind(id)
+                .bind(why)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
             .bind(&ids)
@@ -740,7 +914,9 @@ impl ReviewStore {
                (SELECT count(*) FROM cases WHERE state <> 'resolved') AS open_cases,
                (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
                   FROM cases WHERE state <> 'resolved') AS oldest,
-               (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS outbox",
+               (SELECT count(*) FROM outbox WHERE published_at IS NULL AND refused_at IS NULL)
+                 AS outbox,
+               (SELECT count(*) FROM outbox WHERE refused_at IS NOT NULL) AS refused",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -748,6 +924,7 @@ impl ReviewStore {
             open_cases: row.try_get("open_cases")?,
             oldest_open_age_seconds: row.try_get("oldest")?,
             outbox_pending: row.try_get("outbox")?,
+            outbox_refused: row.try_get("refused")?,
         })
     }
 }

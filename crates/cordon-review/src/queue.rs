@@ -131,6 +131,54 @@ pub(crate) fn check_may_act(
     Ok(())
 }
 
+/// The one gate of every decision about an item version — a case decision, an item decision,
+/// each case of a bulk decision: locks the case named (checking it is about this item version)
+/// and every other case about the item version, and applies [`check_may_act`] to each, so no
+/// route can decide an escalated case below senior, a case another moderator holds, or a case
+/// changed since the moderator saw it. Returns the case the decision resolves, for the audit
+/// entry: the named one, else the item version's unresolved case.
+pub(crate) async fn lock_for_decision(
+    tx: &mut Transaction<'_, Postgres>,
+    item_id: &str,
+    item_version: u64,
+    named: Option<(i64, Option<i32>)>,
+    moderator: &str,
+    role: Role,
+) -> Result<Option<Case>, ReviewError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE item_id = $1 AND item_version = $2
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(item_id)
+    .bind(item_version as i64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let cases: Vec<Case> = rows.iter().map(case_from_row).collect::<Result<_, _>>()?;
+    let mut resolves = None;
+    if let Some((case_id, expected_version)) = named {
+        let case = match cases.iter().find(|c| c.id == case_id) {
+            Some(c) => c.clone(),
+            None => {
+                let other = lock_case(tx, case_id).await?;
+                return Err(ReviewError::Invalid(format!(
+                    "case {case_id} is about {} version {}",
+                    other.item_id, other.item_version
+                )));
+            }
+        };
+        check_may_act(&case, moderator, role, expected_version)?;
+        resolves = Some(case);
+    }
+    for case in &cases {
+        check_may_act(case, moderator, role, None)?;
+    }
+    Ok(resolves.or_else(|| cases.into_iter().find(|c| c.state != "resolved")))
+}
+
+/// Most cases one moderator may hold claimed at once; claiming more is refused until one is
+/// decided, escalated or its lease runs out.
+pub const MAX_CLAIMS: i64 = 5;
+
 /// Refuses an escalated case to a role below senior.
 fn check_may_see(case: &Case, role: Role) -> Result<(), ReviewError> {
     if case.escalated && !role.is_senior() {
@@ -187,6 +235,23 @@ impl ReviewStore {
         lease: Duration,
     ) -> Result<Option<Case>, ReviewError> {
         let mut tx = self.pool.begin().await?;
+        // One moderator's claims are serialized, so the cap cannot be raced.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('claims:' || $1))")
+            .bind(moderator)
+            .execute(&mut *tx)
+            .await?;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM cases
+             WHERE state = 'claimed' AND claimed_by = $1 AND lease_until > now()",
+        )
+        .bind(moderator)
+        .fetch_one(&mut *tx)
+        .await?;
+        if held >= MAX_CLAIMS {
+            return Err(ReviewError::Conflict(format!(
+                "you hold {held} claimed cases; decide or escalate one before claiming more"
+            )));
+        }
         let row = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM cases
              WHERE (state IN ('open', 'escalated') OR (state = 'claimed' AND lease_until < now()))
@@ -267,18 +332,23 @@ impl ReviewStore {
         Ok(after)
     }
 
-    /// Audit entries, newest first, for one case or all.
+    /// Audit entries, newest first, for one case or all, as `role` may see them: below senior,
+    /// nothing about escalated cases.
     pub async fn audit_log(
         &self,
         case_id: Option<i64>,
         limit: i64,
+        role: Role,
     ) -> Result<Vec<AuditEntry>, ReviewError> {
         let rows = sqlx::query(
-            "SELECT id, at, actor, action, case_id, item_id, before, after, note FROM audit_log
-             WHERE ($1::bigint IS NULL OR case_id = $1) ORDER BY id DESC LIMIT $2",
+            "SELECT id, at, actor, action, case_id, item_id, before, after, note FROM audit_log a
+             WHERE ($1::bigint IS NULL OR case_id = $1)
+               AND ($3 OR NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = a.case_id AND c.escalated))
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(case_id)
         .bind(limit)
+        .bind(role.is_senior())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -566,6 +636,12 @@ impl ReviewStore {
                 "a bulk decision names 1 to {BULK_LIMIT} cases"
             )));
         }
+        let distinct: std::collections::HashSet<i64> = case_ids.iter().copied().collect();
+        if distinct.len() != case_ids.len() {
+            return Err(ReviewError::Invalid(
+                "a bulk decision names each case once".into(),
+            ));
+        }
         let mut results = Vec::with_capacity(case_ids.len());
         for &case_id in case_ids {
             let outcome = match self.case(case_id).await {
@@ -587,7 +663,11 @@ impl ReviewStore {
                     decision_id: Some(d.id),
                     error: None,
                 },
-                Err(e) if e.is_unavailable() => return Err(e),
+                Err(
+                    e @ (ReviewError::Database(_)
+                    | ReviewError::Migrate(_)
+                    | ReviewError::Publish(_)),
+                ) => return Err(e),
                 Err(e) => BulkResult {
                     case_id,
                     decision_id: None,

@@ -1,18 +1,60 @@
 //! User reports: "report this search result".
 //!
 //! A report is unique per reporter and item (a second one is acknowledged, not counted), limited
-//! per reporter per hour, and weighted by how the reporter's earlier reports were decided. It
-//! opens a case for the item version (or raises the priority of its case); when enough distinct
-//! reporters reported an item that no one decided yet, the item is held — hidden until a person
-//! decides — through a `hold` decision published like any other. Deciding the case settles the
-//! reports: suppress upholds them, restore rejects them.
+//! per reporter and per item per hour, and comes by a [`ReportLane`]: a reporter the platform's
+//! backend vouches for (a signed identity), a trusted flagger, or an unverified string. It opens
+//! a case for the item version or joins its case. Only *vouched* weight — signed reporters and
+//! trusted flaggers, weighted by how their earlier reports were decided, and unverified reporters
+//! with a track record of upheld reports — raises the case's priority (by a bounded amount) and
+//! holds the item (hidden until a person decides, through a `hold` decision published like any
+//! other) once it reaches [`ReportLimits::hold_at`]. Invented reporter names therefore cost the
+//! attacker a report each and move nothing. Deciding the case settles the reports: suppress
+//! upholds them, restore rejects them. The audit log records what reports did to a case (opened,
+//! reopened, held), as the actor `system:reports`, never once per report nor under a reporter's
+//! own string.
 
 use cordon_domain::{Action, Category, Scores};
 use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
-use crate::{case_from_row, queue, ReviewError, ReviewStore, CASE_COLUMNS};
+use crate::{
+    case_from_row, check_id, check_reason, check_text, queue, ReviewError, ReviewStore,
+    CASE_COLUMNS,
+};
+
+/// The actor of the audit entries reports cause.
+pub const REPORTS_ACTOR: &str = "system:reports";
+/// Longest reporter id, in bytes.
+pub const MAX_REPORTER_BYTES: usize = 128;
+/// Longest report details, in characters.
+pub const MAX_DETAILS_CHARS: usize = 4000;
+/// Most priority reports add to a case (a quarter per unit of vouched weight, up to this).
+pub const MAX_REPORT_PRIORITY: f32 = 1.0;
+
+/// How a reporter's identity reached Cordon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportLane {
+    /// A reporter string nobody vouches for: recorded and queued, but it holds nothing unless
+    /// its reporter has a track record.
+    Unverified,
+    /// A reporter the platform's backend vouches for with a signature.
+    Platform,
+    /// A trusted flagger (DSA Art. 22), signed with its own key and weighted by configuration.
+    TrustedFlagger,
+}
+
+impl ReportLane {
+    /// The lane's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportLane::Unverified => "unverified",
+            ReportLane::Platform => "platform",
+            ReportLane::TrustedFlagger => "trusted_flagger",
+        }
+    }
+}
 
 /// A report to record.
 #[derive(Debug, Clone)]
@@ -21,9 +63,14 @@ pub struct NewReport {
     pub item_id: String,
     /// Its current version.
     pub item_version: u64,
-    /// Who reports (account or anonymous token).
+    /// Who reports: the caller namespaces it by lane, so an unverified string never shares a
+    /// record with a signed identity.
     pub reporter: String,
-    /// Why: a category name or free reason code.
+    /// The lane the reporter came by.
+    pub lane: ReportLane,
+    /// A trusted flagger's configured weight (other lanes weigh by track record).
+    pub flagger_weight: Option<f32>,
+    /// Why: a reason code (e.g. a category name).
     pub reason: String,
     /// Optional details.
     pub details: Option<String>,
@@ -37,9 +84,14 @@ pub struct NewReport {
 #[derive(Debug, Clone, Copy)]
 pub struct ReportLimits {
     /// Reports one reporter may file per hour.
-    pub per_hour: i64,
-    /// Distinct reporters that hide an item pending review.
-    pub hide_at_reporters: i32,
+    pub per_reporter_per_hour: i64,
+    /// Reports one item may receive per hour (from all reporters).
+    pub per_item_per_hour: i64,
+    /// Vouched weight that holds an item until a moderator decides (a new signed reporter
+    /// weighs 1).
+    pub hold_at: f32,
+    /// Upheld reports an unverified reporter needs before its weight counts as vouched.
+    pub track_record_upheld: i32,
 }
 
 /// What a report did.
@@ -53,6 +105,8 @@ pub struct ReportOutcome {
     pub case_id: i64,
     /// Distinct reporters of this item version.
     pub reporters: i32,
+    /// The lane the report came by.
+    pub lane: ReportLane,
     /// Whether the item is now held pending review.
     pub held: bool,
 }
@@ -66,6 +120,8 @@ pub struct Report {
     pub item_version: u64,
     /// Who reported.
     pub reporter: String,
+    /// The lane it came by (`unverified`, `platform`, `trusted_flagger`).
+    pub lane: String,
     /// Why.
     pub reason: String,
     /// The reporter's words.
@@ -87,7 +143,7 @@ impl ReviewStore {
     /// The reports about an item, newest first.
     pub async fn reports(&self, item_id: &str, limit: i64) -> Result<Vec<Report>, ReviewError> {
         let rows = sqlx::query(
-            "SELECT id, item_version, reporter, reason, details, weight, created_at, outcome
+            "SELECT id, item_version, reporter, lane, reason, details, weight, created_at, outcome
              FROM reports WHERE item_id = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(item_id)
@@ -100,6 +156,7 @@ impl ReviewStore {
                     id: r.try_get("id")?,
                     item_version: r.try_get::<i64, _>("item_version")? as u64,
                     reporter: r.try_get("reporter")?,
+                    lane: r.try_get("lane")?,
                     reason: r.try_get("reason")?,
                     details: r.try_get("details")?,
                     weight: r.try_get("weight")?,
@@ -117,22 +174,18 @@ impl ReviewStore {
         r: &NewReport,
         limits: ReportLimits,
     ) -> Result<ReportOutcome, ReviewError> {
-        if r.reason.trim().is_empty() || r.reason.len() > 200 {
-            return Err(ReviewError::Invalid(
-                "reason must be 1 to 200 characters".into(),
-            ));
+        check_reason(&r.reason)?;
+        check_text("details", r.details.as_deref(), MAX_DETAILS_CHARS)?;
+        check_id("reporter", &r.reporter)?;
+        if r.reporter.len() > MAX_REPORTER_BYTES {
+            return Err(ReviewError::Invalid(format!(
+                "reporter is at most {MAX_REPORTER_BYTES} bytes"
+            )));
         }
-        if r.details.as_ref().is_some_and(|d| d.len() > 4000) {
-            return Err(ReviewError::Invalid(
-                "details must be at most 4000 characters".into(),
-            ));
-        }
-        if r.reporter.trim().is_empty() {
-            return Err(ReviewError::Invalid("reporter is required".into()));
-        }
+        check_id("item_id", &r.item_id)?;
         let mut tx = self.pool.begin().await?;
-        // Serialize one reporter's reports so the rate limit cannot be raced.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        // Serialize one reporter's reports, and one item's, so neither limit can be raced.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('reporter:' || $1))")
             .bind(&r.reporter)
             .execute(&mut *tx)
             .await?;
@@ -162,6 +215,7 @@ impl ReviewStore {
                 duplicate: true,
                 case_id,
                 reporters,
+                lane: r.lane,
                 held,
             });
         }
@@ -171,23 +225,45 @@ impl ReviewStore {
         .bind(&r.reporter)
         .fetch_one(&mut *tx)
         .await?;
-        if recent >= limits.per_hour {
+        if recent >= limits.per_reporter_per_hour {
             return Err(ReviewError::RateLimited(format!(
-                "at most {} reports per hour; try again later",
-                limits.per_hour
+                "at most {} reports per reporter and hour; try again later",
+                limits.per_reporter_per_hour
+            )));
+        }
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('item:' || $1))")
+            .bind(&r.item_id)
+            .execute(&mut *tx)
+            .await?;
+        let about_item: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM reports WHERE item_id = $1 AND created_at > now() - interval '1 hour'",
+        )
+        .bind(&r.item_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if about_item >= limits.per_item_per_hour {
+            return Err(ReviewError::RateLimited(format!(
+                "this item has {} reports this hour, the most it takes; it is queued for review",
+                limits.per_item_per_hour
             )));
         }
         let history = sqlx::query("SELECT upheld, rejected FROM reporters WHERE reporter = $1")
             .bind(&r.reporter)
             .fetch_optional(&mut *tx)
             .await?;
-        let w = match history {
-            Some(h) => weight(h.try_get("upheld")?, h.try_get("rejected")?),
-            None => 1.0,
+        let (upheld, rejected) = match history {
+            Some(h) => (h.try_get("upheld")?, h.try_get("rejected")?),
+            None => (0, 0),
+        };
+        let w = r.flagger_weight.unwrap_or_else(|| weight(upheld, rejected));
+        let vouched = match r.lane {
+            ReportLane::Platform | ReportLane::TrustedFlagger => w,
+            ReportLane::Unverified if upheld >= limits.track_record_upheld => w,
+            ReportLane::Unverified => 0.0,
         };
         let report_id: i64 = sqlx::query_scalar(
-            "INSERT INTO reports (item_id, item_version, reporter, reason, details, weight)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO reports (item_id, item_version, reporter, reason, details, weight, lane)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(&r.item_id)
         .bind(r.item_version as i64)
@@ -195,6 +271,7 @@ impl ReviewStore {
         .bind(&r.reason)
         .bind(&r.details)
         .bind(w)
+        .bind(r.lane.as_str())
         .fetch_one(&mut *tx)
         .await?;
         let scores = r.scores.unwrap_or_default();
@@ -223,20 +300,24 @@ impl ReviewStore {
         .bind(r.item_version as i64)
         .fetch_one(&mut *tx)
         .await?;
+        // Priority rises a quarter per unit of vouched weight, by at most MAX_REPORT_PRIORITY.
         let row = sqlx::query(&format!(
             "INSERT INTO cases (item_id, item_version, source, category, score, scores, reason,
-                                reporters, report_weight, priority, language)
-             VALUES ($1, $2, 'report', $3, $4, $5, $6, 1, $7, $4 + 0.25 * $7, $8)
+                                reporters, report_weight, vouched_weight, priority, language)
+             VALUES ($1, $2, 'report', $3, $4, $5, $6, 1, $7, $8, $4 + LEAST(0.25 * $8, $10), $9)
              ON CONFLICT (item_id, item_version) DO UPDATE SET
-                 state = CASE WHEN cases.state = 'resolved' AND $9 THEN 'open' ELSE cases.state END,
-                 resolved_at = CASE WHEN cases.state = 'resolved' AND $9 THEN NULL
+                 state = CASE WHEN cases.state = 'resolved' AND $11 THEN 'open' ELSE cases.state END,
+                 resolved_at = CASE WHEN cases.state = 'resolved' AND $11 THEN NULL
                                     ELSE cases.resolved_at END,
                  reporters = cases.reporters + 1,
                  report_weight = cases.report_weight + $7,
-                 priority = cases.priority + 0.25 * $7,
+                 vouched_weight = cases.vouched_weight + $8,
+                 priority = cases.priority
+                     + LEAST(0.25 * (cases.vouched_weight + $8), $10)
+                     - LEAST(0.25 * cases.vouched_weight, $10),
                  version = cases.version + 1,
                  updated_at = now()
-             RETURNING {CASE_COLUMNS}, reporters, held"
+             RETURNING {CASE_COLUMNS}, reporters, held, vouched_weight"
         ))
         .bind(&r.item_id)
         .bind(r.item_version as i64)
@@ -245,33 +326,47 @@ impl ReviewStore {
         .bind(Json(scores))
         .bind(format!("reported: {}", r.reason))
         .bind(w)
+        .bind(vouched)
         .bind(&r.language)
+        .bind(MAX_REPORT_PRIORITY)
         .bind(reopen)
         .fetch_one(&mut *tx)
         .await?;
         let mut after = case_from_row(&row)?;
         let reporters: i32 = row.try_get("reporters")?;
+        let vouched_total: f32 = row.try_get("vouched_weight")?;
         let mut held: bool = row.try_get("held")?;
-        queue::audit(
-            &mut tx,
-            &r.reporter,
-            "report",
-            &r.item_id,
-            before.as_ref(),
-            Some(&after),
-            Some(&r.reason),
-        )
-        .await?;
-        if !held && after.state != "resolved" && reporters >= limits.hide_at_reporters {
+        let opened = match &before {
+            None => Some("report:open"),
+            Some(b) if b.state == "resolved" && after.state != "resolved" => Some("report:reopen"),
+            Some(_) => None,
+        };
+        if let Some(action) = opened {
+            let note = format!("{} report: {}", r.lane.as_str(), r.reason);
+            queue::audit(
+                &mut tx,
+                REPORTS_ACTOR,
+                action,
+                &r.item_id,
+                before.as_ref(),
+                Some(&after),
+                Some(&note),
+            )
+            .await?;
+        }
+        if !held && after.state != "resolved" && vouched_total >= limits.hold_at {
             let decision = sqlx::query(&format!(
                 "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason)
-                 VALUES ($1, $2, $3, 'hold', 'system:reports', $4) RETURNING {}",
+                 VALUES ($1, $2, $3, 'hold', $4, $5) RETURNING {}",
                 crate::DECISION_COLUMNS
             ))
             .bind(after.id)
             .bind(&r.item_id)
             .bind(r.item_version as i64)
-            .bind(format!("{reporters} distinct reporters"))
+            .bind(REPORTS_ACTOR)
+            .bind(format!(
+                "reported by vouched reporters (weight {vouched_total:.2} of {reporters} reporters)"
+            ))
             .fetch_one(&mut *tx)
             .await?;
             let decision = crate::decision_from_row(&decision)?;
@@ -287,7 +382,7 @@ impl ReviewStore {
             after = case_from_row(&row)?;
             queue::audit(
                 &mut tx,
-                "system:reports",
+                REPORTS_ACTOR,
                 "hold",
                 &r.item_id,
                 Some(&before_hold),
@@ -303,6 +398,7 @@ impl ReviewStore {
             duplicate: false,
             case_id: after.id,
             reporters,
+            lane: r.lane,
             held,
         })
     }

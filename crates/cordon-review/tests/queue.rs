@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use cordon_domain::{Action, Category, DecidedBy, Scores};
 use cordon_e2e::TestDb;
-use cordon_review::{CaseFilter, DecisionRequest, NewCase, ReviewError, ReviewStore, Role};
+use cordon_review::{
+    CaseFilter, DecisionRequest, NewCase, ReportLane, ReviewError, ReviewStore, Role,
+};
 
 async fn store(db: &TestDb) -> ReviewStore {
     ReviewStore::connect(&db.url, 4, Duration::from_secs(5))
@@ -103,7 +105,7 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
         .await
         .unwrap();
     assert_eq!(store.case(case_id).await.unwrap().state, "resolved");
-    let (cases, decisions) = store.history("a").await.unwrap();
+    let (cases, decisions) = store.history("a", Role::Admin).await.unwrap();
     assert_eq!((cases.len(), decisions.len()), (1, 1));
     assert_eq!(decisions[0].moderator, "ann");
 
@@ -120,7 +122,7 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
     let n = store
         .relay_outbox(10, |rows| {
             published = rows;
-            async { Ok(()) }
+            async { Ok(Vec::new()) }
         })
         .await
         .unwrap();
@@ -136,10 +138,12 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
         }
     );
     assert_eq!(
-        store.relay_outbox(10, |_| async { Ok(()) }).await.unwrap(),
+        store
+            .relay_outbox(10, |_| async { Ok(Vec::new()) })
+            .await
+            .unwrap(),
         0
     );
-
     // The worker finds the human decision when it re-scores the same version.
     let humans = store
         .human_verdicts(&[("a".into(), 1), ("b".into(), 1)])
@@ -147,6 +151,76 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
         .unwrap();
     assert_eq!(humans.len(), 1);
     assert_eq!(humans[&("a".to_string(), 1)].action, Action::Restore);
+    // A row the broker can never take is set aside (counted), and later decisions still flow.
+    let again = DecisionRequest {
+        item_id: "c".into(),
+        item_version: 1,
+        action: Action::Suppress,
+        moderator: "ann".into(),
+        reason: "illegal_drugs".into(),
+        note: Some("x".repeat(cordon_review::MAX_NOTE_CHARS)),
+        case_id: None,
+        expected_version: None,
+        role: Role::Senior,
+        no_requeue: false,
+    };
+    store.decide(&again).await.unwrap();
+    let n = store
+        .relay_outbox(10, |_| async { Ok(vec![(0, "too large".to_string())]) })
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.outbox_pending, stats.outbox_refused), (0, 1));
+    store
+        .decide(&DecisionRequest {
+            note: None,
+            ..again.clone()
+        })
+        .await
+        .unwrap();
+    let mut later = Vec::new();
+    store
+        .relay_outbox(10, |rows| {
+            later = rows;
+            async { Ok(Vec::new()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1, "only the new decision is published");
+    // Notes and reasons are bounded on the server.
+    let long = DecisionRequest {
+        note: Some("x".repeat(cordon_review::MAX_NOTE_CHARS + 1)),
+        ..again.clone()
+    };
+    assert!(matches!(
+        store.decide(&long).await,
+        Err(ReviewError::Invalid(_))
+    ));
+    let nul = DecisionRequest {
+        note: Some("a\u{0}b".into()),
+        ..again.clone()
+    };
+    assert!(matches!(
+        store.decide(&nul).await,
+        Err(ReviewError::Invalid(_))
+    ));
+    let channel = DecisionRequest {
+        item_id: "channel:c1".into(),
+        ..again.clone()
+    };
+    assert!(matches!(
+        store.decide(&channel).await,
+        Err(ReviewError::Invalid(_))
+    ));
+    let huge_version = DecisionRequest {
+        item_version: u64::MAX,
+        ..again
+    };
+    assert!(matches!(
+        store.decide(&huge_version).await,
+        Err(ReviewError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
@@ -230,6 +304,11 @@ async fn many_moderators_claiming_at_once_never_share_a_case() {
             {
                 assert_eq!(c.claimed_by.as_deref(), Some(format!("mod{m}").as_str()));
                 mine.push(c.id);
+                // A moderator holds at most MAX_CLAIMS cases: decide this one, then claim on.
+                store
+                    .decide(&decision(&c, &format!("mod{m}"), None, Role::Moderator))
+                    .await
+                    .unwrap();
             }
             mine
         }));
@@ -353,6 +432,27 @@ async fn priority_orders_the_queue_and_escalations_go_to_seniors() {
         .await
         .unwrap_err();
     assert!(matches!(err, ReviewError::Forbidden(_)), "{err}");
+    // Nor without naming the case (an item decision): every path goes through the same gate.
+    let item_decision = DecisionRequest {
+        case_id: None,
+        ..decision(&escalated, "ann", None, Role::Moderator)
+    };
+    let err = store.decide(&item_decision).await.unwrap_err();
+    assert!(matches!(err, ReviewError::Forbidden(_)), "{err}");
+    // And a moderator sees nothing of it through the item history or the audit log.
+    let (cases, _) = store
+        .history(&escalated.item_id, Role::Moderator)
+        .await
+        .unwrap();
+    assert!(cases.iter().all(|c| c.id != escalated.id));
+    let audit = store.audit_log(None, 100, Role::Moderator).await.unwrap();
+    assert!(audit.iter().all(|e| e.case_id != Some(escalated.id)));
+    assert!(store
+        .audit_log(None, 100, Role::Senior)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.case_id == Some(escalated.id) && e.note.as_deref() == Some("needs a senior")));
     // The remaining ordinary case goes to a moderator; the escalated one only to a senior.
     let third = store
         .claim_next("bob", Role::Moderator, Duration::from_secs(60))
@@ -360,6 +460,15 @@ async fn priority_orders_the_queue_and_escalations_go_to_seniors() {
         .unwrap()
         .unwrap();
     assert_eq!(third.item_id, "low");
+    // An item decision by someone else does not get round bob's claim either.
+    let err = store
+        .decide(&DecisionRequest {
+            case_id: None,
+            ..decision(&third, "carl", None, Role::Moderator)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Conflict(_)), "{err}");
     assert!(store
         .claim_next("bob", Role::Moderator, Duration::from_secs(60))
         .await
@@ -401,7 +510,10 @@ async fn every_action_is_audited_and_the_log_cannot_be_edited() {
         ))
         .await
         .unwrap();
-    let log = store.audit_log(Some(claimed.id), 10).await.unwrap();
+    let log = store
+        .audit_log(Some(claimed.id), 10, Role::Admin)
+        .await
+        .unwrap();
     let actions: Vec<(&str, &str)> = log
         .iter()
         .map(|e| (e.actor.as_str(), e.action.as_str()))
@@ -425,7 +537,10 @@ async fn every_action_is_audited_and_the_log_cannot_be_edited() {
             "{statement}: {err}"
         );
     }
-    assert_eq!(store.audit_log(None, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store.audit_log(None, 10, Role::Admin).await.unwrap().len(),
+        2
+    );
 }
 
 fn report(item: &str, reporter: &str) -> cordon_review::NewReport {
@@ -433,6 +548,8 @@ fn report(item: &str, reporter: &str) -> cordon_review::NewReport {
         item_id: item.into(),
         item_version: 1,
         reporter: reporter.into(),
+        lane: ReportLane::Platform,
+        flagger_weight: None,
         reason: "drugs".into(),
         details: Some("sells powder".into()),
         scores: None,
@@ -441,8 +558,10 @@ fn report(item: &str, reporter: &str) -> cordon_review::NewReport {
 }
 
 const LIMITS: cordon_review::ReportLimits = cordon_review::ReportLimits {
-    per_hour: 3,
-    hide_at_reporters: 3,
+    per_reporter_per_hour: 3,
+    per_item_per_hour: 100,
+    hold_at: 3.0,
+    track_record_upheld: 5,
 };
 
 #[tokio::test]
@@ -470,7 +589,7 @@ async fn reports_open_cases_dedupe_rate_limit_and_hold_at_threshold() {
     store
         .relay_outbox(10, |rows| {
             held = rows;
-            async { Ok(()) }
+            async { Ok(Vec::new()) }
         })
         .await
         .unwrap();
@@ -496,12 +615,109 @@ async fn reports_open_cases_dedupe_rate_limit_and_hold_at_threshold() {
 }
 
 #[tokio::test]
+async fn only_vouched_reporters_hold_and_reports_raise_priority_by_a_bounded_amount() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    let limits = cordon_review::ReportLimits {
+        per_reporter_per_hour: 100,
+        per_item_per_hour: 40,
+        hold_at: 3.0,
+        track_record_upheld: 2,
+    };
+    let unverified = |item: &str, who: &str| cordon_review::NewReport {
+        lane: ReportLane::Unverified,
+        ..report(item, who)
+    };
+    // Thirty invented names: recorded, one case, no hold, priority raised by nothing.
+    let mut last = None;
+    for i in 0..30 {
+        let outcome = store
+            .report(&unverified("x", &format!("u:fake{i}")), limits)
+            .await
+            .unwrap();
+        assert!(!outcome.held, "report {i} held the item");
+        last = Some(outcome);
+    }
+    let case = store.case(last.unwrap().case_id).await.unwrap();
+    assert_eq!(case.priority, 0.0);
+    // The audit log records the case's opening once, by the system, never by a reporter.
+    let log = store.audit_log(None, 100, Role::Admin).await.unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].actor, cordon_review::REPORTS_ACTOR);
+    // The item takes at most 40 reports an hour, from everyone together.
+    for i in 30..40 {
+        store
+            .report(&unverified("x", &format!("u:more{i}")), limits)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .report(&unverified("x", "u:one-too-many"), limits)
+            .await,
+        Err(ReviewError::RateLimited(_))
+    ));
+    // Signed reporters hold at weight 3, and raise priority by at most MAX_REPORT_PRIORITY.
+    for who in ["p:a", "p:b"] {
+        assert!(!store.report(&report("y", who), limits).await.unwrap().held);
+    }
+    let held = store.report(&report("y", "p:c"), limits).await.unwrap();
+    assert!(held.held);
+    for who in ["p:d", "p:e", "p:f", "p:g", "p:h"] {
+        store.report(&report("y", who), limits).await.unwrap();
+    }
+    let y = store.case(held.case_id).await.unwrap();
+    assert!(
+        (y.priority - cordon_review::MAX_REPORT_PRIORITY).abs() < 1e-6,
+        "{}",
+        y.priority
+    );
+    // A trusted flagger weighs what the configuration says: one report of weight 3 holds.
+    let flagged = store
+        .report(
+            &cordon_review::NewReport {
+                lane: ReportLane::TrustedFlagger,
+                flagger_weight: Some(3.0),
+                ..report("z", "f:hotline:1")
+            },
+            limits,
+        )
+        .await
+        .unwrap();
+    assert!(flagged.held);
+    // An unverified reporter with a track record of upheld reports counts.
+    for item in ["t1", "t2"] {
+        let o = store
+            .report(&unverified(item, "u:veteran"), limits)
+            .await
+            .unwrap();
+        let c = store.case(o.case_id).await.unwrap();
+        store
+            .decide(&decision(&c, "ann", None, Role::Moderator))
+            .await
+            .unwrap();
+    }
+    for who in ["u:veteran", "p:a", "p:b"] {
+        store.report(&unverified("t3", who), limits).await.unwrap();
+    }
+    let counted = store.report(&report("t3", "p:c"), limits).await.unwrap();
+    assert!(
+        !counted.held,
+        "p:a and p:b came unverified here: only the veteran and p:c count"
+    );
+    let counted = store.report(&report("t3", "p:d"), limits).await.unwrap();
+    assert!(counted.held);
+}
+
+#[tokio::test]
 async fn rejected_reports_make_a_reporter_weigh_less() {
     let db = TestDb::create().await.unwrap();
     let store = store(&db).await;
     let limits = cordon_review::ReportLimits {
-        per_hour: 100,
-        hide_at_reporters: 100,
+        per_reporter_per_hour: 100,
+        per_item_per_hour: 100,
+        hold_at: 100.0,
+        track_record_upheld: 5,
     };
     let weight_of = |case: cordon_review::Case| case.priority;
     // The reporter's first report counts fully; a moderator rejects it (restores the item).
@@ -735,7 +951,7 @@ async fn a_restore_may_close_the_version_against_new_reports() {
         let expected = if item == "open" { "open" } else { "resolved" };
         assert_eq!(state, expected, "{item}");
     }
-    let (_, decisions) = store.history("closed").await.unwrap();
+    let (_, decisions) = store.history("closed", Role::Admin).await.unwrap();
     assert!(decisions[0].no_requeue);
     // The flag goes only with a restore.
     let case = store.case(1).await.unwrap();
@@ -747,4 +963,49 @@ async fn a_restore_may_close_the_version_against_new_reports() {
         store.decide(&suppress_final).await,
         Err(ReviewError::Invalid(_))
     ));
+}
+
+#[tokio::test]
+async fn one_moderator_holds_at_most_max_claims_cases() {
+    let db = TestDb::create().await.unwrap();
+    let store = store(&db).await;
+    let cases: Vec<NewCase> = (0..8).map(|i| case(&format!("c{i}"), 1)).collect();
+    store.insert_cases(&cases).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..cordon_review::MAX_CLAIMS {
+        held.push(
+            store
+                .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let err = store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Conflict(_)), "{err}");
+    // Others still get the rest; deciding one lets ann claim again.
+    assert!(store
+        .claim_next("bob", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .decide(&decision(&held[0], "ann", None, Role::Moderator))
+        .await
+        .unwrap();
+    assert!(store
+        .claim_next("ann", Role::Moderator, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_some());
+    // A bulk decision names each case once.
+    let template = decision(&held[1], "ann", None, Role::Moderator);
+    let err = store
+        .decide_cases(&[held[1].id, held[1].id], &template)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReviewError::Invalid(_)), "{err}");
 }

@@ -7,7 +7,9 @@
 //!   (the indexer keeps them in its index commits); it never commits to Kafka.
 //! - [`Publisher`]: a producer whose [`Publisher::publish_all`] returns only when every record is
 //!   acknowledged; [`Publisher::send_all`] hands records over in order and leaves waiting for the
-//!   [`Acks`] to the caller, so it can prepare the next batch meanwhile.
+//!   [`Acks`] to the caller, so it can prepare the next batch meanwhile. A record that can never
+//!   be published (too large, invalid: [`StreamError::is_permanent`]) does not fail its batch: it
+//!   is reported back as [`Refused`], so one record can never make a caller retry forever.
 //! - [`ensure_topics`]: creates missing topics.
 //!
 //! Nothing here depends on a particular broker: it speaks the Kafka protocol through librdkafka.
@@ -44,6 +46,39 @@ pub enum StreamError {
     /// A topic the caller needs does not exist.
     #[error("topic {0} does not exist")]
     NoSuchTopic(String),
+}
+
+impl StreamError {
+    /// Whether publishing the same record again can never succeed: it is larger than the
+    /// producer's or the broker's limit, or the broker finds it invalid. Everything else (timeouts,
+    /// unreachable or restarting brokers, full queues) is worth retrying.
+    pub fn is_permanent(&self) -> bool {
+        let code = match self {
+            StreamError::Kafka(e) => e.rdkafka_error_code(),
+            _ => None,
+        };
+        matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                    | RDKafkaErrorCode::InvalidMessageSize
+                    | RDKafkaErrorCode::MessageBatchTooLarge
+                    | RDKafkaErrorCode::InvalidMessage
+                    | RDKafkaErrorCode::InvalidRecord
+                    | RDKafkaErrorCode::InvalidTimestamp
+            )
+        )
+    }
+}
+
+/// A record the client or the broker refused for good ([`StreamError::is_permanent`]): the
+/// caller sets it aside (counts it, dead-letters a bounded note of it) and the rest flows on.
+#[derive(Debug)]
+pub struct Refused {
+    /// The record's position in the slice that was handed over.
+    pub index: usize,
+    /// Why it was refused.
+    pub error: StreamError,
 }
 
 /// How to reach the brokers.
@@ -258,18 +293,32 @@ pub fn lag(consumer: &StreamConsumer, timeout: Duration) -> Result<i64, StreamEr
 
 /// The broker's acknowledgements of records handed over by [`Publisher::send_all`].
 #[must_use = "records are only durable once their acknowledgements arrived"]
-pub struct Acks(Vec<DeliveryFuture>);
+pub struct Acks {
+    pending: Vec<(usize, DeliveryFuture)>,
+    refused: Vec<Refused>,
+}
 
 impl Acks {
-    /// Waits until every record is acknowledged; the first error otherwise.
-    pub async fn wait(self) -> Result<(), StreamError> {
-        let results = try_join_all(self.0)
+    /// Waits until every record is acknowledged or refused for good; the refused ones come back
+    /// in order. Any other failure is the error: the caller publishes the records again.
+    pub async fn wait(self) -> Result<Vec<Refused>, StreamError> {
+        let (indexes, futures): (Vec<usize>, Vec<DeliveryFuture>) =
+            self.pending.into_iter().unzip();
+        let results = try_join_all(futures)
             .await
             .map_err(|_| KafkaError::Canceled)?;
-        for result in results {
-            result.map_err(|(e, _)| e)?;
+        let mut refused = self.refused;
+        for (index, result) in indexes.into_iter().zip(results) {
+            if let Err((e, _)) = result {
+                let error = StreamError::from(e);
+                if !error.is_permanent() {
+                    return Err(error);
+                }
+                refused.push(Refused { index, error });
+            }
         }
-        Ok(())
+        refused.sort_by_key(|r| r.index);
+        Ok(refused)
     }
 }
 
@@ -293,14 +342,17 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A producer that waits for all in-sync replicas and gives up on a record after
-    /// `delivery_timeout` (the caller then retries).
+    /// A producer that waits for all in-sync replicas, gives up on a record after
+    /// `delivery_timeout` (the caller then retries), and refuses records over
+    /// `max_message_bytes` (librdkafka's `message.max.bytes`; keep it at most the broker's
+    /// limit, so that an oversized record is refused here, as [`Refused`], not by the broker).
     pub fn new(
         settings: &KafkaSettings,
         delivery_timeout: Duration,
+        max_message_bytes: usize,
     ) -> Result<Publisher, StreamError> {
         let producer: FutureProducer = settings
-            .config()
+            .config_with(&[("message.max.bytes", &max_message_bytes.to_string())])
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
@@ -312,16 +364,19 @@ impl Publisher {
         Ok(Publisher { producer })
     }
 
-    /// Publishes every record and returns once all are acknowledged, or the first error.
-    pub async fn publish_all(&self, records: &[Record]) -> Result<(), StreamError> {
+    /// Publishes every record and returns once all are acknowledged or refused for good (the
+    /// refused ones are returned), or the first other error.
+    pub async fn publish_all(&self, records: &[Record]) -> Result<Vec<Refused>, StreamError> {
         self.send_all(records).await?.wait().await
     }
 
     /// Hands every record to the producer in order and returns without waiting for the broker:
-    /// [`Acks::wait`] does. Waits only while the producer's queue is full.
+    /// [`Acks::wait`] does. Waits only while the producer's queue is full. A record the client
+    /// refuses for good at once (over `message.max.bytes`) is reported by [`Acks::wait`].
     pub async fn send_all(&self, records: &[Record]) -> Result<Acks, StreamError> {
         let mut pending = Vec::with_capacity(records.len());
-        for record in records {
+        let mut refused = Vec::new();
+        for (index, record) in records.iter().enumerate() {
             let mut headers = OwnedHeaders::new();
             for (k, v) in &record.headers {
                 headers = headers.insert(Header {
@@ -338,7 +393,7 @@ impl Publisher {
             loop {
                 match self.producer.send_result(future_record) {
                     Ok(delivery) => {
-                        pending.push(delivery);
+                        pending.push((index, delivery));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -346,11 +401,18 @@ impl Publisher {
                         self.producer.poll(Duration::from_millis(10));
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    Err((e, _)) => return Err(e.into()),
+                    Err((e, _)) => {
+                        let error = StreamError::from(e);
+                        if !error.is_permanent() {
+                            return Err(error);
+                        }
+                        refused.push(Refused { index, error });
+                        break;
+                    }
                 }
             }
         }
-        Ok(Acks(pending))
+        Ok(Acks { pending, refused })
     }
 
     /// Waits up to `timeout` for queued records to be delivered.

@@ -4,26 +4,27 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use axum::{Json, Router};
-use cordon_domain::Action;
-use cordon_index::SearchHandle;
+use axum::Router;
+use cordon_domain::{Action, Visibility};
+use cordon_index::{PlainQuery, SearchHandle};
 use cordon_review::{
-    AccountChange, CaseFilter, ChannelDecision, DecisionRequest, NewReport, ReportLimits,
-    ReportOutcome, ReviewError, ReviewStore, Role,
+    AccountChange, CaseFilter, ChannelDecision, DecisionRequest, NewReport, ReportLane,
+    ReportLimits, ReportOutcome, ReviewError, ReviewStore, Role,
 };
 use cordon_stream::{Publisher, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::auth::{self, Actor, Admin, Viewer};
 use crate::config::Config;
+use crate::extract::{Json, Path, Query};
 use crate::metrics::Metrics;
 
 /// Shared state of the HTTP handlers.
@@ -58,19 +59,48 @@ impl From<ReviewError> for ApiError {
             ReviewError::Forbidden(_) => StatusCode::FORBIDDEN,
             ReviewError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ReviewError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
+            _ if e.is_bad_input() => {
+                warn!(error = %e, "the review database refused a value");
+                return ApiError(
+                    StatusCode::BAD_REQUEST,
+                    "invalid request: a value the review database cannot store".into(),
+                );
+            }
+            _ if e.is_unavailable() => {
+                warn!(error = %e, "review database unavailable");
+                return ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the review database is unavailable; try again shortly".into(),
+                );
+            }
+            _ => {
+                error!(error = %e, "review database error");
+                return ApiError::internal();
+            }
         };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            warn!(error = %e, "review database unavailable");
-        }
         ApiError(status, e.to_string())
     }
 }
 
 impl From<cordon_index::IndexError> for ApiError {
     fn from(e: cordon_index::IndexError) -> Self {
-        warn!(error = %e, "index error");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        error!(error = %e, "index error");
+        ApiError::internal()
+    }
+}
+
+impl ApiError {
+    /// A failure inside Cordon: the answer names no path, query or message (the log does).
+    pub fn internal() -> ApiError {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (logged)".into(),
+        )
+    }
+
+    /// A bad request.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, message.into())
     }
 }
 
@@ -84,7 +114,10 @@ where
 {
     tokio::task::spawn_blocking(read)
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            error!(error = %e, "index read task failed");
+            ApiError::internal()
+        })?
         .map_err(ApiError::from)
 }
 
@@ -118,6 +151,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/channel-decisions", post(decide_channel))
         .route("/v1/decisions", post(decide_item))
         .merge(crate::console::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.api.max_body_bytes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -185,18 +221,29 @@ fn twenty() -> usize {
 }
 
 async fn search(State(s): State<ApiState>, Query(p): Query<SearchParams>) -> ApiResult<Value> {
-    if p.page == 0 || p.per_page == 0 || p.per_page > s.config.api.max_page_size {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "page must be >= 1 and per_page between 1 and {}",
-                s.config.api.max_page_size
-            ),
-        ));
+    let limits = &s.config.api;
+    if p.page == 0 || p.per_page == 0 || p.per_page > limits.max_page_size {
+        return Err(ApiError::bad_request(format!(
+            "page must be >= 1 and per_page between 1 and {}",
+            limits.max_page_size
+        )));
+    }
+    if p.q.len() > limits.max_query_bytes {
+        return Err(ApiError::bad_request(format!(
+            "q is at most {} bytes",
+            limits.max_query_bytes
+        )));
     }
     let offset = (p.page - 1).saturating_mul(p.per_page);
+    if offset.saturating_add(p.per_page) > limits.max_search_depth {
+        return Err(ApiError::bad_request(format!(
+            "search pages go {} results deep at most; narrow the query",
+            limits.max_search_depth
+        )));
+    }
+    let query = PlainQuery::parse(&p.q).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let search = s.search.clone();
-    let page = index_read(move || search.search(&p.q, offset, p.per_page)).await?;
+    let page = index_read(move || search.search(&query, offset, p.per_page)).await?;
     Ok(Json(json!({
         "total": page.total,
         "page": p.page,
@@ -205,9 +252,9 @@ async fn search(State(s): State<ApiState>, Query(p): Query<SearchParams>) -> Api
     })))
 }
 
-async fn item(State(s): State<ApiState>, _: Viewer, Path(id): Path<String>) -> ApiResult<Value> {
+async fn item(State(s): State<ApiState>, me: Viewer, Path(id): Path<String>) -> ApiResult<Value> {
     let state = lookup(&s, &id).await?;
-    let (cases, decisions) = s.store.history(&id).await?;
+    let (cases, decisions) = s.store.history(&id, me.role).await?;
     let Some(state) = state else {
         if cases.is_empty() && decisions.is_empty() {
             return Err(ApiError(
@@ -284,40 +331,146 @@ pub struct ReportBody {
     #[serde(default)]
     details: Option<String>,
     reporter: String,
+    /// `<key id>:<hex HMAC-SHA256>` of the reporter for this item, by the platform's backend or
+    /// a trusted flagger (see [`report_mac`]).
+    #[serde(default)]
+    signature: Option<String>,
 }
 
-/// Files a report against the item's current indexed version.
-pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ApiError> {
-    let state = lookup(s, &body.item_id).await?;
-    let Some((version, scores, language)) = state.and_then(|st| {
-        let scores = st.verdict().and_then(|v| v.scores);
-        st.content.map(|c| (c.version, scores, c.lang))
-    }) else {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("item {} is not known to search", body.item_id),
+/// Longest reporter id a report may carry, in bytes.
+const MAX_REPORTER_BYTES: usize = 128;
+
+/// The MAC a report signature carries: over one reporter reporting one item, so a signature can
+/// be neither replayed for other items nor lent to other reporters. The platform's backend
+/// computes the same: `hex(HMAC-SHA256(key, "cordon-report-v1\n" + item_id + "\n" + reporter))`.
+fn report_mac(secret: &[u8], item_id: &str, reporter: &str) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(format!("cordon-report-v1\n{item_id}\n{reporter}").as_bytes());
+    mac
+}
+
+/// Who vouches for a report's reporter: its lane, the reporter id namespaced by lane (so an
+/// unverified string never shares a track record with a signed identity), and a trusted
+/// flagger's weight. A missing signature (unless `reports.accept_unsigned`), an unknown key or a
+/// wrong signature is refused with 401.
+fn vouch(s: &ApiState, body: &ReportBody) -> Result<(ReportLane, String, Option<f32>), ApiError> {
+    use hmac::Mac;
+    let cfg = &s.config.reports;
+    let refused = |why: &str| ApiError(StatusCode::UNAUTHORIZED, why.to_string());
+    if body.reporter.is_empty() || body.reporter.len() > MAX_REPORTER_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "reporter must have 1 to {MAX_REPORTER_BYTES} bytes"
+        )));
+    }
+    let Some(signature) = &body.signature else {
+        if cfg.accept_unsigned {
+            return Ok((ReportLane::Unverified, format!("u:{}", body.reporter), None));
+        }
+        return Err(refused(
+            "a report needs the platform's signature of its reporter (field `signature`)",
         ));
     };
+    let (key_id, mac) = signature
+        .split_once(':')
+        .ok_or_else(|| refused("signature must be `<key id>:<hex HMAC>`"))?;
+    let mac = hex::decode(mac).map_err(|_| refused("signature must be `<key id>:<hex HMAC>`"))?;
+    let (lane, secret, reporter, weight) = if let Some(key) = cfg.platform_keys.get(key_id) {
+        (
+            ReportLane::Platform,
+            key,
+            format!("p:{}", body.reporter),
+            None,
+        )
+    } else if let Some(f) = cfg.trusted_flaggers.get(key_id) {
+        (
+            ReportLane::TrustedFlagger,
+            &f.secret,
+            format!("f:{key_id}:{}", body.reporter),
+            Some(f.weight),
+        )
+    } else {
+        return Err(refused("the signature names an unknown key"));
+    };
+    report_mac(secret.expose(), &body.item_id, &body.reporter)
+        .verify_slice(&mac)
+        .map_err(|_| refused("the signature does not match"))?;
+    Ok((lane, reporter, weight))
+}
+
+/// Why a report was not filed: the request's fault (answered as is, never retried) or the
+/// store's (retried by the reports consumer while the database is unavailable).
+pub enum ReportFailure {
+    /// Bad request, bad signature, unknown item, rate limit.
+    Refused(ApiError),
+    /// The review store failed.
+    Store(ReviewError),
+}
+
+impl From<ReportFailure> for ApiError {
+    fn from(f: ReportFailure) -> ApiError {
+        match f {
+            ReportFailure::Refused(e) => e,
+            ReportFailure::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Files a report against the item's current indexed version. An item public search does not
+/// show (unknown, suppressed, held, pending, in a blocked channel) answers 404 alike, so a
+/// report cannot tell a hidden item from one that never existed.
+pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ReportFailure> {
+    let (lane, reporter, flagger_weight) = vouch(s, &body).map_err(ReportFailure::Refused)?;
+    let state = lookup(s, &body.item_id)
+        .await
+        .map_err(ReportFailure::Refused)?
+        .filter(|st| st.visibility == Visibility::Visible);
+    let found = match state.and_then(|st| {
+        let scores = st.verdict().and_then(|v| v.scores);
+        st.content.map(|c| (c, scores))
+    }) {
+        Some((content, scores)) => {
+            let search = s.search.clone();
+            let channel = content.channel.id.clone();
+            let blocked = index_read(move || search.channel_blocked(&channel))
+                .await
+                .map_err(ReportFailure::Refused)?;
+            (!blocked).then_some((content, scores))
+        }
+        None => None,
+    };
+    let Some((content, scores)) = found else {
+        return Err(ReportFailure::Refused(ApiError(
+            StatusCode::NOT_FOUND,
+            "no such item in public search".into(),
+        )));
+    };
+    let r = &s.config.reports;
     let limits = ReportLimits {
-        per_hour: s.config.api.reports_per_hour,
-        hide_at_reporters: s.config.api.report_hide_at,
+        per_reporter_per_hour: r.per_reporter_per_hour,
+        per_item_per_hour: r.per_item_per_hour,
+        hold_at: r.hold_at,
+        track_record_upheld: r.track_record_upheld,
     };
     let outcome = s
         .store
         .report(
             &NewReport {
                 item_id: body.item_id.clone(),
-                item_version: version,
-                reporter: body.reporter,
+                item_version: content.version,
+                reporter,
+                lane,
+                flagger_weight,
                 reason: body.reason,
                 details: body.details,
                 scores,
-                language,
+                language: content.lang,
             },
             limits,
         )
-        .await?;
-    info!(item_id = %body.item_id, case_id = outcome.case_id, reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
+        .await
+        .map_err(ReportFailure::Store)?;
+    info!(item_id = %body.item_id, case_id = outcome.case_id, lane = lane.as_str(), reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
     Ok(outcome)
 }
 
@@ -329,8 +482,9 @@ async fn report(State(s): State<ApiState>, Json(body): Json<ReportBody>) -> ApiR
 }
 
 /// Files the reports that arrive on the reports topic until `shutdown`. A report that cannot
-/// be filed (bad JSON, unknown item, rate limit) is logged, counted and skipped; while the
-/// database is unavailable the consumer waits and retries, storing no offset.
+/// be filed (bad JSON, bad signature, unknown item, rate limit, a value the database refuses) is
+/// logged, counted and skipped; only while the database is unavailable does the consumer wait
+/// and retry, storing no offset.
 pub async fn consume_reports(
     s: ApiState,
     consumer: cordon_stream::rdkafka::consumer::StreamConsumer,
@@ -354,19 +508,24 @@ pub async fn consume_reports(
             let parsed = message
                 .payload()
                 .ok_or_else(|| "empty message".to_string())
-                .and_then(|p| serde_json::from_slice::<ReportBody>(p).map_err(|e| e.to_string()));
+                .and_then(|p| {
+                    if p.len() > s.config.api.max_body_bytes {
+                        return Err(format!("{} bytes, over api.max_body_bytes", p.len()));
+                    }
+                    serde_json::from_slice::<ReportBody>(p).map_err(|e| e.to_string())
+                });
             let outcome = match parsed {
-                Err(e) => Err(ApiError(StatusCode::BAD_REQUEST, e)),
+                Err(e) => Err(ApiError::bad_request(e)),
                 Ok(body) => loop {
                     match file_report(&s, body.clone()).await {
-                        Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e)) => {
+                        Err(ReportFailure::Store(e)) if e.is_unavailable() => {
                             warn!(error = %e, "database unavailable; the report waits");
                             tokio::select! {
                                 _ = shutdown.cancelled() => return,
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                             }
                         }
-                        other => break other,
+                        other => break other.map_err(ApiError::from),
                     }
                 },
             };
@@ -478,12 +637,12 @@ struct AuditParams {
 
 async fn audit_log(
     State(s): State<ApiState>,
-    _: Viewer,
+    me: Viewer,
     Query(p): Query<AuditParams>,
 ) -> ApiResult<Value> {
     let limit = p.limit.clamp(1, s.config.api.max_page_size as i64);
     Ok(Json(
-        json!({ "entries": s.store.audit_log(p.case_id, limit).await? }),
+        json!({ "entries": s.store.audit_log(p.case_id, limit, me.role).await? }),
     ))
 }
 
@@ -753,10 +912,17 @@ pub async fn relay_outbox(
                         headers: Vec::new(),
                     })
                     .collect();
-                publisher
+                let refused = publisher
                     .publish_all(&records)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                Ok(refused
+                    .into_iter()
+                    .map(|r| {
+                        error!(item_id = %records[r.index].key.as_deref().unwrap_or(""), bytes = records[r.index].payload.len(), error = %r.error, "a moderator verdict can never be published; set aside in the outbox");
+                        (r.index, r.error.to_string())
+                    })
+                    .collect())
             })
             .await;
         let published = match result {
@@ -778,6 +944,7 @@ pub async fn relay_outbox(
                     .oldest_case_age_seconds
                     .set(stats.oldest_open_age_seconds as i64);
                 metrics.outbox_pending.set(stats.outbox_pending);
+                metrics.outbox_refused.set(stats.outbox_refused);
             }
         }
         if published == 500 {

@@ -19,7 +19,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use cordon_review::{NewSession, Role, Session};
 use serde::Deserialize;
@@ -28,6 +27,7 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use crate::api::{ApiError, ApiState};
+use crate::extract::Json;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "cordon_session";
@@ -184,24 +184,60 @@ fn viewer_of(session: &Session) -> Viewer {
     }
 }
 
-/// The user the trusted SSO proxy names, in `proxy` mode.
-fn proxy_user(s: &ApiState, request: &Request) -> Option<String> {
-    if s.config.auth.mode != "proxy" {
-        return None;
+/// The address a request comes from: the peer, or — when the peer is one of
+/// `auth.trusted_proxies` and sends `X-Forwarded-For` — the last address that proxy appended
+/// (the ones before it are the client's own words).
+pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+    let Some(peer) = peer.map(|p| p.ip()) else {
+        return "unknown".into();
+    };
+    if s.config.auth.trusted_proxies.contains(&peer.to_string()) {
+        // Only the last entry is the proxy's own; an unreadable one counts as none.
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip.to_string();
+        }
     }
-    let peer = request
+    peer.to_string()
+}
+
+/// The user the trusted SSO proxy names, in `proxy` mode. A request that carries the header
+/// more than once is refused: which one would the proxy have meant?
+fn proxy_user(s: &ApiState, request: &Request) -> Result<Option<String>, Refusal> {
+    if s.config.auth.mode != "proxy" {
+        return Ok(None);
+    }
+    let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())?;
+        .map(|c| c.0.ip().to_string())
+    else {
+        return Ok(None);
+    };
     if !s.config.auth.trusted_proxies.contains(&peer) {
-        return None;
+        return Ok(None);
     }
-    request
+    let mut values = request
         .headers()
-        .get(s.config.auth.proxy_header.as_str())
+        .get_all(s.config.auth.proxy_header.as_str())
+        .iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the single-sign-on user header appears more than once",
+        ));
+    }
+    Ok(first
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty()))
 }
 
 /// Middleware: refuses cross-site state changes, resolves the session (or the SSO proxy's
@@ -216,7 +252,10 @@ pub async fn authenticate(
     if changes_state && !same_origin(request.headers()) {
         return refuse(StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
-    let proxied = proxy_user(&s, &request);
+    let proxied = match proxy_user(&s, &request) {
+        Ok(user) => user,
+        Err(refusal) => return refusal.into_response(),
+    };
     let mut session = None;
     if let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_string()) {
         match s.store.session(&token).await {
@@ -265,8 +304,13 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// Checks credentials and opens a session: the cookie plus the CSRF token to send back.
-pub async fn sign_in(s: &ApiState, c: &Credentials) -> Result<(Cookie<'static>, Viewer), ApiError> {
+/// Checks credentials from `client` (see [`client_ip`]) and opens a session: the cookie plus the
+/// CSRF token to send back.
+pub async fn sign_in(
+    s: &ApiState,
+    c: &Credentials,
+    client: &str,
+) -> Result<(Cookie<'static>, Viewer), ApiError> {
     if s.config.auth.mode != "password" {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -274,13 +318,17 @@ pub async fn sign_in(s: &ApiState, c: &Credentials) -> Result<(Cookie<'static>, 
         ));
     }
     let username = c.username.trim().to_ascii_lowercase();
-    match s.store.login(&username, &c.password, session_ttl(s)).await {
+    match s
+        .store
+        .login(&username, &c.password, client, session_ttl(s))
+        .await
+    {
         Ok(new) => {
             info!(username = %username, "signed in");
             Ok((session_cookie(s, &new), viewer_of(&new.session)))
         }
         Err(e) => {
-            warn!(username = %username, error = %e, "sign-in refused");
+            warn!(username = %username, client, error = %e, "sign-in refused");
             Err(e.into())
         }
     }
@@ -293,10 +341,13 @@ fn identity(v: &Viewer) -> Json<serde_json::Value> {
 /// `POST /v1/session` {username, password}: signs in; answers the user, role and CSRF token.
 pub async fn login(
     State(s): State<ApiState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     jar: CookieJar,
     Json(c): Json<Credentials>,
 ) -> Result<Response, ApiError> {
-    let (cookie, viewer) = sign_in(&s, &c).await?;
+    let client = client_ip(&s, Some(peer), &headers);
+    let (cookie, viewer) = sign_in(&s, &c, &client).await?;
     Ok((jar.add(cookie), identity(&viewer)).into_response())
 }
 

@@ -285,7 +285,11 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
 
     let mut store = None;
     if has("worker") || has("api") {
-        store = Some(connect_store(&config, &shutdown).await?);
+        store = Some(
+            connect_store(&config, &shutdown)
+                .await?
+                .with_concurrent_hashes(config.auth.max_concurrent_hashes),
+        );
     }
 
     if has("worker") {
@@ -312,7 +316,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             metrics: metrics.clone(),
             model,
             store: store.clone().context("worker store")?,
-            publisher: Publisher::new(&kafka, delivery_timeout)?,
+            publisher: Publisher::new(&kafka, delivery_timeout, config.kafka.max_message_bytes)?,
             consumer,
         };
         let token = shutdown.clone();
@@ -327,7 +331,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             None => SearchHandle::open_shared(&config.index.dir)
                 .context("opening the index (run the indexer role first)")?,
         };
-        let publisher = Publisher::new(&kafka, delivery_timeout)?;
+        let publisher = Publisher::new(&kafka, delivery_timeout, config.kafka.max_message_bytes)?;
         tokio::spawn(api::relay_outbox(
             store.clone(),
             publisher,
@@ -491,6 +495,7 @@ async fn produce(
     let publisher = Publisher::new(
         &kafka,
         Duration::from_secs(config.kafka.delivery_timeout_secs),
+        config.kafka.max_message_bytes,
     )?;
     let limits = DecodeLimits {
         max_message_bytes: config.worker.max_message_bytes,
@@ -529,8 +534,12 @@ async fn produce(
     let started = Instant::now();
     let mut sent = 0;
     for chunk in records.chunks(1000) {
-        publisher.publish_all(chunk).await?;
-        sent += chunk.len();
+        let refused = publisher.publish_all(chunk).await?;
+        for r in &refused {
+            error!(error = %r.error, bytes = chunk[r.index].payload.len(), "the broker or the client refused a line; not sent");
+        }
+        rejected += refused.len();
+        sent += chunk.len() - refused.len();
         info!(sent, of = records.len(), topic = %topic, "producing");
     }
     info!(

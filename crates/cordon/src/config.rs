@@ -31,6 +31,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Sign-in to the console and the review API.
     pub auth: AuthConfig,
+    /// User reports: who is vouched for, limits, holds.
+    pub reports: ReportsConfig,
     /// The moderator console.
     pub console: ConsoleConfig,
     /// Stopping on SIGTERM / SIGINT.
@@ -61,6 +63,9 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Seconds a produced record may wait for acknowledgement before the batch is retried.
     pub delivery_timeout_secs: u64,
+    /// Largest record Cordon produces, in bytes (librdkafka's `message.max.bytes`); keep it at
+    /// most the broker's limit. A larger record is set aside, never retried.
+    pub max_message_bytes: usize,
     /// Extra librdkafka settings for every client (e.g. `"security.protocol" = "SASL_SSL"`).
     pub client: BTreeMap<String, String>,
 }
@@ -77,6 +82,7 @@ impl Default for KafkaConfig {
             create_topics: true,
             partitions: 4,
             delivery_timeout_secs: 30,
+            max_message_bytes: 1_000_000,
             client: BTreeMap::new(),
         }
     }
@@ -175,8 +181,16 @@ pub struct WorkerConfig {
     pub max_message_bytes: usize,
     /// Largest accepted `text` in bytes; longer ones are dead-lettered.
     pub max_text_bytes: usize,
+    /// Most payload bytes a dead letter copies; a longer payload is cut (the original size and
+    /// SHA-256 travel in headers).
+    pub dead_letter_max_bytes: usize,
     /// Milliseconds between retries when the database or Kafka is unavailable.
     pub retry_backoff_ms: u64,
+    /// A batch whose version snapshot is older than this many milliseconds when it is handed
+    /// to the producer (the worker stalled: a pause, an outage) has its versions checked again,
+    /// and verdicts a newer version overtook are dropped. Keep it below the group's
+    /// `session.timeout.ms` (librdkafka's default is 45000).
+    pub fence_after_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -187,7 +201,9 @@ impl Default for WorkerConfig {
             batches_in_flight: 4,
             max_message_bytes: 256 * 1024,
             max_text_bytes: 64 * 1024,
+            dead_letter_max_bytes: 256 * 1024,
             retry_backoff_ms: 500,
+            fence_after_ms: 3000,
         }
     }
 }
@@ -226,14 +242,96 @@ pub struct ApiConfig {
     pub listen: String,
     /// Largest page of search results or cases.
     pub max_page_size: usize,
+    /// Deepest public search result a page may reach (`page × per_page`): a deeper page costs
+    /// memory in proportion to its depth.
+    pub max_search_depth: usize,
+    /// Longest public search query (`q`), in bytes.
+    pub max_query_bytes: usize,
+    /// Largest request body, in bytes (larger ones get 413).
+    pub max_body_bytes: usize,
     /// Milliseconds between outbox relay rounds.
     pub outbox_interval_ms: u64,
     /// Seconds a claimed case stays with its moderator before it returns to the queue.
     pub claim_lease_secs: u64,
-    /// User reports one reporter may file per hour.
-    pub reports_per_hour: i64,
-    /// Distinct reporters that hide an item until a moderator decides.
-    pub report_hide_at: i32,
+}
+
+/// A secret (a signing key): read from the configuration, never printed — `Debug` and
+/// serialization (`cordon config`) show `<redacted>`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's bytes, for the one place that uses them.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// A trusted flagger (DSA Art. 22): its own signing key and the weight of its reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedFlagger {
+    /// Its name, as moderators see it.
+    pub name: String,
+    /// The key it signs reports with.
+    pub secret: Secret,
+    /// The weight of one of its reports (a new signed reporter weighs 1).
+    #[serde(default = "flagger_weight")]
+    pub weight: f32,
+}
+
+fn flagger_weight() -> f32 {
+    3.0
+}
+
+/// User reports (`POST /v1/reports` and the reports topic).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Reports one reporter may file per hour (more get 429).
+    pub per_reporter_per_hour: i64,
+    /// Reports one item may receive per hour from everyone together (more get 429).
+    pub per_item_per_hour: i64,
+    /// Vouched weight that holds an item until a moderator decides (a new signed reporter
+    /// weighs 1; rejected reports make a reporter weigh less).
+    pub hold_at: f32,
+    /// Upheld reports an unverified reporter needs before its weight counts toward holds.
+    pub track_record_upheld: i32,
+    /// Accept reports without a signature (lane `unverified`): recorded and queued, but they
+    /// hold nothing and raise no priority unless the reporter has a track record.
+    pub accept_unsigned: bool,
+    /// Keys the platform's backend signs reporter identities with, by key id. Several at once
+    /// let a key be rotated: add the new one, switch the backend, remove the old one.
+    pub platform_keys: BTreeMap<String, Secret>,
+    /// Trusted flaggers by key id.
+    pub trusted_flaggers: BTreeMap<String, TrustedFlagger>,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            per_reporter_per_hour: 20,
+            per_item_per_hour: 100,
+            hold_at: 3.0,
+            track_record_upheld: 5,
+            accept_unsigned: false,
+            platform_keys: BTreeMap::new(),
+            trusted_flaggers: BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -241,10 +339,11 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: "127.0.0.1:8080".into(),
             max_page_size: 100,
+            max_search_depth: 10_000,
+            max_query_bytes: 512,
+            max_body_bytes: 64 * 1024,
             outbox_interval_ms: 200,
             claim_lease_secs: 300,
-            reports_per_hour: 20,
-            report_hide_at: 3,
         }
     }
 }
@@ -262,6 +361,9 @@ pub struct AuthConfig {
     pub trusted_proxies: Vec<String>,
     /// Hours a session lasts.
     pub session_hours: u64,
+    /// Password hashes (sign-ins, password changes) that run at once; each takes ~19 MiB for
+    /// a moment. More wait up to 5 s, then get 429.
+    pub max_concurrent_hashes: usize,
     /// Mark the session cookie `Secure` (sent only over HTTPS; browsers also allow it on
     /// http://localhost). Turn off only for plain-HTTP test set-ups on other hosts.
     pub secure_cookies: bool,
@@ -274,6 +376,7 @@ impl Default for AuthConfig {
             proxy_header: "x-forwarded-user".into(),
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
             session_hours: 12,
+            max_concurrent_hashes: 2,
             secure_cookies: true,
         }
     }
@@ -386,6 +489,51 @@ impl Config {
         anyhow::ensure!(
             config.worker.batches_in_flight > 0,
             "worker.batches_in_flight must be > 0"
+        );
+        let r = &config.reports;
+        for (id, secret) in r
+            .platform_keys
+            .iter()
+            .chain(r.trusted_flaggers.iter().map(|(id, f)| (id, &f.secret)))
+        {
+            anyhow::ensure!(
+                (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                "reports: key id `{id}` must be 1 to 64 letters, digits and - _ ."
+            );
+            anyhow::ensure!(
+                secret.expose().len() >= 32,
+                "reports: the secret of key `{id}` must have at least 32 characters"
+            );
+        }
+        anyhow::ensure!(
+            r.platform_keys
+                .keys()
+                .all(|id| !r.trusted_flaggers.contains_key(id)),
+            "reports: a key id names both a platform key and a trusted flagger"
+        );
+        anyhow::ensure!(
+            r.hold_at > 0.0 && r.trusted_flaggers.values().all(|f| f.weight > 0.0),
+            "reports: hold_at and flagger weights must be > 0"
+        );
+        let session_ms: u64 = config
+            .kafka
+            .client
+            .get("session.timeout.ms")
+            .map(|v| v.parse())
+            .transpose()
+            .context("kafka.client.\"session.timeout.ms\" must be a number")?
+            .unwrap_or(45_000);
+        anyhow::ensure!(
+            config.worker.fence_after_ms < session_ms,
+            "worker.fence_after_ms ({}) must be below the group session timeout ({session_ms} ms)",
+            config.worker.fence_after_ms
+        );
+        anyhow::ensure!(
+            config.worker.dead_letter_max_bytes + 32 * 1024 <= config.kafka.max_message_bytes,
+            "worker.dead_letter_max_bytes must leave 32 KiB for headers under kafka.max_message_bytes"
         );
         Ok(config)
     }

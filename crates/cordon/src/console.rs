@@ -11,12 +11,12 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Router;
 use axum_extra::extract::CookieJar;
 use chrono::{DateTime, Utc};
 use cordon_domain::{is_web_url, Category, ContentItem, MediaKind, Verdict};
@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::api::{ApiError, ApiState, Limit};
 use crate::auth::{self, Credentials, Viewer};
+use crate::extract::{Form, Path, Query};
 
 const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
@@ -222,6 +223,8 @@ struct LoginForm {
 
 async fn login_form(
     State(s): State<ApiState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     jar: CookieJar,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -230,7 +233,8 @@ async fn login_form(
         username: f.username,
         password: f.password,
     };
-    match auth::sign_in(&s, &credentials).await {
+    let client = auth::client_ip(&s, Some(peer), &headers);
+    match auth::sign_in(&s, &credentials, &client).await {
         Ok((cookie, _)) => (jar.add(cookie), Redirect::to(&next)).into_response(),
         Err(ApiError(status, message)) => (
             status,
@@ -375,10 +379,18 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
         async {
             index
                 .await
-                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                .map_err(|e| {
+                    tracing::error!(error = %e, "case view index task failed");
+                    ApiError::internal()
+                })?
                 .map_err(ApiError::from)
         },
-        async { s.store.history(&case.item_id).await.map_err(ApiError::from) },
+        async {
+            s.store
+                .history(&case.item_id, me.role)
+                .await
+                .map_err(ApiError::from)
+        },
         async {
             s.store
                 .reports(&case.item_id, 50)
@@ -387,7 +399,7 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
         },
         async {
             s.store
-                .audit_log(Some(id), 50)
+                .audit_log(Some(id), 50, me.role)
                 .await
                 .map_err(ApiError::from)
         },
@@ -401,7 +413,7 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
     if let Some(ch) = &channel {
         keys.push(Verdict::channel_key(ch));
     }
-    let channel_decisions = s.store.decisions_about(&keys, 20).await?;
+    let channel_decisions = s.store.decisions_about(&keys, 20, me.role).await?;
     Ok(CaseView {
         case,
         item,
@@ -650,7 +662,7 @@ struct AuditQuery {
 }
 
 async fn audit_page(State(s): State<ApiState>, me: Viewer, Query(q): Query<AuditQuery>) -> Page {
-    let entries = s.store.audit_log(q.case_id, 200).await?;
+    let entries = s.store.audit_log(q.case_id, 200, me.role).await?;
     let body = html! {
         h1 { "Audit log" @if let Some(c) = q.case_id { " of case #" (c) } }
         p { "Every action, append-only: nobody can edit or delete an entry." }

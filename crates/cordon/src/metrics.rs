@@ -15,8 +15,13 @@ pub struct Metrics {
     pub decoded: IntCounter,
     /// Messages sent to the dead-letter topic, by reason code.
     pub dead_lettered: IntCounterVec,
+    /// Records that can never be published (too large or invalid), set aside, by the topic they
+    /// were meant for.
+    pub unpublishable: IntCounterVec,
     /// Items skipped because a newer version of them was already seen.
     pub stale_items: IntCounter,
+    /// Verdicts a stalled worker dropped at its fence because a newer version overtook them.
+    pub fenced: IntCounter,
     /// Items classified, by category and action.
     pub classified: IntCounterVec,
     /// Messages per worker batch.
@@ -42,6 +47,8 @@ pub struct Metrics {
     pub oldest_case_age_seconds: IntGauge,
     /// Moderator verdicts waiting in the outbox.
     pub outbox_pending: IntGauge,
+    /// Moderator verdicts set aside in the outbox because they can never be published.
+    pub outbox_refused: IntGauge,
     /// Moderator decisions recorded, by action.
     pub decisions: IntCounterVec,
     /// Retries after a failure of a dependency, by dependency (database, kafka).
@@ -79,6 +86,16 @@ impl Metrics {
                 "Messages sent to the dead-letter topic, by reason",
                 &["reason"],
             ),
+            unpublishable: counter_vec(
+                "unpublishable_total",
+                "Records set aside because they can never be published, by destination topic",
+                &["topic"],
+            ),
+            fenced: IntCounter::new(
+                "fenced_total",
+                "Verdicts dropped before publishing because a newer version overtook them while the worker stalled",
+            )
+            .expect("valid counter"),
             stale_items: IntCounter::new(
                 "stale_items_total",
                 "Items skipped because a newer version was already seen",
@@ -145,6 +162,11 @@ impl Metrics {
                 "Moderator verdicts waiting to be published",
             )
             .expect("valid gauge"),
+            outbox_refused: IntGauge::new(
+                "outbox_refused",
+                "Moderator verdicts set aside because they can never be published",
+            )
+            .expect("valid gauge"),
             decisions: counter_vec(
                 "decisions_total",
                 "Moderator decisions recorded, by action",
@@ -181,7 +203,9 @@ impl Metrics {
             Box::new(m.consumed.clone()),
             Box::new(m.decoded.clone()),
             Box::new(m.dead_lettered.clone()),
+            Box::new(m.unpublishable.clone()),
             Box::new(m.stale_items.clone()),
+            Box::new(m.fenced.clone()),
             Box::new(m.classified.clone()),
             Box::new(m.batch_size.clone()),
             Box::new(m.stage_seconds.clone()),
@@ -194,6 +218,7 @@ impl Metrics {
             Box::new(m.queue_depth.clone()),
             Box::new(m.oldest_case_age_seconds.clone()),
             Box::new(m.outbox_pending.clone()),
+            Box::new(m.outbox_refused.clone()),
             Box::new(m.decisions.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.http_seconds.clone()),

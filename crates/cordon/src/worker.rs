@@ -23,15 +23,16 @@ use cordon_review::{NewCase, ReviewStore};
 use cordon_stream::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use cordon_stream::rdkafka::message::{Headers, OwnedMessage};
 use cordon_stream::rdkafka::Message;
-use cordon_stream::{next_batch, store_offsets, Acks, Publisher, Record, StreamError};
+use cordon_stream::{next_batch, store_offsets, Acks, Publisher, Record, Refused, StreamError};
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::metrics::{observe_stage, Metrics};
 use crate::model::ModelSlot;
-use crate::retry::{retry, Interrupted};
+use crate::retry::retry;
 
 /// Everything the worker needs.
 pub struct Worker {
@@ -54,6 +55,18 @@ pub const EXPLAIN_FEATURES: usize = 5;
 
 /// Header carrying the reason a message was dead-lettered.
 pub const ERROR_HEADER: &str = "cordon.error";
+/// Header carrying the reason's short code (`too_large`, `json`, ..., `unpublishable`).
+pub const ERROR_CODE_HEADER: &str = "cordon.error.code";
+/// Header naming the topic the dead-lettered record came from (or was meant for).
+pub const SOURCE_TOPIC_HEADER: &str = "cordon.source.topic";
+/// Header carrying the original payload's size in bytes.
+pub const ORIGINAL_BYTES_HEADER: &str = "cordon.original.bytes";
+/// Header carrying the original payload's SHA-256, in hex.
+pub const ORIGINAL_SHA256_HEADER: &str = "cordon.original.sha256";
+/// Header present (`true`) when the dead-letter payload is cut to `worker.dead_letter_max_bytes`.
+pub const TRUNCATED_HEADER: &str = "cordon.truncated";
+/// Original headers are copied into a dead letter only while they total at most this.
+const MAX_COPIED_HEADER_BYTES: usize = 16 * 1024;
 
 /// A batch scored and handed to the producer, whose effects are not all durable yet.
 struct Sent {
@@ -66,8 +79,12 @@ struct Sent {
 /// What scoring a batch produced.
 struct Scored {
     records: Vec<Record>,
+    /// The item version each record is a verdict about (`None` for a dead letter).
+    versions: Vec<Option<(String, u64)>>,
     cases: Vec<NewCase>,
     indexed_at: Vec<DateTime<Utc>>,
+    /// When the newest versions were looked up for this batch.
+    snapshot_at: Instant,
 }
 
 impl Worker {
@@ -118,6 +135,9 @@ impl Worker {
                 break; // the finisher stopped: shutdown interrupted it, or it failed
             };
             let _handing_over = handing_over.lock().await;
+            let Ok(scored) = worker.fence(scored, &shutdown).await else {
+                break;
+            };
             let sent_at = Instant::now();
             let acks = worker.publisher.send_all(&scored.records).await;
             slot.send(Sent {
@@ -158,34 +178,158 @@ impl Worker {
                 Ok(acks) => acks.wait().await,
                 Err(e) => Err(e),
             };
-            if let Err(e) = acked {
-                warn!(error = %e, "publishing a batch failed; publishing it and the batches after it again");
-                m.retries.with_label_values(&["kafka"]).inc();
-                let _paused = handing_over.lock().await;
-                let mut again = vec![(messages, scored)];
-                while let Ok(later) = rx.try_recv() {
-                    // Its acknowledgements no longer matter: it is published again after this one.
-                    again.push((later.messages, later.scored));
-                }
-                for (messages, scored) in again {
-                    let published = retry("kafka", &shutdown, self.backoff(), &m.retries, || {
-                        self.publisher.publish_all(&scored.records)
-                    })
-                    .await;
-                    if published == Err(Interrupted)
-                        || !self.durable(&messages, &scored, &shutdown).await?
-                    {
-                        return Ok(());
+            let refused = match acked {
+                Ok(refused) => refused,
+                Err(e) => {
+                    warn!(error = %e, "publishing a batch failed; publishing it and the batches after it again");
+                    m.retries.with_label_values(&["kafka"]).inc();
+                    let _paused = handing_over.lock().await;
+                    let mut again = vec![(messages, scored)];
+                    while let Ok(later) = rx.try_recv() {
+                        // Its acknowledgements no longer matter: it is published again after this one.
+                        again.push((later.messages, later.scored));
                     }
+                    for (messages, scored) in again {
+                        let Ok(scored) = self.fence(scored, &shutdown).await else {
+                            return Ok(());
+                        };
+                        let Ok(refused) =
+                            retry("kafka", &shutdown, self.backoff(), &m.retries, || {
+                                self.publisher.publish_all(&scored.records)
+                            })
+                            .await
+                        else {
+                            return Ok(());
+                        };
+                        if !self.set_aside(&scored.records, refused, &shutdown).await?
+                            || !self.durable(&messages, &scored, &shutdown).await?
+                        {
+                            return Ok(());
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             observe_stage(&m.stage_seconds, "publish", sent_at);
-            if !self.durable(&messages, &scored, &shutdown).await? {
+            if !self.set_aside(&scored.records, refused, &shutdown).await?
+                || !self.durable(&messages, &scored, &shutdown).await?
+            {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// The self-fence of a worker that may have lost its partitions without noticing (a GC
+    /// pause, a frozen VM, SIGSTOP, a broker outage): there are no broker transactions to fence
+    /// it, so when a batch's version snapshot is older than `worker.fence_after_ms` — long
+    /// enough for the group to have handed its partitions to another worker — the newest
+    /// versions are looked up again right before the batch is handed to the producer, and every
+    /// verdict (and case) a newer version has overtaken is dropped (`cordon_fenced_total`). The
+    /// new owner has published the newer version's verdict, and the compacted verdicts topic
+    /// must not end on this older one. `Err` when shutdown interrupted the look-up.
+    async fn fence(
+        &self,
+        mut scored: Scored,
+        shutdown: &CancellationToken,
+    ) -> Result<Scored, crate::retry::Interrupted> {
+        let age = scored.snapshot_at.elapsed();
+        if age < Duration::from_millis(self.config.worker.fence_after_ms) {
+            return Ok(scored);
+        }
+        let m = &self.metrics;
+        let ids: Vec<String> = scored
+            .versions
+            .iter()
+            .flatten()
+            .map(|(id, _)| id.clone())
+            .collect();
+        let newest = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.current_versions(&ids)
+        })
+        .await?;
+        let overtaken =
+            |id: &str, version: u64| newest.get(id).is_some_and(|newest| *newest > version);
+        let current = |v: &Option<(String, u64)>| {
+            v.as_ref()
+                .is_none_or(|(id, version)| !overtaken(id, *version))
+        };
+        let before = scored.records.len();
+        let mut keep = scored.versions.iter().map(current);
+        scored.records.retain(|_| keep.next().unwrap_or(true));
+        scored.versions.retain(current);
+        scored
+            .cases
+            .retain(|c| !overtaken(&c.item_id, c.item_version));
+        scored.snapshot_at = Instant::now();
+        let fenced = before - scored.records.len();
+        if fenced > 0 {
+            warn!(
+                fenced,
+                snapshot_age_secs = age.as_secs_f64(),
+                "dropping verdicts that newer versions overtook while this worker stalled"
+            );
+            m.fenced.inc_by(fenced as u64);
+        }
+        Ok(scored)
+    }
+
+    /// Sets aside the records of a batch that can never be published (too large or invalid for
+    /// the producer or the broker): each is counted (`cordon_unpublishable_total`), logged, and
+    /// replaced by a bounded dead-letter copy, so the rest of the batch — and every later one —
+    /// flows on. `Ok(false)` when shutdown interrupted it.
+    async fn set_aside(
+        &self,
+        records: &[Record],
+        refused: Vec<Refused>,
+        shutdown: &CancellationToken,
+    ) -> Result<bool> {
+        if refused.is_empty() {
+            return Ok(true);
+        }
+        let m = &self.metrics;
+        let copies: Vec<Record> = refused
+            .iter()
+            .map(|r| {
+                let record = &records[r.index];
+                error!(
+                    topic = %record.topic,
+                    item_id = record.key.as_deref().unwrap_or(""),
+                    bytes = record.payload.len(),
+                    error = %r.error,
+                    "a record can never be published; dead-lettering a bounded copy"
+                );
+                m.unpublishable.with_label_values(&[&record.topic]).inc();
+                let headers = vec![
+                    (ERROR_HEADER.to_string(), r.error.to_string().into_bytes()),
+                    (ERROR_CODE_HEADER.to_string(), b"unpublishable".to_vec()),
+                    (
+                        SOURCE_TOPIC_HEADER.to_string(),
+                        record.topic.clone().into_bytes(),
+                    ),
+                ];
+                self.dead_letter_copy(
+                    record.key.as_deref().map(str::as_bytes),
+                    &record.payload,
+                    headers,
+                    Vec::new(),
+                )
+            })
+            .collect();
+        let Ok(again) = retry("kafka", shutdown, self.backoff(), &m.retries, || {
+            self.publisher.publish_all(&copies)
+        })
+        .await
+        else {
+            return Ok(false);
+        };
+        for r in again {
+            error!(error = %r.error, "the bounded dead-letter copy was refused too; the record is only counted");
+            m.unpublishable
+                .with_label_values(&[&self.config.kafka.dead_letter_topic])
+                .inc();
+        }
+        Ok(true)
     }
 
     /// Queues a published batch's review cases and stores its offsets; `Ok(false)` when shutdown
@@ -232,6 +376,7 @@ impl Worker {
             max_text_bytes: self.config.worker.max_text_bytes,
         };
         let mut records = Vec::with_capacity(batch.len());
+        let mut versions = Vec::with_capacity(batch.len());
         let mut items = Vec::with_capacity(batch.len());
         let stage = Instant::now();
         for message in batch {
@@ -246,6 +391,7 @@ impl Worker {
                     );
                     m.dead_lettered.with_label_values(&[e.code()]).inc();
                     records.push(self.dead_letter(message, &e));
+                    versions.push(None);
                 }
             }
         }
@@ -262,6 +408,7 @@ impl Worker {
         else {
             return Ok(None);
         };
+        let snapshot_at = Instant::now();
         observe_stage(&m.stage_seconds, "versions", stage);
         items.retain(|item| {
             let current = newest.get(&item.id).is_none_or(|v| *v <= item.version);
@@ -294,14 +441,17 @@ impl Worker {
             records.push(Record {
                 topic: self.config.kafka.verdicts_topic.clone(),
                 key: Some(item.id.clone()),
-                payload: serde_json::to_vec(&verdict).unwrap_or_default(),
+                payload: serde_json::to_vec(&verdict).context("serializing a verdict")?,
                 headers: Vec::new(),
             });
+            versions.push(Some((item.id.clone(), item.version)));
         }
         Ok(Some(Scored {
             records,
+            versions,
             cases,
             indexed_at: items.iter().map(|i| i.indexed_at).collect(),
+            snapshot_at,
         }))
     }
 
@@ -389,11 +539,11 @@ impl Worker {
     }
 
     fn dead_letter(&self, message: &OwnedMessage, error: &cordon_domain::DecodeError) -> Record {
-        let mut headers: Vec<(String, Vec<u8>)> = vec![
+        let headers: Vec<(String, Vec<u8>)> = vec![
             (ERROR_HEADER.into(), error.to_string().into_bytes()),
-            ("cordon.error.code".into(), error.code().as_bytes().to_vec()),
+            (ERROR_CODE_HEADER.into(), error.code().as_bytes().to_vec()),
             (
-                "cordon.source.topic".into(),
+                SOURCE_TOPIC_HEADER.into(),
                 message.topic().as_bytes().to_vec(),
             ),
             (
@@ -405,17 +555,64 @@ impl Worker {
                 message.offset().to_string().into_bytes(),
             ),
         ];
-        if let Some(original) = message.headers() {
-            for h in original.iter() {
-                headers.push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
-            }
+        let original = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.dead_letter_copy(
+            message.key(),
+            message.payload().unwrap_or_default(),
+            headers,
+            original,
+        )
+    }
+
+    /// A dead-letter record that always fits the producer's limit: the payload whole when it
+    /// has at most `worker.dead_letter_max_bytes`, else its first that many bytes (header
+    /// `cordon.truncated`); the original size and SHA-256 always travel in headers, the key is cut
+    /// to 1 KiB, and the original headers are kept only while they total at most 16 KiB.
+    fn dead_letter_copy(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        mut headers: Vec<(String, Vec<u8>)>,
+        original_headers: Vec<(String, Vec<u8>)>,
+    ) -> Record {
+        let max = self.config.worker.dead_letter_max_bytes;
+        headers.push((
+            ORIGINAL_BYTES_HEADER.into(),
+            payload.len().to_string().into_bytes(),
+        ));
+        headers.push((
+            ORIGINAL_SHA256_HEADER.into(),
+            hex::encode(Sha256::digest(payload)).into_bytes(),
+        ));
+        let kept = if payload.len() > max {
+            headers.push((TRUNCATED_HEADER.into(), b"true".to_vec()));
+            &payload[..max]
+        } else {
+            payload
+        };
+        let original_size: usize = original_headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if original_size <= MAX_COPIED_HEADER_BYTES {
+            headers.extend(original_headers);
+        } else {
+            headers.push((
+                "cordon.headers.dropped".into(),
+                original_size.to_string().into_bytes(),
+            ));
         }
         Record {
             topic: self.config.kafka.dead_letter_topic.clone(),
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
-            payload: message.payload().unwrap_or_default().to_vec(),
+            key: key.map(|k| String::from_utf8_lossy(&k[..k.len().min(1024)]).into_owned()),
+            payload: kept.to_vec(),
             headers,
         }
     }
