@@ -70,7 +70,7 @@ Cordon is running.
   Public search:     curl 'http://$listen/v1/search?q=delivery'
   Report an item:    curl -X POST http://$listen/v1/reports -H 'content-type: application/json' \\
                        -d "\$(python3 scripts/sign-report.py $state/report-key local tg:channel/101/post/1 user-1 drugs)"
-  Metrics:           curl http://$listen/metrics
+  Metrics:           curl http://${CORDON_OPS__LISTEN:-127.0.0.1:9464}/metrics
   Classify offline:  echo '{"id":1,"text":"mdma pills 10 for 100\$"}' | $cordon classify
 Press Ctrl-C to stop.
 MSG

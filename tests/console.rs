@@ -24,16 +24,63 @@ const PAYLOADS: [&str; 6] = [
     "{{constructor.constructor('window.__xss=1')()}}",
 ];
 
-fn hostile_item(n: usize) -> Value {
+/// A word too long for any line, and characters that reverse or hide text.
+const LONG_WORD_CHARS: usize = 3000;
+const DECEIVING: &str = "abc\u{202E}fedcba\u{200B}zero-width";
+
+/// A stand-in for a content author's media host: serves a PNG and keeps every request's headers,
+/// so the test sees when, and with what, anyone fetched the media.
+struct MediaHost {
+    addr: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl MediaHost {
+    async fn start() -> Result<MediaHost> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&requests);
+        tokio::spawn(async move {
+            // A 1x1 PNG.
+            const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xff\xff?\0\x05\xfe\x02\xfe\xa7\x35\x81\x84\0\0\0\0IEND\xaeB`\x82";
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                if let Ok(mut r) = seen.lock() {
+                    r.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    PNG.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(PNG).await;
+            }
+        });
+        Ok(MediaHost { addr, requests })
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+fn hostile_item(n: usize, media: &str) -> Value {
     json!({
         "id": format!("xss:{n}"),
         "kind": "listing",
         "channel": {"id": "xss:shop", "username": PAYLOADS[1], "title": PAYLOADS[2], "subscribers": 5000},
         "title": PAYLOADS[0],
-        "text": format!("buy cocaine mephedrone fast delivery {n}\n{}", PAYLOADS.join("\n")),
+        "text": format!(
+            "buy cocaine mephedrone fast delivery {n}\n{}\n{DECEIVING}\n{}",
+            PAYLOADS.join("\n"),
+            "w".repeat(LONG_WORD_CHARS)
+        ),
         "lang": "en",
         "url": "javascript:window.__xss=1",
-        "media": [{"kind": "image", "url": "https://media.invalid/p.jpg"}],
+        "media": [{"kind": "image", "url": media}],
         "published_at": "2026-11-01T10:00:00Z",
         "indexed_at": "2026-11-01T10:00:01Z",
         "version": 1
@@ -41,12 +88,18 @@ fn hostile_item(n: usize) -> Value {
 }
 
 /// Starts a deployment (every role in one process) and feeds it `items` hostile items.
-async fn queued_deployment(items: usize) -> Result<(Deployment, CordonProcess)> {
-    let d = Deployment::new(&format!("{REVIEW_EVERYTHING}{UNDO}")).await?;
+async fn queued_deployment(items: usize, media: &str) -> Result<(Deployment, CordonProcess)> {
+    // The media host runs on this machine: let the proxy reach it.
+    let d = Deployment::new(&format!(
+        "{REVIEW_EVERYTHING}{UNDO}[media]\nallow_private_addresses = true\n"
+    ))
+    .await?;
     let cordon = d.start("all")?;
     d.wait_ready().await?;
     let feed = d.dir.path().join("hostile.jsonl");
-    let lines: Vec<String> = (1..=items).map(|n| hostile_item(n).to_string()).collect();
+    let lines: Vec<String> = (1..=items)
+        .map(|n| hostile_item(n, media).to_string())
+        .collect();
     std::fs::write(&feed, lines.join("\n") + "\n")?;
     d.command(&["produce", &feed.display().to_string()])?;
     Ok((d, cordon))
@@ -70,7 +123,7 @@ fn no_redirects() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn review_api_needs_a_session_a_role_and_the_csrf_token() -> Result<()> {
-    let (d, _cordon) = queued_deployment(2).await?;
+    let (d, _cordon) = queued_deployment(2, "https://media.invalid/p.jpg").await?;
     let cases = wait_cases(&d, 2).await?;
     let base = format!("http://{}", d.api);
     let http = no_redirects();
@@ -192,7 +245,10 @@ async fn review_api_needs_a_session_a_role_and_the_csrf_token() -> Result<()> {
         .await?;
     assert_eq!(status, 200, "{decision}");
     assert_eq!(decision["moderator"], "sam");
-    let (_, log) = mia.get(&format!("/v1/audit?case_id={case_id}")).await?;
+    // The case was escalated: its trail is the seniors' to read, not mia's.
+    let (_, hidden) = mia.get(&format!("/v1/audit?case_id={case_id}")).await?;
+    assert_eq!(hidden["entries"], json!([]), "{hidden}");
+    let (_, log) = sam.get(&format!("/v1/audit?case_id={case_id}")).await?;
     let actions: Vec<(String, String)> = log["entries"]
         .as_array()
         .context("entries")?
@@ -318,7 +374,9 @@ async fn case_state(admin: &Session, id: i64) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn console_in_a_real_browser() -> Result<()> {
-    let (d, _cordon) = queued_deployment(4).await?;
+    let media = MediaHost::start().await?;
+    let media_url = format!("http://{}/p.png", media.addr);
+    let (d, _cordon) = queued_deployment(4, &media_url).await?;
     wait_cases(&d, 4).await?;
     d.add_user("mia", "moderator")?;
     let admin = d.admin().await?;
@@ -400,7 +458,53 @@ async fn console_in_a_real_browser() -> Result<()> {
         )
         .await?;
     assert_eq!(injected, json!(0), "content turned into markup");
-    // Media are blurred until clicked.
+    // Text that would deceive is isolated and shows its invisible characters; nothing, however
+    // long, widens the page past the window or pushes the decision panel off it.
+    assert!(b
+        .eval("return document.querySelectorAll('bdi span.invisible').length")
+        .await?
+        .as_u64()
+        .is_some_and(|n| n >= 2));
+    let layout = b
+        .eval(
+            "const d = document.querySelector('section.decide').getBoundingClientRect(); \
+             return [document.documentElement.scrollWidth, window.innerWidth, d.right]",
+        )
+        .await?;
+    let (width, window, panel) = (layout[0].as_f64(), layout[1].as_f64(), layout[2].as_f64());
+    assert!(
+        width <= window && panel <= window,
+        "page {width:?}, window {window:?}, panel {panel:?}"
+    );
+    // Media load only when the moderator asks, and then only through Cordon's proxy: the
+    // author's host sees Cordon, never the moderator's browser, cookie or address.
+    assert_eq!(
+        b.eval("return document.querySelectorAll('div.media img').length")
+            .await?,
+        json!(0)
+    );
+    assert!(
+        media.requests().is_empty(),
+        "media fetched before anyone asked"
+    );
+    b.click("button.load-media").await?;
+    eventually(Duration::from_secs(15), "the image to load through the proxy", || async {
+        Ok(b.eval("const i = document.querySelector('div.media img'); return !!i && i.complete && i.naturalWidth > 0")
+            .await?
+            .as_bool()
+            .unwrap_or(false)
+            .then_some(()))
+    })
+    .await?;
+    let fetched = media.requests();
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    let request = fetched[0].to_ascii_lowercase();
+    assert!(
+        !request.contains("cookie") && !request.contains("referer") && !request.contains("chrome"),
+        "{request}"
+    );
+    assert!(request.contains("cordon-media-proxy"), "{request}");
+    // Blurred until clicked.
     let filter = "return getComputedStyle(document.querySelector('div.media img')).filter";
     assert!(b
         .eval(filter)

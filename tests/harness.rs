@@ -388,13 +388,13 @@ impl CordonProcess {
         Ok(())
     }
 
-    /// The address this process serves HTTP on (metrics, health, and the API if it has that role).
+    /// The address this process serves its operations endpoints on (metrics and health).
     pub fn http(&self) -> String {
         self.env
             .iter()
-            .find(|(k, _)| k == "CORDON_API__LISTEN")
+            .find(|(k, _)| k == "CORDON_OPS__LISTEN")
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .unwrap_or_else(|| "127.0.0.1:9464".into())
     }
 
     /// The process's log so far.
@@ -458,6 +458,16 @@ hacking = { review_at = 0.000001, suppress_at = 1.0 }
 other_illegal = { review_at = 0.000001, suppress_at = 1.0 }
 ";
 
+/// An HTTP client for tests. It keeps idle connections for less time than Cordon's
+/// `api.header_timeout_secs`, after which the server closes them (a client that reuses a
+/// connection the server just closed sees "connection closed before message completed").
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(3))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// The password every test account gets.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
@@ -488,15 +498,9 @@ pub fn report_signature(key_id: &str, secret: &str, item_id: &str, reporter: &st
 
 /// Paths anyone may call without signing in.
 fn is_public(path: &str) -> bool {
-    [
-        "/v1/search",
-        "/v1/reports",
-        "/readyz",
-        "/healthz",
-        "/metrics",
-    ]
-    .iter()
-    .any(|p| path.starts_with(p))
+    ["/v1/search", "/v1/reports", "/readyz", "/healthz"]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 /// A signed-in console account: sends its session cookie and CSRF token with every request.
@@ -556,7 +560,9 @@ impl Session {
 
 impl Deployment {
     /// Starts a broker and creates a database, and writes a config whose `extra` TOML is appended
-    /// (e.g. policy thresholds or worker settings).
+    /// (e.g. policy thresholds or worker settings). Tests page through whole result sets and sign many accounts in from one address, so the
+    /// config lifts the search depth and the per-client search and sign-in limits; a test of a
+    /// limit sets it again (an environment override wins).
     pub async fn new(extra: &str) -> Result<Deployment> {
         let broker = Broker::start()?;
         let db = TestDb::create().await?;
@@ -568,6 +574,7 @@ impl Deployment {
             format!(
                 "[kafka]\nbrokers = \"{}\"\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
                  [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\nmax_search_depth = 1000000\n\
+                 searches_per_second = 1000000\nsign_ins_per_minute = 1000000\n\
                  [reports.platform_keys]\n{TEST_REPORT_KEY_ID} = \"{TEST_REPORT_KEY}\"\n\
                  [log]\nfilter = \"info,cordon=debug\"\n{extra}\n",
                 broker.addr(),
@@ -614,7 +621,7 @@ impl Deployment {
 
     /// Signs in through `POST /v1/session`.
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<Session> {
-        let client = reqwest::Client::new();
+        let client = http_client();
         let response = client
             .post(format!("http://{}/v1/session", self.api))
             .json(&serde_json::json!({"username": username, "password": password}))
@@ -721,7 +728,13 @@ impl Deployment {
         } else {
             format!("127.0.0.1:{}", free_port())
         };
-        let mut vars = vec![("CORDON_API__LISTEN".to_string(), listen)];
+        let mut vars = vec![
+            ("CORDON_API__LISTEN".to_string(), listen),
+            (
+                "CORDON_OPS__LISTEN".to_string(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let log = self.dir.path().join(format!(
@@ -786,7 +799,7 @@ impl Deployment {
         if !is_public(path) {
             return self.admin().await?.post(path, body).await;
         }
-        let response = reqwest::Client::new()
+        let response = http_client()
             .post(format!("http://{}{path}", self.api))
             .json(body)
             .send()

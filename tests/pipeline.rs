@@ -347,7 +347,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
         Duration::from_secs(10),
         "the malformed report to be counted",
         || async {
-            let metrics = reqwest::get(format!("http://{}/metrics", d.api))
+            let metrics = reqwest::get(format!("http://{}/metrics", _api.http()))
                 .await?
                 .text()
                 .await?;

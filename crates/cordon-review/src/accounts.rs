@@ -11,8 +11,9 @@
 //!   failures that client is refused for five minutes. Unknown user names are counted and
 //!   answered exactly like known ones (no enumeration), and one client's guesses never lock the
 //!   account for anyone else.
-//! - At most a few passwords are hashed at once (argon2 takes ~19 MiB each): a burst of sign-ins
-//!   queues, then is refused, instead of exhausting memory.
+//! - Passwords are hashed on a few dedicated threads (`Hasher`; argon2 takes ~19 MiB each, and
+//!   the allocator keeps that per thread): a burst of sign-ins queues (boundedly), then is
+//!   refused, instead of exhausting memory.
 //! - Changing an account's password, role or enabled state ends its sessions; an account keeps
 //!   at most [`MAX_SESSIONS_PER_ACCOUNT`] sessions (the oldest end first).
 //! - Every account change is written to the audit log with the admin who made it.
@@ -37,8 +38,67 @@ pub const MAX_LOGIN_ATTEMPTS: i32 = 5;
 const LOCK_SECS: f64 = 300.0;
 /// Password hashes that run at once unless [`ReviewStore::with_concurrent_hashes`] says otherwise.
 pub(crate) const DEFAULT_CONCURRENT_HASHES: usize = 2;
-/// How long a sign-in waits for a hashing slot before it is refused as busy.
+/// How long a sign-in waits for its hash before it is refused as busy.
 pub const HASH_WAIT: Duration = Duration::from_secs(5);
+/// Hashes that may wait for a hashing thread; more are refused at once.
+const HASH_QUEUE: usize = 64;
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads that hash passwords. Argon2 needs ~19 MiB per hash, and the allocator
+/// keeps freed memory per thread: on the shared blocking pool a burst of sign-ins would leave
+/// that much behind on every thread it touched. Here memory stays at `threads` × 19 MiB.
+#[derive(Debug)]
+pub(crate) struct Hasher {
+    jobs: std::sync::mpsc::SyncSender<HashJob>,
+}
+
+impl Hasher {
+    /// Starts `threads` hashing threads (at least one); they end when the hasher is dropped.
+    pub(crate) fn new(threads: usize) -> Hasher {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<HashJob>(HASH_QUEUE);
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = std::sync::Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("cordon-hash-{n}"))
+                .spawn(move || loop {
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-hashing thread");
+            }
+        }
+        Hasher { jobs }
+    }
+
+    /// Runs `work` on a hashing thread; refused as busy when the queue is full or the answer
+    /// takes longer than [`HASH_WAIT`].
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ReviewError> {
+        let busy =
+            || ReviewError::RateLimited("sign-in is busy; try again in a few seconds".into());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send(Box::new(move || {
+                let _ = tx.send(work());
+            }))
+            .map_err(|_| busy())?;
+        tokio::time::timeout(HASH_WAIT, rx)
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())
+    }
+}
 /// Most live sessions one account keeps; opening another ends the oldest.
 pub const MAX_SESSIONS_PER_ACCOUNT: i64 = 20;
 /// Shortest accepted password.
@@ -136,55 +196,45 @@ fn check_username(username: &str) -> Result<(), ReviewError> {
 /// Longest accepted password, in characters.
 const MAX_PASSWORD_CHARS: usize = 1024;
 
-/// Hashes a password with argon2id on the blocking pool.
-async fn hash_password(password: String) -> Result<String, ReviewError> {
+/// Hashes a password with argon2id.
+fn hash_password(password: &str) -> Result<String, ReviewError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ReviewError::Invalid(format!("hashing the password: {e}")))
+}
+
+/// Refuses a password that is too short or too long to be set.
+fn check_password(password: &str) -> Result<(), ReviewError> {
     let chars = password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(ReviewError::Invalid(format!(
             "a password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         )));
     }
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ReviewError::Invalid(format!("hashing the password: {e}")))
-    })
-    .await
-    .map_err(|e| ReviewError::Invalid(format!("hashing the password: {e}")))?
+    Ok(())
 }
 
-/// Verifies a password against a stored hash on the blocking pool; `None` (unknown user) spends
-/// the same time on a throw-away hash and fails.
-async fn verify_password(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let argon = Argon2::default();
-        match stored.as_deref().map(PasswordHash::new) {
-            Some(Ok(hash)) => argon.verify_password(password.as_bytes(), &hash).is_ok(),
-            _ => {
-                let salt = SaltString::generate(&mut OsRng);
-                let _ = argon.hash_password(password.as_bytes(), &salt);
-                false
-            }
+/// Verifies a password against a stored hash; `None` (unknown user) spends the same time on a
+/// throw-away hash and fails.
+fn verify_password(password: &str, stored: Option<&str>) -> bool {
+    let argon = Argon2::default();
+    match stored.map(PasswordHash::new) {
+        Some(Ok(hash)) => argon.verify_password(password.as_bytes(), &hash).is_ok(),
+        _ => {
+            let salt = SaltString::generate(&mut OsRng);
+            let _ = argon.hash_password(password.as_bytes(), &salt);
+            false
         }
-    })
-    .await
-    .unwrap_or(false)
+    }
 }
 
 impl ReviewStore {
-    /// Waits for a password-hashing slot (at most [`HASH_WAIT`]).
-    async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ReviewError> {
-        let busy =
-            || ReviewError::RateLimited("sign-in is busy; try again in a few seconds".into());
-        tokio::time::timeout(
-            HASH_WAIT,
-            std::sync::Arc::clone(&self.hashing).acquire_owned(),
-        )
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())
+    /// Hashes a new password on the hashing threads.
+    async fn new_hash(&self, password: String) -> Result<String, ReviewError> {
+        check_password(&password)?;
+        self.hasher.run(move || hash_password(&password)).await?
     }
 
     /// Creates an account. `actor` is the admin (or `cli` for `cordon user add`).
@@ -197,10 +247,7 @@ impl ReviewStore {
     ) -> Result<Account, ReviewError> {
         check_username(username)?;
         let hash = match password {
-            Some(p) => {
-                let _slot = self.hashing_slot().await?;
-                Some(hash_password(p).await?)
-            }
+            Some(p) => Some(self.new_hash(p).await?),
             None => None,
         };
         let mut tx = self.pool.begin().await?;
@@ -229,10 +276,7 @@ impl ReviewStore {
         change: AccountChange,
     ) -> Result<Account, ReviewError> {
         let hash = match change.password {
-            Some(p) => {
-                let _slot = self.hashing_slot().await?;
-                Some(hash_password(p).await?)
-            }
+            Some(p) => Some(self.new_hash(p).await?),
             None => None,
         };
         let mut tx = self.pool.begin().await?;
@@ -341,10 +385,11 @@ impl ReviewStore {
             ),
             None => (None, false),
         };
-        let verified = {
-            let _slot = self.hashing_slot().await?;
-            password.chars().count() <= MAX_PASSWORD_CHARS
-                && verify_password(password.to_string(), stored).await
+        let verified = password.chars().count() <= MAX_PASSWORD_CHARS && {
+            let password = password.to_string();
+            self.hasher
+                .run(move || verify_password(&password, stored.as_deref()))
+                .await?
         };
         if verified && usable {
             sqlx::query("DELETE FROM login_attempts WHERE username = $1 AND client = $2")
@@ -479,13 +524,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn passwords_hash_and_verify() {
-        let hash = hash_password("correct horse battery".into()).await.unwrap();
+    async fn passwords_hash_and_verify_on_the_hashing_threads() {
+        let hasher = Hasher::new(1);
+        let hash = hasher
+            .run(|| hash_password("correct horse battery"))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
-        assert!(!verify_password("wrong horse battery".into(), Some(hash)).await);
-        assert!(!verify_password("correct horse battery".into(), None).await);
-        assert!(hash_password("short".into()).await.is_err());
+        assert!(verify_password("correct horse battery", Some(&hash)));
+        assert!(!verify_password("wrong horse battery", Some(&hash)));
+        assert!(!verify_password("correct horse battery", None));
+        assert!(check_password("short").is_err());
     }
 
     #[test]

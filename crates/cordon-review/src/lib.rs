@@ -270,8 +270,8 @@ pub struct QueueStats {
 #[derive(Debug, Clone)]
 pub struct ReviewStore {
     pub(crate) pool: PgPool,
-    /// Bounds concurrent password hashing (each argon2 hash takes ~19 MiB for a moment).
-    pub(crate) hashing: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The password-hashing threads (each argon2 hash takes ~19 MiB).
+    pub(crate) hasher: std::sync::Arc<accounts::Hasher>,
 }
 
 pub(crate) const CASE_COLUMNS: &str = "id, item_id, item_version, source, category, score, scores, reason, \
@@ -452,16 +452,14 @@ impl ReviewStore {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(ReviewStore {
             pool,
-            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(
-                accounts::DEFAULT_CONCURRENT_HASHES,
-            )),
+            hasher: std::sync::Arc::new(accounts::Hasher::new(accounts::DEFAULT_CONCURRENT_HASHES)),
         })
     }
 
-    /// Lets at most `n` (at least 1) password hashes run at once; more sign-ins wait up to
-    /// [`HASH_WAIT`] and are then refused with [`ReviewError::RateLimited`].
+    /// Hashes passwords on `n` (at least 1) threads; more sign-ins wait (at most
+    /// [`HASH_WAIT`], boundedly many) and are then refused with [`ReviewError::RateLimited`].
     pub fn with_concurrent_hashes(mut self, n: usize) -> ReviewStore {
-        self.hashing = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self.hasher = std::sync::Arc::new(accounts::Hasher::new(n));
         self
     }
 

@@ -38,6 +38,10 @@ pub struct ApiState {
     pub search: SearchHandle,
     /// The review queue.
     pub store: ReviewStore,
+    /// Per-client rate limits of the public routes.
+    pub limits: Arc<crate::limits::RateLimits>,
+    /// The console's media proxy.
+    pub media: Arc<crate::media::MediaProxy>,
 }
 
 /// An error answered as JSON `{"error": ...}` with a fitting status.
@@ -122,7 +126,10 @@ where
 }
 
 /// The committed index state of one item.
-async fn lookup(s: &ApiState, id: &str) -> Result<Option<cordon_index::ItemState>, ApiError> {
+pub(crate) async fn lookup(
+    s: &ApiState,
+    id: &str,
+) -> Result<Option<cordon_index::ItemState>, ApiError> {
     let search = s.search.clone();
     let id = id.to_string();
     index_read(move || search.get(&id)).await
@@ -158,6 +165,10 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::rate_limit,
+        ))
         .with_state(state)
 }
 
@@ -170,19 +181,31 @@ pub struct OpsState {
     pub store: Option<ReviewStore>,
 }
 
-/// `/metrics`, `/healthz` and `/readyz`, merged with `app` (the API routes, if this process runs
-/// the API role), behind request metrics and a timeout.
-pub fn with_ops(app: Router, ops: OpsState) -> Router {
-    let routes = Router::new()
-        .route("/metrics", get(metrics))
+/// `/healthz` and `/readyz`.
+pub fn health(ops: OpsState) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(ops.clone());
-    app.merge(routes)
-        .layer(axum::middleware::from_fn_with_state(ops, observe))
+        .with_state(ops)
+}
+
+/// The operations listener of every process: `/metrics` and health.
+pub fn ops_router(ops: OpsState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(ops.clone())
+        .merge(health(ops))
+}
+
+/// `app` behind request metrics, a body-read timeout (408) and a whole-request timeout (503).
+pub fn with_limits(app: Router, ops: OpsState, api: &crate::config::ApiConfig) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(ops, observe))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(api.body_timeout_secs),
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(10),
+            Duration::from_secs(api.request_timeout_secs),
         ))
 }
 
@@ -880,11 +903,14 @@ async fn readyz(State(s): State<OpsState>) -> Response {
         .and_then(|r| r.map_err(|e| e.to_string()));
     match database {
         Ok(()) => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false, "database": e })),
-        )
-            .into_response(),
+        Err(e) => {
+            warn!(error = %e, "not ready: the review database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "ready": false, "database": "unreachable" })),
+            )
+                .into_response()
+        }
     }
 }
 

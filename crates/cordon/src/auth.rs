@@ -134,7 +134,7 @@ impl FromRequestParts<ApiState> for Admin {
 }
 
 /// Percent-encodes a query value (for the login page's `next`).
-fn url_escape(value: &str) -> String {
+pub fn url_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {

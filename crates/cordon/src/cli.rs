@@ -323,7 +323,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         tasks.spawn(async move { worker.run(token).await.context("worker") });
     }
 
-    let mut app = axum::Router::new();
+    let mut app = None;
     if has("api") {
         let store = store.clone().context("api store")?;
         let search = match search {
@@ -339,11 +339,15 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             metrics.clone(),
             shutdown.clone(),
         ));
+        let limits = crate::limits::RateLimits::new(&config.api);
+        limits.spawn_cleanup(shutdown.clone());
         let state = ApiState {
             config: Arc::clone(&config),
             metrics: metrics.clone(),
             search,
             store,
+            limits,
+            media: crate::media::MediaProxy::new(&config.media)?,
         };
         let reports = group_consumer(&kafka, "cordon-reports", &[&config.kafka.reports_topic])?;
         tokio::spawn(api::consume_reports(
@@ -351,30 +355,41 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             reports,
             shutdown.clone(),
         ));
-        app = api::router(state);
+        app = Some(api::router(state));
     }
-    // Every process serves metrics and health on api.listen; the API role adds its routes.
-    let app = api::with_ops(
-        app,
-        OpsState {
-            metrics: metrics.clone(),
-            store,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind(&config.api.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.api.listen))?;
-    info!(listen = %config.api.listen, api = has("api"), "http server started");
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await
-        .context("http server")
-    });
+    let ops = OpsState {
+        metrics: metrics.clone(),
+        store,
+    };
+    let server_limits = crate::serve::ServerLimits {
+        max_connections: config.api.max_connections,
+        header_timeout: Duration::from_secs(config.api.header_timeout_secs),
+    };
+    let drain = Duration::from_secs(config.api.request_timeout_secs);
+    // Every process serves metrics and health on ops.listen; the API role also serves the API,
+    // the console and health on api.listen.
+    let mut listeners = vec![(
+        config.ops.listen.clone(),
+        api::with_limits(api::ops_router(ops.clone()), ops.clone(), &config.api),
+    )];
+    if let Some(app) = app {
+        let app = app.merge(api::health(ops.clone()));
+        listeners.push((
+            config.api.listen.clone(),
+            api::with_limits(app, ops.clone(), &config.api),
+        ));
+    }
+    for (address, router) in listeners {
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        info!(listen = %address, "http server started");
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            crate::serve::serve(listener, router, server_limits, token, drain).await;
+            Ok(())
+        });
+    }
 
     let mut failed = false;
     while let Some(result) = tasks.join_next().await {

@@ -37,8 +37,58 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Stopping on SIGTERM / SIGINT.
     pub shutdown: ShutdownConfig,
+    /// The console's media proxy.
+    pub media: MediaConfig,
+    /// Metrics and health.
+    pub ops: OpsConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The console's media proxy: images reach moderators only through Cordon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Largest image fetched, in bytes.
+    pub max_bytes: usize,
+    /// Seconds one fetch may take.
+    pub timeout_secs: u64,
+    /// Fetches that run at once.
+    pub max_concurrent: usize,
+    /// Fetch from private, loopback and link-local addresses too (only for test set-ups: on a
+    /// production network it lets content reach internal services).
+    pub allow_private_addresses: bool,
+    /// Hosts (and their subdomains) never fetched from.
+    pub deny_hosts: Vec<String>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            max_bytes: 5 * 1024 * 1024,
+            timeout_secs: 10,
+            max_concurrent: 8,
+            allow_private_addresses: false,
+            deny_hosts: Vec::new(),
+        }
+    }
+}
+
+/// The operations listener every process serves: `/metrics`, `/healthz`, `/readyz`. Keep it off
+/// the public network (metrics describe the queue and the model's behaviour).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Listen address.
+    pub listen: String,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
 }
 
 /// Kafka settings.
@@ -253,6 +303,21 @@ pub struct ApiConfig {
     pub outbox_interval_ms: u64,
     /// Seconds a claimed case stays with its moderator before it returns to the queue.
     pub claim_lease_secs: u64,
+    /// Sign-in attempts one client address may make per minute (more get 429).
+    pub sign_ins_per_minute: u32,
+    /// Public searches one client address may make per second (more get 429).
+    pub searches_per_second: u32,
+    /// Reports one client address may send per second (the platform's backend sends its users'
+    /// reports from few addresses: size this for it).
+    pub reports_per_second: u32,
+    /// Connections open at once; past it new connections are closed at once.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body (408 after).
+    pub body_timeout_secs: u64,
+    /// Seconds a request may take in all before it is answered 503.
+    pub request_timeout_secs: u64,
 }
 
 /// A secret (a signing key): read from the configuration, never printed — `Debug` and
@@ -344,6 +409,13 @@ impl Default for ApiConfig {
             max_body_bytes: 64 * 1024,
             outbox_interval_ms: 200,
             claim_lease_secs: 300,
+            sign_ins_per_minute: 10,
+            searches_per_second: 20,
+            reports_per_second: 200,
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            request_timeout_secs: 10,
         }
     }
 }
@@ -481,6 +553,10 @@ impl Config {
         anyhow::ensure!(
             !config.console.reasons.is_empty(),
             "console.reasons must name at least one reason code"
+        );
+        anyhow::ensure!(
+            config.api.listen != config.ops.listen,
+            "api.listen and ops.listen must differ (metrics stay off the public listener)"
         );
         anyhow::ensure!(
             config.worker.batch_size > 0,

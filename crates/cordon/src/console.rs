@@ -7,7 +7,12 @@
 //!   scripts and styles from this server only, so even a missed escape could not run script.
 //! - Pages only read. Every state change goes through the JSON API from `console.js`, with the
 //!   session's CSRF token.
-//! - Media are shown blurred and grey until clicked, and load without a referrer.
+//! - Media never load until a moderator asks, and then only through Cordon's media proxy
+//!   (`media.rs`: no cookies or client headers passed on, size and type limits, no private
+//!   addresses), blurred and grey until clicked again; the CSP allows images from Cordon only.
+//! - Text from outside renders isolated (`<bdi>`) with invisible characters shown as code
+//!   points, and wraps at any length, so it can neither pass for other text nor push the
+//!   decision panel off the page.
 
 use std::time::Instant;
 
@@ -32,7 +37,7 @@ use crate::extract::{Form, Path, Query};
 const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' https: http: data:; connect-src 'self'; form-action 'self'; \
+    img-src 'self'; connect-src 'self'; form-action 'self'; \
     frame-ancestors 'none'; base-uri 'none'";
 
 /// The console's routes (`/console/...`).
@@ -45,6 +50,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/stats", get(stats_page))
         .route("/console/audit", get(audit_page))
         .route("/console/accounts", get(accounts_page))
+        .route("/console/media/{n}/{*id}", get(crate::media::media))
         .route("/console/static/console.js", get(script))
         .route("/console/static/console.css", get(style))
         .layer(axum::middleware::from_fn(protect))
@@ -426,37 +432,79 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
     })
 }
 
+/// Text from outside (content, channel, reports, notes, ids) as it may be shown: isolated in a
+/// `<bdi>` so bidi overrides cannot reorder the page around it, with every invisible character
+/// ([`cordon_domain::is_invisible`], except line breaks and tabs) shown as its code point, so
+/// one value cannot pass for another. Escaped by maud like everything else.
+fn shown(text: &str) -> Markup {
+    let mut parts: Vec<(bool, String)> = Vec::new();
+    for c in text.chars() {
+        let invisible = cordon_domain::is_invisible(c) && !matches!(c, '\n' | '\t');
+        let piece = if invisible {
+            format!("\u{27E8}U+{:04X}\u{27E9}", c as u32)
+        } else {
+            c.to_string()
+        };
+        match parts.last_mut() {
+            Some((was_invisible, s)) if *was_invisible == invisible && !invisible => {
+                s.push_str(&piece)
+            }
+            _ => parts.push((invisible, piece)),
+        }
+    }
+    html! {
+        bdi.user {
+            @for (invisible, piece) in &parts {
+                @if *invisible { span.invisible title="an invisible character" { (piece) } } @else { (piece) }
+            }
+        }
+    }
+}
+
+/// An optional text from outside, or `fallback`.
+fn shown_or(text: Option<&str>, fallback: &str) -> Markup {
+    match text {
+        Some(t) => shown(t),
+        None => html! { (fallback) },
+    }
+}
+
 fn content_markup(c: &ContentItem) -> Markup {
     html! {
         div.content {
             p.meta {
-                (c.kind.as_str()) " · " (c.lang.as_deref().unwrap_or("language unknown"))
+                (c.kind.as_str()) " · " (shown_or(c.lang.as_deref(), "language unknown"))
                 " · published " (c.published_at.format("%Y-%m-%d %H:%M UTC")) " · version " (c.version)
             }
             p.channel {
-                "Channel: " strong { (c.channel.title.as_deref().unwrap_or("(no title)")) }
-                @if let Some(u) = &c.channel.username { " @" (u) }
-                " · " code { (c.channel.id) }
+                "Channel: " strong { (shown_or(c.channel.title.as_deref(), "(no title)")) }
+                @if let Some(u) = &c.channel.username { " @" (shown(u)) }
+                " · " code { (shown(&c.channel.id)) }
                 @if let Some(n) = c.channel.subscribers { " · " (n) " subscribers" }
             }
-            @if let Some(t) = &c.title { h2.item-title { (t) } }
-            @if let Some(p) = c.price { p.price { "Price: " (p) " " (c.currency.as_deref().unwrap_or("")) } }
-            pre.text { (c.text) }
+            @if let Some(t) = &c.title { h2.item-title { (shown(t)) } }
+            @if let Some(p) = c.price { p.price { "Price: " (p) " " (shown_or(c.currency.as_deref(), "")) } }
+            pre.text { (shown(&c.text)) }
             @if let Some(u) = &c.url {
                 p.link { "Link: "
-                    @if is_web_url(u) { a href=(u) rel="noopener noreferrer nofollow" target="_blank" { (u) } }
-                    @else { code { (u) } " (not a web link; not clickable)" }
+                    @if is_web_url(u) { a href=(u) rel="noopener noreferrer nofollow" target="_blank" { (shown(u)) } }
+                    @else { code { (shown(u)) } " (not a web link; not clickable)" }
                 }
             }
             @if !c.media.is_empty() {
                 div.media {
-                    @for m in &c.media {
+                    @for (n, m) in c.media.iter().enumerate() {
                         @match m.kind {
                             MediaKind::Image => {
-                                img.blurred src=(m.url) alt="attached image (click to reveal)" referrerpolicy="no-referrer" loading="lazy" title="Click to reveal";
+                                // Nothing loads until the moderator asks; then only through
+                                // Cordon's media proxy (console.js sets the src).
+                                button.load-media type="button"
+                                    data-src={ "/console/media/" (n) "/" (crate::auth::url_escape(&c.id)) } {
+                                    "Load image " (n + 1) " (through Cordon, blurred)"
+                                }
                             }
                             MediaKind::Video => {
-                                a.video href=(m.url) rel="noopener noreferrer nofollow" target="_blank" { "video (opens in a new tab)" }
+                                p.video { "Video (not loaded): " code { (shown(&m.url)) } }
                             }
                         }
                     }
@@ -474,11 +522,11 @@ fn decision_rows(decisions: &[Decision]) -> Markup {
                 @for d in decisions {
                     tr {
                         td { (d.decided_at.format("%Y-%m-%d %H:%M")) }
-                        td { code { (d.item_id) } " v" (d.item_version) }
+                        td { code { (shown(&d.item_id)) } " v" (d.item_version) }
                         td { (d.action) @if d.no_requeue { " (final)" } }
                         td { (d.moderator) }
                         td { (d.reason) }
-                        td { (d.note.as_deref().unwrap_or("")) }
+                        td { (shown_or(d.note.as_deref(), "")) }
                     }
                 }
             }
@@ -497,9 +545,9 @@ fn audit_rows(entries: &[AuditEntry]) -> Markup {
                         td.actor { (e.actor) }
                         td.action { (e.action) }
                         td { @if let Some(c) = e.case_id { a href={ "/console/cases/" (c) } { "#" (c) } } }
-                        td { code { (e.item_id.as_deref().unwrap_or("")) } }
+                        td { code { (shown_or(e.item_id.as_deref(), "")) } }
                         td { (state_change(e)) }
-                        td { (e.note.as_deref().unwrap_or("")) }
+                        td { (shown_or(e.note.as_deref(), "")) }
                     }
                 }
             }
@@ -541,7 +589,7 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
             @if held_by_other { p.warning { "Another moderator holds this case; your decision will be refused until the lease ends." } }
             div.columns {
                 section.item {
-                    h2 { "Item " code { (c.item_id) } }
+                    h2 { "Item " code { (shown(&c.item_id)) } }
                     @match v.item.as_ref().and_then(|i| i.content.as_ref()) {
                         Some(content) => (content_markup(content)),
                         None => p.empty { "The item's content is not in the index (yet)." },
@@ -590,8 +638,8 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                 h2 { "Reports (" (v.reports.len()) ")" }
                 @if v.reports.is_empty() { p.empty { "No user reports." } }
                 ul { @for r in &v.reports {
-                    li { strong { (r.reason) } " — " (r.details.as_deref().unwrap_or("")) " · " (r.reporter)
-                         " (weight " (format!("{:.2}", r.weight)) ")" @if let Some(o) = &r.outcome { " · " (o) } }
+                    li { strong { (r.reason) } " — " (shown_or(r.details.as_deref(), "")) " · " (shown(&r.reporter))
+                         " (" (r.lane) ", weight " (format!("{:.2}", r.weight)) ")" @if let Some(o) = &r.outcome { " · " (o) } }
                 } }
             }
             section.history {
@@ -602,7 +650,7 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                 h2 { "The channel's other items" }
                 @if v.channel_items.is_empty() { p.empty { "No other items of this channel are indexed." } }
                 ul { @for o in &v.channel_items { @if let Some(oc) = &o.content {
-                    li { code { (o.id) } " · " (o.visibility.as_str()) " · " (snippet(&oc.text)) }
+                    li { code { (shown(&o.id)) } " · " (o.visibility.as_str()) " · " (shown(&snippet(&oc.text))) }
                 } } }
                 h3 { "Past decisions about the channel and its items" }
                 @if v.channel_decisions.is_empty() { p.empty { "None." } } @else { (decision_rows(&v.channel_decisions)) }
@@ -755,7 +803,30 @@ mod tests {
         assert!(html.contains("&lt;script&gt;window.__xss=1&lt;/script&gt;"));
         assert!(!html.contains("href=\"javascript:"), "{html}");
         assert!(!html.contains("\" onload=\""), "{html}");
-        assert!(html.contains("class=\"blurred\""));
+        // Media: a button that loads the image through Cordon's proxy, never the author's URL.
+        assert!(html.contains("class=\"load-media\""), "{html}");
+        assert!(
+            !html.contains("<img") && !html.contains("x.example"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn outside_text_is_isolated_and_shows_invisible_characters() {
+        let html = shown("paypal\u{202E}moc.evil\u{200B}").into_string();
+        assert!(html.starts_with("<bdi class=\"user\">"), "{html}");
+        assert!(
+            html.contains("\u{27E8}U+202E\u{27E9}") && html.contains("\u{27E8}U+200B\u{27E9}"),
+            "{html}"
+        );
+        assert!(
+            !html.contains('\u{202E}') && !html.contains('\u{200B}'),
+            "{html}"
+        );
+        assert_eq!(
+            shown("line\nbreak").into_string(),
+            "<bdi class=\"user\">line\nbreak</bdi>"
+        );
     }
 
     #[test]

@@ -9,9 +9,12 @@ mod config;
 mod console;
 mod extract;
 mod indexer;
+mod limits;
+mod media;
 mod metrics;
 mod model;
 mod retry;
+mod serve;
 mod worker;
 
 use std::path::PathBuf;

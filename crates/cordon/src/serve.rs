@@ -1,0 +1,94 @@
+//! The HTTP server: axum's router on hyper with the limits `axum::serve` does not set — a cap
+//! on open connections (past it a new connection is closed at once instead of queueing without
+//! bound) and a header-read timeout (a client that trickles its headers is cut off) — and a
+//! graceful shutdown bounded in time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+use tracing::{debug, info, warn};
+
+/// What one listener allows.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets open connections finish for up to
+/// `drain` (every request is also bounded by the router's own timeout).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let mut refused_since_log = 0u64;
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            refused_since_log += 1;
+            if refused_since_log == 1 || refused_since_log.is_multiple_of(1000) {
+                warn!(
+                    max = limits.max_connections,
+                    refused = refused_since_log,
+                    "connection cap reached; closing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        refused_since_log = 0;
+        let service = match make_service.call(peer).await {
+            Ok(s) => s,
+            Err(never) => match never {},
+        };
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = connection.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    info!("http server stopping: finishing open requests");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(drain) => warn!("open connections did not finish in time; closing them"),
+    }
+}
