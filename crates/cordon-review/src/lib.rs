@@ -282,6 +282,19 @@ pub(crate) const DECISION_COLUMNS: &str =
      no_requeue";
 const RELAY_LOCK: i64 = 0x636f_7264_6f6e;
 
+/// `(item_id, version)` rows as a map.
+fn versions_of(rows: &[sqlx::postgres::PgRow]) -> Result<HashMap<String, u64>, ReviewError> {
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("item_id")?,
+                r.try_get::<i64, _>("version")? as u64,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(ReviewError::from)
+}
+
 pub(crate) fn case_from_row(row: &sqlx::postgres::PgRow) -> Result<Case, sqlx::Error> {
     Ok(Case {
         id: row.try_get("id")?,
@@ -548,15 +561,7 @@ impl ReviewStore {
         .bind(&versions)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("item_id")?,
-                    r.try_get::<i64, _>("version")? as u64,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(ReviewError::from)
+        versions_of(&rows)
     }
 
     /// The newest version seen of each of these items that has one (read-only: the worker's
@@ -573,15 +578,7 @@ impl ReviewStore {
                 .bind(ids)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("item_id")?,
-                    r.try_get::<i64, _>("version")? as u64,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(ReviewError::from)
+        versions_of(&rows)
     }
 
     /// The latest human decision for each of these item versions that has one, as verdicts.

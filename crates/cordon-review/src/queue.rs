@@ -406,6 +406,9 @@ where
     }
 }
 
+/// Longest queue filter value (category, language, source), in bytes.
+const MAX_FILTER_BYTES: usize = 64;
+
 /// How many unresolved cases have one value of a facet.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facet {
@@ -437,6 +440,22 @@ impl ReviewStore {
         role: Role,
         limit: i64,
     ) -> Result<Vec<Case>, ReviewError> {
+        for value in [&filter.category, &filter.language, &filter.source]
+            .into_iter()
+            .flatten()
+        {
+            if value.len() > MAX_FILTER_BYTES {
+                return Err(ReviewError::Invalid(format!(
+                    "a filter value has at most {MAX_FILTER_BYTES} bytes"
+                )));
+            }
+        }
+        let finite = |h: Option<f64>| h.is_none_or(|h| h.is_finite() && (0.0..=1e6).contains(&h));
+        if !finite(filter.min_age_hours) || !finite(filter.max_age_hours) {
+            return Err(ReviewError::Invalid(
+                "ages are hours from 0 to 1,000,000".into(),
+            ));
+        }
         if let Some(state) = &filter.state {
             if !["open", "claimed", "escalated", "resolved"].contains(&state.as_str()) {
                 return Err(ReviewError::Invalid(format!(

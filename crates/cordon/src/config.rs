@@ -688,6 +688,31 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let secret = "a platform key that must never be printed";
+        std::fs::write(
+            &path,
+            format!("[reports.platform_keys]\nk1 = \"{secret}\"\n[reports.trusted_flaggers.hotline]\nname = \"Hotline\"\nsecret = \"{secret}\"\n"),
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            config.reports.platform_keys["k1"].expose(),
+            secret.as_bytes()
+        );
+        let printed = toml::to_string_pretty(&config).unwrap();
+        assert!(
+            !printed.contains(secret) && printed.contains("<redacted>"),
+            "{printed}"
+        );
+        assert!(!format!("{config:?}").contains(secret));
+        std::fs::write(&path, "[reports.platform_keys]\nk1 = \"short\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err(), "a short key is refused");
+    }
+
+    #[test]
     fn no_batches_in_flight_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
