@@ -280,8 +280,12 @@ async fn anonymous_requests_cannot_crash_probe_or_steer_search() -> Result<()> {
     assert_eq!(status, 200, "{body}");
 
     // Metrics are not on the public listener; they are on the operations one.
-    let (status, _, _) = send(http.get(format!("{base}/metrics"))).await?;
+    let (status, _, body) = send(http.get(format!("{base}/metrics"))).await?;
     assert_eq!(status, 404);
+    assert_json_4xx("unknown route", status, &body);
+    let (status, _, body) = send(http.delete(format!("{base}/v1/search"))).await?;
+    assert_eq!(status, 405);
+    assert_json_4xx("wrong method", status, &body);
     let (status, _, _) = send(http.get(format!("http://{}/metrics", cordon.http()))).await?;
     assert_eq!(status, 200);
 

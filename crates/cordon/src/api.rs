@@ -197,9 +197,17 @@ pub fn ops_router(ops: OpsState) -> Router {
         .merge(health(ops))
 }
 
-/// `app` behind request metrics, a body-read timeout (408) and a whole-request timeout (503).
+/// `app` behind request metrics, a body-read timeout (408) and a whole-request timeout (503);
+/// an unknown route or method answers the JSON error shape too.
 pub fn with_limits(app: Router, ops: OpsState, api: &crate::config::ApiConfig) -> Router {
-    app.layer(axum::middleware::from_fn_with_state(ops, observe))
+    app.fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this route does not take that method".into(),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(ops, observe))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(api.body_timeout_secs),
         ))
