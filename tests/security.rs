@@ -482,6 +482,28 @@ async fn every_decision_route_obeys_the_case_rules() -> Result<()> {
     assert_eq!(status, 200);
     assert!(body["results"][0]["error"].is_string(), "{body}");
 
+    // Whole-channel decisions are the seniors': a moderator cannot lift (or set) a block, and the
+    // case a channel decision resolves must be about that channel.
+    let (status, body) = mia
+        .post(
+            "/v1/channel-decisions",
+            &json!({"channel_id": "chan:1", "action": "restore", "reason": "not_illegal"}),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = sue
+        .post(
+            "/v1/channel-decisions",
+            &json!({"channel_id": "chan:other", "action": "suppress", "reason": "illegal_drugs", "case_id": held["id"]}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    // No decision waits for a version the worker has not seen.
+    let (status, body) = mia
+        .post("/v1/decisions", &json!({"item_id": "post:7", "item_version": 2, "action": "restore", "reason": "not_illegal"}))
+        .await?;
+    assert_eq!(status, 400, "{body}");
+
     // A channel block is not lifted through the item route; odd inputs are client errors.
     for (what, body) in [
         (
@@ -769,6 +791,16 @@ async fn sign_in_survives_bursts_and_guessing_and_limits_answer_429() -> Result<
         statuses.contains(&429) && statuses.contains(&200),
         "{statuses:?}"
     );
+    // HEAD runs the same search: it is limited the same.
+    let mut heads = Vec::new();
+    for _ in 0..30 {
+        heads.push(
+            send(http.head(format!("{base}/v1/search?q=apples")))
+                .await?
+                .0,
+        );
+    }
+    assert!(heads.contains(&429), "{heads:?}");
 
     // An admin's password reset ends the account's sessions.
     let mo = d.session("mo", "moderator").await?;
@@ -784,7 +816,17 @@ async fn sign_in_survives_bursts_and_guessing_and_limits_answer_429() -> Result<
     let (status, _) = mo.get("/v1/session").await?;
     assert_eq!(status, 401, "the old session survived a password reset");
 
-    // A client that trickles its headers is cut off.
+    // A client that connects and sends nothing is cut off, and so is one that trickles its
+    // headers.
+    let mut silent = std::net::TcpStream::connect(&d.api)?;
+    silent.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = silent.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a silent connection was kept open"
+    );
     let mut stream = std::net::TcpStream::connect(&d.api)?;
     stream.write_all(b"GET /v1/search HTTP/1.1\r\nHost: x\r\n")?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;

@@ -225,6 +225,15 @@ pub fn is_invisible(c: char) -> bool {
         || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
 }
 
+/// Marks that render as nothing on their own: the combining grapheme joiner, variation selectors,
+/// Mongolian free variation selectors, Khmer inherent vowels. Legitimate in text (emoji use
+/// variation selectors), never in an id.
+fn is_ignorable_mark(c: char) -> bool {
+    matches!(c,
+        '\u{034F}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
 /// The rule for ids (items, channels, reporters): 1 to [`MAX_ID_BYTES`] bytes, no whitespace and
 /// nothing invisible ([`is_invisible`]), so one id can never look like another. The error says
 /// what is wrong.
@@ -235,7 +244,10 @@ pub fn check_id(id: &str) -> Result<(), String> {
     if id.len() > MAX_ID_BYTES {
         return Err(format!("is over {MAX_ID_BYTES} bytes"));
     }
-    if id.chars().any(|c| c.is_whitespace() || is_invisible(c)) {
+    if id
+        .chars()
+        .any(|c| c.is_whitespace() || is_invisible(c) || is_ignorable_mark(c))
+    {
         return Err(
             "must not contain whitespace, control or invisible formatting characters".into(),
         );
@@ -494,6 +506,8 @@ mod tests {
             "a\u{200B}b",
             "\u{FEFF}a",
             "a\u{2066}b",
+            "abc\u{FE0F}",
+            "a\u{034F}b",
             "channel:x",
         ] {
             let mut v = sample();

@@ -330,10 +330,13 @@ impl SearchHandle {
             .tokenizer_for_field(f.text)
             .map_err(tantivy_err(&self.dir))?;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // What the query costs is bounded after tokenization too: `a.b.c.…` is one part but
+        // many tokens. Repeated words count once; past MAX_QUERY_PARTS words the rest is ignored.
+        let mut seen = std::collections::HashSet::new();
         for part in &query.parts {
             let mut tokens = Vec::new();
             let mut stream = analyzer.token_stream(part.text());
-            while stream.advance() {
+            while stream.advance() && tokens.len() < MAX_QUERY_PARTS {
                 tokens.push(stream.token().text.clone());
             }
             let phrase = matches!(part, QueryPart::Phrase(_)) && tokens.len() > 1;
@@ -343,6 +346,9 @@ impl SearchHandle {
                 tokens.into_iter().map(|t| vec![t]).collect()
             };
             for words in words {
+                if seen.len() >= MAX_QUERY_PARTS || !seen.insert(words.clone()) {
+                    continue;
+                }
                 for field in [f.title, f.text, f.channel] {
                     let terms: Vec<Term> = words
                         .iter()

@@ -90,7 +90,10 @@ impl Hasher {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .try_send(Box::new(move || {
-                let _ = tx.send(work());
+                // The caller gave up waiting (or went away): do not spend a hash on it.
+                if !tx.is_closed() {
+                    let _ = tx.send(work());
+                }
             }))
             .map_err(|_| busy())?;
         tokio::time::timeout(HASH_WAIT, rx)
@@ -360,12 +363,17 @@ impl ReviewStore {
             "INSERT INTO login_attempts AS l (username, client, attempts) VALUES ($1, $2, 1)
              ON CONFLICT (username, client) DO UPDATE SET
                attempts = CASE WHEN l.locked_until <= now() THEN 1 ELSE l.attempts + 1 END,
-               locked_until = CASE WHEN l.locked_until <= now() THEN NULL ELSE l.locked_until END,
+               locked_until = CASE WHEN l.locked_until <= now() THEN NULL
+                                   WHEN l.locked_until IS NULL AND l.attempts + 1 > $3
+                                       THEN now() + make_interval(secs => $4)
+                                   ELSE l.locked_until END,
                updated_at = now()
              RETURNING attempts, locked_until > now() AS locked",
         )
         .bind(&key)
         .bind(client)
+        .bind(MAX_LOGIN_ATTEMPTS)
+        .bind(LOCK_SECS)
         .fetch_one(&self.pool)
         .await?;
         let attempts: i32 = row.try_get("attempts")?;

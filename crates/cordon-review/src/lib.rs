@@ -84,11 +84,14 @@ impl ReviewError {
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::BeginFailed => true,
                 // Connection exceptions, insufficient resources, operator intervention (a
-                // restart), serialization failures and deadlocks.
+                // restart), serialization failures and deadlocks, a read-only standby during a
+                // fail-over, a lock not available.
                 sqlx::Error::Database(db) => db.code().is_some_and(|c| {
                     ["08", "53", "57", "40"]
                         .iter()
                         .any(|class| c.starts_with(class))
+                        || c == "25006"
+                        || c == "55P03"
                 }),
                 _ => false,
             },
@@ -701,6 +704,19 @@ impl ReviewStore {
             ));
         }
         let mut tx = self.pool.begin().await?;
+        // A decision about a version the worker has not seen yet would be waiting for it, and
+        // would overrule the model (and any case) when it comes: refused.
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM item_versions WHERE item_id = $1")
+                .bind(&req.item_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if newest.is_some_and(|n| req.item_version as i64 > n) {
+            return Err(ReviewError::Invalid(format!(
+                "item {} has no version {} yet",
+                req.item_id, req.item_version
+            )));
+        }
         let before = queue::lock_for_decision(
             &mut tx,
             &req.item_id,
@@ -770,6 +786,12 @@ impl ReviewStore {
             (channel_id.as_str(), moderator.as_str(), reason.as_str());
         if moderator.trim().is_empty() {
             return Err(ReviewError::Invalid("moderator is required".into()));
+        }
+        if !role.is_senior() {
+            return Err(ReviewError::Forbidden(
+                "decisions about a whole channel are for senior moderators; escalate the case"
+                    .into(),
+            ));
         }
         check_id("channel_id", channel_id)?;
         check_reason(reason)?;

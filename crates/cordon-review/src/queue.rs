@@ -172,6 +172,18 @@ pub(crate) async fn lock_for_decision(
     for case in &cases {
         check_may_act(case, moderator, role, None)?;
     }
+    // An item whose case is escalated on any version is the seniors' until they resolve it.
+    let escalated: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM cases WHERE item_id = $1 AND escalated AND state <> 'resolved')",
+    )
+    .bind(item_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if escalated && !role.is_senior() {
+        return Err(ReviewError::Forbidden(format!(
+            "item {item_id} has an escalated case: senior moderators decide it"
+        )));
+    }
     Ok(resolves.or_else(|| cases.into_iter().find(|c| c.state != "resolved")))
 }
 

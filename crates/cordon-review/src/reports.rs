@@ -1,11 +1,11 @@
 //! User reports: "report this search result".
 //!
 //! A report is unique per reporter and item (a second one is acknowledged, not counted), limited
-//! per reporter and per item per hour, and comes by a [`ReportLane`]: a reporter the platform's
-//! backend vouches for (a signed identity), a trusted flagger, or an unverified string. It opens
-//! a case for the item version or joins its case. Only *vouched* weight — signed reporters and
-//! trusted flaggers, weighted by how their earlier reports were decided, and unverified reporters
-//! with a track record of upheld reports — raises the case's priority (by a bounded amount) and
+//! per reporter and per item, lane and hour, and comes by a [`ReportLane`]: a reporter the
+//! platform's backend vouches for (a signed identity), a trusted flagger, or an unverified
+//! string. It opens a case for the item version or joins its case. Only *vouched* weight —
+//! signed reporters, weighted by their track record (rejected reports weigh less), and trusted
+//! flaggers — raises the case's priority (by a bounded amount) and
 //! holds the item (hidden until a person decides, through a `hold` decision published like any
 //! other) once it reaches [`ReportLimits::hold_at`]. Invented reporter names therefore cost the
 //! attacker a report each and move nothing. Deciding the case settles the reports: suppress
@@ -25,8 +25,8 @@ use crate::{
 
 /// The actor of the audit entries reports cause.
 pub const REPORTS_ACTOR: &str = "system:reports";
-/// Longest reporter id, in bytes.
-pub const MAX_REPORTER_BYTES: usize = 128;
+/// Longest reporter id as stored (namespaced by lane: `p:`, `f:<key id>:`), in bytes.
+pub const MAX_REPORTER_BYTES: usize = 256;
 /// Longest report details, in characters.
 pub const MAX_DETAILS_CHARS: usize = 4000;
 /// Most priority reports add to a case (a quarter per unit of vouched weight, up to this).
@@ -36,8 +36,8 @@ pub const MAX_REPORT_PRIORITY: f32 = 1.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportLane {
-    /// A reporter string nobody vouches for: recorded and queued, but it holds nothing unless
-    /// its reporter has a track record.
+    /// A reporter string nobody vouches for: recorded and queued, but it holds nothing and
+    /// raises no priority (anyone can claim any string, its track record included).
     Unverified,
     /// A reporter the platform's backend vouches for with a signature.
     Platform,
@@ -85,13 +85,12 @@ pub struct NewReport {
 pub struct ReportLimits {
     /// Reports one reporter may file per hour.
     pub per_reporter_per_hour: i64,
-    /// Reports one item may receive per hour (from all reporters).
+    /// Reports one item may receive per hour in each lane (from all its reporters), so
+    /// unverified reports can never use up the signed reporters' share.
     pub per_item_per_hour: i64,
     /// Vouched weight that holds an item until a moderator decides (a new signed reporter
     /// weighs 1).
     pub hold_at: f32,
-    /// Upheld reports an unverified reporter needs before its weight counts as vouched.
-    pub track_record_upheld: i32,
 }
 
 /// What a report did.
@@ -236,14 +235,16 @@ impl ReviewStore {
             .execute(&mut *tx)
             .await?;
         let about_item: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM reports WHERE item_id = $1 AND created_at > now() - interval '1 hour'",
+            "SELECT count(*) FROM reports
+             WHERE item_id = $1 AND lane = $2 AND created_at > now() - interval '1 hour'",
         )
         .bind(&r.item_id)
+        .bind(r.lane.as_str())
         .fetch_one(&mut *tx)
         .await?;
         if about_item >= limits.per_item_per_hour {
             return Err(ReviewError::RateLimited(format!(
-                "this item has {} reports this hour, the most it takes; it is queued for review",
+                "this item has {} such reports this hour, the most it takes; it is queued for review",
                 limits.per_item_per_hour
             )));
         }
@@ -251,14 +252,13 @@ impl ReviewStore {
             .bind(&r.reporter)
             .fetch_optional(&mut *tx)
             .await?;
-        let (upheld, rejected) = match history {
+        let (upheld, rejected): (i32, i32) = match history {
             Some(h) => (h.try_get("upheld")?, h.try_get("rejected")?),
             None => (0, 0),
         };
         let w = r.flagger_weight.unwrap_or_else(|| weight(upheld, rejected));
         let vouched = match r.lane {
             ReportLane::Platform | ReportLane::TrustedFlagger => w,
-            ReportLane::Unverified if upheld >= limits.track_record_upheld => w,
             ReportLane::Unverified => 0.0,
         };
         let report_id: i64 = sqlx::query_scalar(

@@ -561,7 +561,6 @@ const LIMITS: cordon_review::ReportLimits = cordon_review::ReportLimits {
     per_reporter_per_hour: 3,
     per_item_per_hour: 100,
     hold_at: 3.0,
-    track_record_upheld: 5,
 };
 
 #[tokio::test]
@@ -622,7 +621,6 @@ async fn only_vouched_reporters_hold_and_reports_raise_priority_by_a_bounded_amo
         per_reporter_per_hour: 100,
         per_item_per_hour: 40,
         hold_at: 3.0,
-        track_record_upheld: 2,
     };
     let unverified = |item: &str, who: &str| cordon_review::NewReport {
         lane: ReportLane::Unverified,
@@ -644,7 +642,7 @@ async fn only_vouched_reporters_hold_and_reports_raise_priority_by_a_bounded_amo
     let log = store.audit_log(None, 100, Role::Admin).await.unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].actor, cordon_review::REPORTS_ACTOR);
-    // The item takes at most 40 reports an hour, from everyone together.
+    // The item takes at most 40 unverified reports an hour, from all of them together.
     for i in 30..40 {
         store
             .report(&unverified("x", &format!("u:more{i}")), limits)
@@ -685,7 +683,8 @@ async fn only_vouched_reporters_hold_and_reports_raise_priority_by_a_bounded_amo
         .await
         .unwrap();
     assert!(flagged.held);
-    // An unverified reporter with a track record of upheld reports counts.
+    // An unverified string never counts, not even one whose reports were upheld: anyone can
+    // claim any string.
     for item in ["t1", "t2"] {
         let o = store
             .report(&unverified(item, "u:veteran"), limits)
@@ -697,16 +696,19 @@ async fn only_vouched_reporters_hold_and_reports_raise_priority_by_a_bounded_amo
             .await
             .unwrap();
     }
-    for who in ["u:veteran", "p:a", "p:b"] {
-        store.report(&unverified("t3", who), limits).await.unwrap();
+    for who in ["u:veteran", "u:x", "u:y", "u:z"] {
+        let o = store.report(&unverified("t3", who), limits).await.unwrap();
+        assert!(!o.held);
     }
-    let counted = store.report(&report("t3", "p:c"), limits).await.unwrap();
+    // The per-item limit is per lane: unverified reports do not use up the signed ones' share.
+    let mut last = None;
+    for who in ["p:a", "p:b", "p:c"] {
+        last = Some(store.report(&report("x", who), limits).await.unwrap());
+    }
     assert!(
-        !counted.held,
-        "p:a and p:b came unverified here: only the veteran and p:c count"
+        last.unwrap().held,
+        "signed reporters still hold an item flooded with unverified reports"
     );
-    let counted = store.report(&report("t3", "p:d"), limits).await.unwrap();
-    assert!(counted.held);
 }
 
 #[tokio::test]
@@ -717,7 +719,6 @@ async fn rejected_reports_make_a_reporter_weigh_less() {
         per_reporter_per_hour: 100,
         per_item_per_hour: 100,
         hold_at: 100.0,
-        track_record_upheld: 5,
     };
     let weight_of = |case: cordon_review::Case| case.priority;
     // The reporter's first report counts fully; a moderator rejects it (restores the item).

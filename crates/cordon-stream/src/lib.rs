@@ -50,8 +50,10 @@ pub enum StreamError {
 
 impl StreamError {
     /// Whether publishing the same record again can never succeed: it is larger than the
-    /// producer's or the broker's limit, or the broker finds it invalid. Everything else (timeouts,
-    /// unreachable or restarting brokers, full queues) is worth retrying.
+    /// producer's or the broker's limit, or the broker finds the record invalid. Everything else
+    /// (timeouts, corrupt transfers, unreachable or restarting brokers, full queues) is worth
+    /// retrying. Keep the producer's `message.max.bytes` at most the topics' limit, so that size
+    /// is judged per record here and not per batch by the broker.
     pub fn is_permanent(&self) -> bool {
         let code = match self {
             StreamError::Kafka(e) => e.rdkafka_error_code(),
@@ -63,7 +65,6 @@ impl StreamError {
                 RDKafkaErrorCode::MessageSizeTooLarge
                     | RDKafkaErrorCode::InvalidMessageSize
                     | RDKafkaErrorCode::MessageBatchTooLarge
-                    | RDKafkaErrorCode::InvalidMessage
                     | RDKafkaErrorCode::InvalidRecord
                     | RDKafkaErrorCode::InvalidTimestamp
             )

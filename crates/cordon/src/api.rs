@@ -481,7 +481,6 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
         per_reporter_per_hour: r.per_reporter_per_hour,
         per_item_per_hour: r.per_item_per_hour,
         hold_at: r.hold_at,
-        track_record_upheld: r.track_record_upheld,
     };
     let outcome = s
         .store
@@ -595,6 +594,20 @@ async fn decide_channel(
     Json(body): Json<ChannelDecisionBody>,
 ) -> ApiResult<Value> {
     let suppress = moderator_action(&body.action)? == Action::Suppress;
+    // The case a channel decision resolves must be about an item of that channel.
+    if let Some(case_id) = body.case_id {
+        let case = s.store.case_for(case_id, me.role).await?;
+        let channel = lookup(&s, &case.item_id)
+            .await?
+            .and_then(|st| st.content)
+            .map(|c| c.channel.id);
+        if channel.as_deref() != Some(body.channel_id.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "case {case_id} is not about an item of channel {}",
+                body.channel_id
+            )));
+        }
+    }
     let decision = s
         .store
         .decide_channel(&ChannelDecision {

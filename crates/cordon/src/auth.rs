@@ -11,7 +11,7 @@
 //! - In `proxy` mode the user-name header counts only from `auth.trusted_proxies`; the account
 //!   must exist and be enabled, and its role is Cordon's.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -184,14 +184,17 @@ fn viewer_of(session: &Session) -> Viewer {
     }
 }
 
-/// The address a request comes from: the peer, or — when the peer is one of
-/// `auth.trusted_proxies` and sends `X-Forwarded-For` — the last address that proxy appended
-/// (the ones before it are the client's own words).
+/// The client a request comes from, as rate limits and sign-in attempts count it: the peer, or —
+/// when the peer is one of `auth.trusted_proxies` — the last `X-Forwarded-For` entry (the one
+/// that proxy appended; those before it are the client's own words). Addresses are canonical
+/// (`::ffff:10.0.0.5` is `10.0.0.5`), and an IPv6 client counts as its /64, the block one
+/// subscriber usually holds, so rotating addresses inside it buys nothing.
 pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
-    let Some(peer) = peer.map(|p| p.ip()) else {
+    let Some(peer) = peer.map(|p| p.ip().to_canonical()) else {
         return "unknown".into();
     };
-    if s.config.auth.trusted_proxies.contains(&peer.to_string()) {
+    let mut client = peer;
+    if is_trusted_proxy(s, peer) {
         // Only the last entry is the proxy's own; an unreadable one counts as none.
         let forwarded = headers
             .get_all("x-forwarded-for")
@@ -199,12 +202,28 @@ pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) ->
             .next_back()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
-            .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok());
+            .and_then(|a| a.trim().parse::<IpAddr>().ok());
         if let Some(ip) = forwarded {
-            return ip.to_string();
+            client = ip.to_canonical();
         }
     }
-    peer.to_string()
+    match client {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// Whether `peer` is one of `auth.trusted_proxies` (compared as canonical addresses).
+fn is_trusted_proxy(s: &ApiState, peer: IpAddr) -> bool {
+    s.config
+        .auth
+        .trusted_proxies
+        .iter()
+        .filter_map(|p| p.parse::<IpAddr>().ok())
+        .any(|p| p.to_canonical() == peer)
 }
 
 /// The user the trusted SSO proxy names, in `proxy` mode. A request that carries the header
@@ -216,11 +235,11 @@ fn proxy_user(s: &ApiState, request: &Request) -> Result<Option<String>, Refusal
     let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| c.0.ip().to_canonical())
     else {
         return Ok(None);
     };
-    if !s.config.auth.trusted_proxies.contains(&peer) {
+    if !is_trusted_proxy(s, peer) {
         return Ok(None);
     }
     let mut values = request

@@ -368,15 +368,13 @@ fn flagger_weight() -> f32 {
 pub struct ReportsConfig {
     /// Reports one reporter may file per hour (more get 429).
     pub per_reporter_per_hour: i64,
-    /// Reports one item may receive per hour from everyone together (more get 429).
+    /// Reports one item may receive per hour in each lane from everyone together (more get 429).
     pub per_item_per_hour: i64,
     /// Vouched weight that holds an item until a moderator decides (a new signed reporter
     /// weighs 1; rejected reports make a reporter weigh less).
     pub hold_at: f32,
-    /// Upheld reports an unverified reporter needs before its weight counts toward holds.
-    pub track_record_upheld: i32,
     /// Accept reports without a signature (lane `unverified`): recorded and queued, but they
-    /// hold nothing and raise no priority unless the reporter has a track record.
+    /// hold nothing and raise no priority.
     pub accept_unsigned: bool,
     /// Keys the platform's backend signs reporter identities with, by key id. Several at once
     /// let a key be rotated: add the new one, switch the backend, remove the old one.
@@ -391,7 +389,6 @@ impl Default for ReportsConfig {
             per_reporter_per_hour: 20,
             per_item_per_hour: 100,
             hold_at: 3.0,
-            track_record_upheld: 5,
             accept_unsigned: false,
             platform_keys: BTreeMap::new(),
             trusted_flaggers: BTreeMap::new(),

@@ -609,7 +609,7 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                         button.suppress data-action="suppress" type="button" { "Suppress (s)" }
                         button.restore data-action="restore" type="button" { "Restore (r)" }
                         button data-action="escalate" type="button" disabled[c.escalated] { "Escalate (e)" }
-                        @if channel_id.is_some() {
+                        @if channel_id.is_some() && me.role.is_senior() {
                             button.suppress data-action="suppress_channel" type="button" { "Suppress whole channel" }
                             button data-action="restore_channel" type="button" { "Restore channel" }
                         }

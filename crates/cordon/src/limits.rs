@@ -54,7 +54,8 @@ impl RateLimits {
     fn limiter(&self, method: &Method, path: &str) -> Option<&DefaultKeyedRateLimiter<IpAddr>> {
         match (method, path) {
             (&Method::POST, "/v1/session" | "/console/login") => Some(&self.sign_in),
-            (&Method::GET, "/v1/search") => Some(&self.search),
+            // axum answers HEAD with the GET handler: it costs the same search.
+            (&Method::GET | &Method::HEAD, "/v1/search") => Some(&self.search),
             (&Method::POST, "/v1/reports") => Some(&self.reports),
             _ => None,
         }
@@ -89,8 +90,11 @@ pub async fn rate_limit(State(s): State<ApiState>, request: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let client = crate::auth::client_ip(&s, peer, request.headers());
+    // An IPv6 client is keyed by its /64 (see `client_ip`).
     let key = client
+        .trim_end_matches("::/64")
         .parse::<IpAddr>()
+        .or_else(|_| format!("{}::", client.trim_end_matches("::/64")).parse())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
     match limiter.check_key(&key) {
         Ok(()) => next.run(request).await,

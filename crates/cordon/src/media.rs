@@ -53,17 +53,28 @@ fn is_public(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_documentation()
                 || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (18..20).contains(&b)))
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => is_public(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
+                let segments = v6.segments();
+                let first = segments[0];
+                // NAT64 (64:ff9b::/96) reaches IPv4 behind it: judge the IPv4 address.
+                if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                    let [a, b] = segments[6].to_be_bytes();
+                    let [c, d] = segments[7].to_be_bytes();
+                    return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+                }
                 !(v6.is_loopback()
                     || v6.is_unspecified()
                     || v6.is_multicast()
                     || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
+                    || (first & 0xffc0) == 0xfe80
+                    || (first & 0xffc0) == 0xfec0)
             }
         },
     }
@@ -112,6 +123,9 @@ impl MediaProxy {
     /// The proxy for `config`.
     pub fn new(config: &MediaConfig) -> anyhow::Result<Arc<MediaProxy>> {
         let client = reqwest::Client::builder()
+            // Never through an egress proxy from the environment: it would resolve and reach
+            // the target itself, past the address checks below.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(config.timeout_secs))
             .connect_timeout(Duration::from_secs(config.timeout_secs))
@@ -138,7 +152,11 @@ impl MediaProxy {
                 "only http(s) media are fetched".into(),
             ));
         }
-        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let host = parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let denied = self
             .config
             .deny_hosts
@@ -287,6 +305,11 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "224.0.0.1",
+            "64:ff9b::a00:1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+            "fec0::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

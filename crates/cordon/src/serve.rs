@@ -1,15 +1,17 @@
-//! The HTTP server: axum's router on hyper with the limits `axum::serve` does not set — a cap
-//! on open connections (past it a new connection is closed at once instead of queueing without
-//! bound) and a header-read timeout (a client that trickles its headers is cut off) — and a
-//! graceful shutdown bounded in time.
+//! The HTTP server: axum's router on hyper (HTTP/1.1) with the limits `axum::serve` does not
+//! set — a cap on open connections (past it a new connection is closed at once instead of
+//! queueing without bound) and a header-read timeout that runs from the moment a connection
+//! waits for a request (a client that sends nothing, trickles its headers, or idles between
+//! requests is cut off) — and a graceful shutdown bounded in time. HTTP/1.1 only: version
+//! detection would read the first bytes without a timer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -70,14 +72,10 @@ pub async fn serve(
             Ok(s) => s,
             Err(never) => match never {},
         };
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let connection = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _permit = permit;
