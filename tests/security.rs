@@ -466,6 +466,11 @@ async fn every_decision_route_obeys_the_case_rules() -> Result<()> {
     let (_, claimed) = bob.post("/v1/cases/claim", &json!({})).await?;
     let held = claimed["case"].clone();
     let held_item = held["item_id"].as_str().context("item")?;
+    // Items neither bob's claim nor the escalated case touch, for the checks below.
+    let free: Vec<String> = (0..10)
+        .map(|i| format!("post:{i}"))
+        .filter(|id| id != escalated_item && id != held_item)
+        .collect();
     let (status, _) = mia
         .post(
             "/v1/decisions",
@@ -500,7 +505,7 @@ async fn every_decision_route_obeys_the_case_rules() -> Result<()> {
     assert_eq!(status, 400, "{body}");
     // No decision waits for a version the worker has not seen.
     let (status, body) = mia
-        .post("/v1/decisions", &json!({"item_id": "post:7", "item_version": 2, "action": "restore", "reason": "not_illegal"}))
+        .post("/v1/decisions", &json!({"item_id": free[2], "item_version": 2, "action": "restore", "reason": "not_illegal"}))
         .await?;
     assert_eq!(status, 400, "{body}");
 
@@ -512,19 +517,19 @@ async fn every_decision_route_obeys_the_case_rules() -> Result<()> {
         ),
         (
             "huge version",
-            json!({"item_id": "post:5", "item_version": 18446744073709551615u64, "action": "suppress", "reason": "x"}),
+            json!({"item_id": free[0], "item_version": 18446744073709551615u64, "action": "suppress", "reason": "x"}),
         ),
         (
             "bad reason",
-            json!({"item_id": "post:5", "action": "suppress", "reason": "<b>"}),
+            json!({"item_id": free[0], "action": "suppress", "reason": "<b>"}),
         ),
         (
             "long note",
-            json!({"item_id": "post:5", "action": "suppress", "reason": "x", "note": "n".repeat(2001)}),
+            json!({"item_id": free[0], "action": "suppress", "reason": "x", "note": "n".repeat(2001)}),
         ),
         (
             "unknown action",
-            json!({"item_id": "post:5", "action": "hold", "reason": "x"}),
+            json!({"item_id": free[0], "action": "hold", "reason": "x"}),
         ),
     ] {
         let (status, answer) = mia.post("/v1/decisions", &body).await?;
@@ -543,22 +548,22 @@ async fn every_decision_route_obeys_the_case_rules() -> Result<()> {
     // A 2 MB note is refused at the door (413, or the connection is closed before the client has
     // written it all); nothing is recorded and the outbox keeps flowing.
     match mia
-        .post("/v1/decisions", &json!({"item_id": "post:5", "action": "suppress", "reason": "x", "note": "n".repeat(2_000_000)}))
+        .post("/v1/decisions", &json!({"item_id": free[0], "action": "suppress", "reason": "x", "note": "n".repeat(2_000_000)}))
         .await
     {
         Ok((status, _)) => assert_eq!(status, 413),
         Err(e) => assert!(format!("{e:#}").contains("connection"), "{e:#}"),
     }
-    let (_, item) = mia.get("/v1/items/post:5").await?;
+    let (_, item) = mia.get(&format!("/v1/items/{}", free[0])).await?;
     assert_eq!(item["decisions"], json!([]), "{item}");
     let (status, body) = mia
-        .post("/v1/decisions", &json!({"item_id": "post:6", "action": "suppress", "reason": "illegal_drugs", "note": "n".repeat(2000)}))
+        .post("/v1/decisions", &json!({"item_id": free[1], "action": "suppress", "reason": "illegal_drugs", "note": "n".repeat(2000)}))
         .await?;
     assert_eq!(status, 200, "{body}");
     eventually(
         Duration::from_secs(20),
         "the decision to reach search",
-        || async { Ok((!d.visible_ids().await?.contains("post:6")).then_some(())) },
+        || async { Ok((!d.visible_ids().await?.contains(&free[1])).then_some(())) },
     )
     .await?;
 
@@ -617,7 +622,10 @@ async fn sign_in_survives_bursts_and_guessing_and_limits_answer_429() -> Result<
     )
     .await?;
     d.add_user("root", "admin")?;
-    let http = cordon_e2e::http_client();
+    // This deployment cuts idle connections after one second: a connection per request.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
     let base = format!("http://{}", d.api);
     let password = cordon_e2e::TEST_PASSWORD;
 
@@ -1085,5 +1093,43 @@ async fn a_paused_worker_publishes_nothing_for_partitions_it_lost() -> Result<()
         eprintln!("[security] round {round}: worker A fenced {fenced} verdicts so far");
         b.terminate(Duration::from_secs(30))?;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_take_every_connection() -> Result<()> {
+    // 127.0.0.1 is not a trusted proxy here, so the per-address cap applies to this test.
+    let d = Deployment::new("[auth]\ntrusted_proxies = [\"::1\"]\n").await?;
+    let _cordon = d.start_with_env("all", &[("CORDON_API__MAX_CONNECTIONS_PER_CLIENT", "5")])?;
+    d.wait_ready().await?;
+    // (The readiness checks' connections close first.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Five idle connections hold the address's share ...
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(std::net::TcpStream::connect(&d.api)?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... so a sixth is closed at once, without an answer.
+    let mut sixth = std::net::TcpStream::connect(&d.api)?;
+    sixth.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let _ = sixth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = sixth.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    // Closing one gives its place back (once the server has seen it close).
+    drop(idle.pop());
+    eventually(
+        Duration::from_secs(10),
+        "a freed place to be usable",
+        || async {
+            Ok(reqwest::get(format!("http://{}/healthz", d.api))
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ()))
+        },
+    )
+    .await?;
     Ok(())
 }

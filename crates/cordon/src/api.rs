@@ -208,6 +208,7 @@ pub fn with_limits(app: Router, ops: OpsState, api: &crate::config::ApiConfig) -
             )
         })
         .layer(axum::middleware::from_fn_with_state(ops, observe))
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(api.body_timeout_secs),
         ))
@@ -215,6 +216,29 @@ pub fn with_limits(app: Router, ops: OpsState, api: &crate::config::ApiConfig) -
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(api.request_timeout_secs),
         ))
+}
+
+/// Middleware: an error answer to a request that carried a body says `Connection: close`. The
+/// body may not have been read (a rejection, 413, 401 before the handler), and then the server
+/// closes the connection after answering; saying so keeps clients from sending their next
+/// request into it.
+async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let has_body = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+        || request
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn observe(State(state): State<OpsState>, request: Request, next: Next) -> Response {

@@ -363,6 +363,14 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     };
     let server_limits = crate::serve::ServerLimits {
         max_connections: config.api.max_connections,
+        max_per_client: config.api.max_connections_per_client,
+        exempt: config
+            .auth
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse::<std::net::IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .collect(),
         header_timeout: Duration::from_secs(config.api.header_timeout_secs),
     };
     let drain = Duration::from_secs(config.api.request_timeout_secs);
@@ -380,13 +388,14 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         ));
     }
     for (address, router) in listeners {
+        let limits = server_limits.clone();
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .with_context(|| format!("listening on {address}"))?;
         info!(listen = %address, "http server started");
         let token = shutdown.clone();
         tasks.spawn(async move {
-            crate::serve::serve(listener, router, server_limits, token, drain).await;
+            crate::serve::serve(listener, router, limits, token, drain).await;
             Ok(())
         });
     }

@@ -312,6 +312,9 @@ pub struct ApiConfig {
     pub reports_per_second: u32,
     /// Connections open at once; past it new connections are closed at once.
     pub max_connections: usize,
+    /// Connections one peer address may hold open at once (`auth.trusted_proxies` excepted:
+    /// their connections carry many clients).
+    pub max_connections_per_client: usize,
     /// Seconds a client has to send a request's headers.
     pub header_timeout_secs: u64,
     /// Seconds a client has to send a request's body (408 after).
@@ -410,6 +413,7 @@ impl Default for ApiConfig {
             searches_per_second: 20,
             reports_per_second: 200,
             max_connections: 1024,
+            max_connections_per_client: 64,
             header_timeout_secs: 10,
             body_timeout_secs: 10,
             request_timeout_secs: 10,

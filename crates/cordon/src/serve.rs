@@ -5,8 +5,9 @@
 //! requests is cut off) — and a graceful shutdown bounded in time. HTTP/1.1 only: version
 //! detection would read the first bytes without a timer.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,12 +22,55 @@ use tower::Service;
 use tracing::{debug, info, warn};
 
 /// What one listener allows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections one peer address may hold open at once (the `exempt` addresses excepted).
+    pub max_per_client: usize,
+    /// Peers the per-address cap does not apply to: the trusted proxies, whose connections
+    /// carry many clients.
+    pub exempt: Vec<IpAddr>,
     /// Time a client has to send a request's headers.
     pub header_timeout: Duration,
+}
+
+/// Open connections per peer address; a [`ClientSlot`] gives its place back when dropped.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection of one peer.
+struct ClientSlot {
+    clients: Arc<PerClient>,
+    peer: IpAddr,
+}
+
+impl PerClient {
+    /// A slot for `peer`, unless it holds `max` connections already.
+    fn take(self: &Arc<Self>, peer: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(peer).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: Arc::clone(self),
+            peer,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.clients.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets open connections finish for up to
@@ -39,6 +83,7 @@ pub async fn serve(
     drain: Duration,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = Arc::new(PerClient::default());
     let graceful = GracefulShutdown::new();
     let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
     let mut refused_since_log = 0u64;
@@ -67,6 +112,19 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let ip = peer.ip().to_canonical();
+        let client_slot = if limits.exempt.contains(&ip) {
+            None
+        } else {
+            match per_client.take(ip, limits.max_per_client) {
+                Some(slot) => Some(slot),
+                None => {
+                    debug!(%peer, max = limits.max_per_client, "per-address connection cap reached; closing");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         refused_since_log = 0;
         let service = match make_service.call(peer).await {
             Ok(s) => s,
@@ -79,6 +137,7 @@ pub async fn serve(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             if let Err(e) = connection.await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
