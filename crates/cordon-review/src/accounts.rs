@@ -285,8 +285,7 @@ impl ReviewStore {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE accounts a SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
-                    password_hash = COALESCE($4, password_hash), failed_logins = 0,
-                    locked_until = NULL, updated_at = now()
+                    password_hash = COALESCE($4, password_hash), updated_at = now()
              WHERE username = $1 RETURNING {ACCOUNT_COLUMNS}"
         ))
         .bind(username)

@@ -188,10 +188,11 @@ fn viewer_of(session: &Session) -> Viewer {
 /// when the peer is one of `auth.trusted_proxies` — the last `X-Forwarded-For` entry (the one
 /// that proxy appended; those before it are the client's own words). Addresses are canonical
 /// (`::ffff:10.0.0.5` is `10.0.0.5`), and an IPv6 client counts as its /64, the block one
-/// subscriber usually holds, so rotating addresses inside it buys nothing.
-pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+/// subscriber usually holds (its network address, low 64 bits zero), so rotating addresses
+/// inside it buys nothing.
+pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
     let Some(peer) = peer.map(|p| p.ip().to_canonical()) else {
-        return "unknown".into();
+        return IpAddr::from([0, 0, 0, 0]);
     };
     let mut client = peer;
     if is_trusted_proxy(s, peer) {
@@ -208,11 +209,10 @@ pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) ->
         }
     }
     match client {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
+        v4 => v4,
     }
 }
 
@@ -328,7 +328,7 @@ pub struct Credentials {
 pub async fn sign_in(
     s: &ApiState,
     c: &Credentials,
-    client: &str,
+    client: IpAddr,
 ) -> Result<(Cookie<'static>, Viewer), ApiError> {
     if s.config.auth.mode != "password" {
         return Err(ApiError(
@@ -339,7 +339,7 @@ pub async fn sign_in(
     let username = c.username.trim().to_ascii_lowercase();
     match s
         .store
-        .login(&username, &c.password, client, session_ttl(s))
+        .login(&username, &c.password, &client.to_string(), session_ttl(s))
         .await
     {
         Ok(new) => {
@@ -347,7 +347,7 @@ pub async fn sign_in(
             Ok((session_cookie(s, &new), viewer_of(&new.session)))
         }
         Err(e) => {
-            warn!(username = %username, client, error = %e, "sign-in refused");
+            warn!(username = %username, client = %client, error = %e, "sign-in refused");
             Err(e.into())
         }
     }
@@ -366,7 +366,7 @@ pub async fn login(
     Json(c): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let client = client_ip(&s, Some(peer), &headers);
-    let (cookie, viewer) = sign_in(&s, &c, &client).await?;
+    let (cookie, viewer) = sign_in(&s, &c, client).await?;
     Ok((jar.add(cookie), identity(&viewer)).into_response())
 }
 

@@ -240,7 +240,7 @@ async fn login_form(
         password: f.password,
     };
     let client = auth::client_ip(&s, Some(peer), &headers);
-    match auth::sign_in(&s, &credentials, &client).await {
+    match auth::sign_in(&s, &credentials, client).await {
         Ok((cookie, _)) => (jar.add(cookie), Redirect::to(&next)).into_response(),
         Err(ApiError(status, message)) => (
             status,

@@ -90,13 +90,7 @@ pub async fn rate_limit(State(s): State<ApiState>, request: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let client = crate::auth::client_ip(&s, peer, request.headers());
-    // An IPv6 client is keyed by its /64 (see `client_ip`).
-    let key = client
-        .trim_end_matches("::/64")
-        .parse::<IpAddr>()
-        .or_else(|_| format!("{}::", client.trim_end_matches("::/64")).parse())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    match limiter.check_key(&key) {
+    match limiter.check_key(&client) {
         Ok(()) => next.run(request).await,
         Err(not_until) => {
             let wait = not_until.wait_time_from(s.limits.clock.now());
