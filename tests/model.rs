@@ -216,23 +216,54 @@ fn eval_reports_rates_and_rejects_bad_files() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout)?;
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let report = &json["report"];
     for key in ["precision", "recall", "f1", "false_positive_rate"] {
-        let v = report["overall"][key].as_f64().context(key)?;
-        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+        for part in ["overall", "suppressed"] {
+            let v = report[part][key].as_f64().context(key)?;
+            assert!((0.0..=1.0).contains(&v), "{part}.{key} = {v}");
+        }
     }
     assert!(report["per_category"]["weapons"]["recall"].is_number());
     assert!(report["hard_negatives"]["news"]["false_positive_rate"].is_number());
-    // The model beats the keyword baseline it was trained beside, on the independent set.
+    assert!(report["hard_negatives_suppressed"]["news"]["false_positive_rate"].is_number());
+    assert!(report["per_language"]["ar"]["recall"].is_number());
+    assert!(json["adversarial"]["long_preamble"]["within_margin"].is_number());
+    // The card records the thresholds chosen on validation data and the numbers behind them,
+    // and the model beats the keyword baseline on the independent set nothing was chosen on.
     let card: Value = serde_json::from_str(&std::fs::read_to_string(
         repo_root().join("models/cordon-linear/model.json"),
     )?)?;
-    let f1 = |k: &str| card["metrics"][k]["overall"]["f1"].as_f64().unwrap_or(0.0);
-    assert!(
-        f1("independent") > f1("baseline_independent"),
-        "{}",
-        card["metrics"]
-    );
+    let calibration = &card["metrics"]["calibration"];
+    assert_eq!(calibration["targets"]["suppress_precision"], json!(0.99));
+    for (category, c) in calibration["per_category"]
+        .as_object()
+        .context("calibration")?
+    {
+        for key in ["review_at", "suppress_at"] {
+            let (policy, chosen) = (
+                card["policy"]["thresholds"][category][key].as_f64(),
+                c["thresholds"][key].as_f64(),
+            );
+            assert!(
+                matches!((policy, chosen), (Some(p), Some(c)) if (p - c).abs() < 1e-6),
+                "{category}.{key}: the card's policy is the calibrated one"
+            );
+        }
+        let at = c["thresholds"]["suppress_at"]
+            .as_f64()
+            .context("suppress_at")?;
+        let estimate = c["suppress_precision_estimate"]
+            .as_f64()
+            .context("estimate")?;
+        assert!(at >= 1.0 || estimate >= 0.99, "{category}: {c}");
+    }
+    let second = card["metrics"]["files"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["used_for_validation"] == json!(false)))
+        .context("a file nothing was chosen on")?;
+    let f1 = |k: &str| second[k]["overall"]["f1"].as_f64().unwrap_or(0.0);
+    assert!(f1("model") > f1("baseline"), "{second}");
 
     let text = Command::new(cordon_bin())
         .args(["eval", "--data", "models/eval/heldout.jsonl"])
@@ -252,5 +283,48 @@ fn eval_reports_rates_and_rejects_bad_files() -> Result<()> {
         .output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    Ok(())
+}
+
+/// Offers wrapped in markup, or with unrelated paragraphs, a long preamble or filler around them,
+/// keep their score (within the margin) and their decision; legitimate texts treated the same way
+/// are not flagged for it. Inline filler and Markdown around short offers are held to the
+/// measured, lower bar docs/model.md states.
+#[test]
+fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
+    for data in ["models/eval/heldout.jsonl", "models/eval/second.jsonl"] {
+        let out = Command::new(cordon_bin())
+            .args(["eval", "--data", data, "--json"])
+            .current_dir(repo_root())
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_slice(&out.stdout)?;
+        let variants = json["adversarial"].as_object().context("adversarial")?;
+        assert_eq!(variants.len(), 9, "{data}");
+        for (name, r) in variants {
+            let get = |k: &str| r[k].as_f64().unwrap_or(-1.0);
+            let separated = [
+                "paragraph_after",
+                "paragraph_before",
+                "filler_around",
+                "long_preamble",
+                "html",
+                "bbcode",
+            ]
+            .contains(&name.as_str());
+            let (margin, flagged) = if separated { (0.99, 0.99) } else { (0.75, 0.8) };
+            assert!(get("within_margin") >= margin, "{data} {name}: {r}");
+            assert!(get("still_flagged") >= flagged, "{data} {name}: {r}");
+            assert!(get("still_suppressed") >= flagged, "{data} {name}: {r}");
+            assert!(
+                get("legitimate_newly_flagged") <= 0.05,
+                "{data} {name}: {r}"
+            );
+        }
+    }
     Ok(())
 }

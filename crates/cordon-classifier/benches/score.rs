@@ -17,17 +17,22 @@ const SNIPPETS: &[&str] = &[
     "fresh cc fullz daily updates, valid rate 90%, bank logs with balance, escrow accepted. ",
 ];
 
-/// `n` texts of about 300 characters, each a different mix of snippets.
+/// `n` texts of 300 characters, each a different mix of snippets.
 fn texts(n: usize) -> Vec<String> {
+    texts_of(n, 300)
+}
+
+/// `n` texts of `chars` characters, each a different mix of snippets.
+fn texts_of(n: usize, chars: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let mut t = String::new();
             let mut k = i;
-            while t.chars().count() < 300 {
+            while t.chars().count() < chars {
                 t.push_str(SNIPPETS[k % SNIPPETS.len()]);
                 k = k * 7 + 3;
             }
-            t.chars().take(300).collect()
+            t.chars().take(chars).collect()
         })
         .collect()
 }
@@ -53,9 +58,16 @@ fn bench(c: &mut Criterion) {
             b.iter(|| classifier.score(&texts).expect("inference"))
         });
     }
+    // Long posts are scored in windows (docs/model.md): cost grows with length and sentences.
+    for chars in [1_000usize, 3_000] {
+        let long = texts_of(256, chars);
+        group.bench_function(format!("batch_256_{chars}_chars"), |b| {
+            b.iter(|| classifier.score(&long).expect("inference"))
+        });
+    }
     let texts = texts(256);
     let featurizer = classifier.featurizer();
-    let mut ids = Vec::new();
+    let mut ids = cordon_text::TextFeatures::new();
     group.throughput(Throughput::Elements(256));
     group.bench_function("featurize_only_256", |b| {
         b.iter(|| {
@@ -64,13 +76,7 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    let features: Vec<Vec<u32>> = texts
-        .iter()
-        .map(|t| {
-            featurizer.featurize(t, &mut ids);
-            ids.clone()
-        })
-        .collect();
+    let features: Vec<_> = texts.iter().map(|t| classifier.featurize(t)).collect();
     group.bench_function("infer_only_256", |b| {
         b.iter(|| classifier.score_features(&features).expect("inference"))
     });

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use cordon_domain::{Action, Category, Contribution, Policy, Scores};
-use cordon_text::{FeatureConfig, Featurizer};
+use cordon_text::{FeatureConfig, Featurizer, TextFeatures};
 use ort::session::Session;
 use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,11 @@ pub fn init_runtime(library: &Path) -> Result<(), ClassifierError> {
         .map_err(runtime)?;
     let _ = ENVIRONMENT.set(env);
     Ok(())
+}
+
+/// The process's ONNX Runtime environment, once [`init_runtime`] has run.
+pub fn environment() -> Option<&'static ort::environment::Environment> {
+    ENVIRONMENT.get()
 }
 
 /// A loaded model: its card, its featurizer and a pool of inference sessions.
@@ -268,21 +273,30 @@ impl Classifier {
         &self.featurizer
     }
 
-    /// The `k` features of `text` that push `category`'s score up the most, strongest first.
+    /// The `k` features of `text` that push `category`'s score up the most, strongest first, from
+    /// the window that scores highest for `category` (the one that decided the text's score).
     /// Empty for models whose weights cannot be read (not a linear model).
     pub fn explain(&self, text: &str, category: Category, k: usize) -> Vec<Contribution> {
         let Some(w) = &self.weights else {
             return Vec::new();
         };
         let categories = Category::ALL.len();
-        let mut contributions: Vec<Contribution> = self
-            .featurizer
-            .explain(text)
+        let weight = |id: u32| {
+            w.weights
+                .get(id as usize * categories + category.index())
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let Some(strongest) = self.featurizer.explain(text).into_iter().max_by(|a, b| {
+            let sum = |f: &[cordon_text::NamedFeature]| f.iter().map(|f| weight(f.id)).sum::<f32>();
+            sum(a).total_cmp(&sum(b))
+        }) else {
+            return Vec::new();
+        };
+        let mut contributions: Vec<Contribution> = strongest
             .into_iter()
             .filter_map(|f| {
-                let weight = *w
-                    .weights
-                    .get(f.id as usize * categories + category.index())?;
+                let weight = weight(f.id);
                 (weight > 0.0).then_some(Contribution {
                     feature: f.name,
                     weight,
@@ -294,29 +308,40 @@ impl Classifier {
         contributions
     }
 
+    /// Featurizes one text for [`Classifier::score_features`].
+    pub fn featurize(&self, text: &str) -> TextFeatures {
+        let mut features = TextFeatures::new();
+        self.featurizer.featurize(text, &mut features);
+        features
+    }
+
     /// Scores a batch of texts, one [`Scores`] per text, in order.
     pub fn score<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Scores>, ClassifierError> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut features = vec![Vec::with_capacity(self.card.features.max_features); texts.len()];
-        for (text, ids) in texts.iter().zip(features.iter_mut()) {
-            self.featurizer.featurize(text.as_ref(), ids);
-        }
+        let features: Vec<TextFeatures> =
+            texts.iter().map(|t| self.featurize(t.as_ref())).collect();
         self.score_features(&features)
     }
 
-    /// Scores already featurized texts.
-    pub fn score_features(&self, features: &[Vec<u32>]) -> Result<Vec<Scores>, ClassifierError> {
-        let batch = features.len();
-        let len = features.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        let mut input = vec![0i64; batch * len];
-        for (row, ids) in features.iter().enumerate() {
+    /// Scores already featurized texts: every window is scored, and a text's score in each
+    /// category is its strongest window's.
+    pub fn score_features(&self, texts: &[TextFeatures]) -> Result<Vec<Scores>, ClassifierError> {
+        let rows: usize = texts.iter().map(TextFeatures::len).sum();
+        if rows == 0 {
+            return Ok(vec![Scores::default(); texts.len()]);
+        }
+        let len = texts
+            .iter()
+            .map(TextFeatures::longest)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut input = vec![0i64; rows * len];
+        for (row, ids) in texts.iter().flat_map(TextFeatures::windows).enumerate() {
             for (col, id) in ids.iter().enumerate() {
                 input[row * len + col] = i64::from(*id);
             }
         }
-        let tensor = Tensor::from_array(([batch, len], input)).map_err(runtime)?;
+        let tensor = Tensor::from_array(([rows, len], input)).map_err(runtime)?;
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
         let mut session = self.sessions[slot]
             .lock()
@@ -329,14 +354,22 @@ impl Classifier {
             .ok_or_else(|| runtime(format!("model has no output `{OUTPUT}`")))?;
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(runtime)?;
         let categories = Category::ALL.len();
-        if shape.len() != 2 || shape[0] as usize != batch || shape[1] as usize != categories {
+        if shape.len() != 2 || shape[0] as usize != rows || shape[1] as usize != categories {
             return Err(ClassifierError::OutputShape(shape.to_vec()));
         }
-        Ok(data
-            .chunks_exact(categories)
-            .map(|row| {
-                let mut s = Scores::default();
-                s.0.copy_from_slice(row);
+        let mut windows = data.chunks_exact(categories);
+        Ok(texts
+            .iter()
+            .map(|text| {
+                if text.is_empty() {
+                    return Scores::default();
+                }
+                let mut s = Scores([f32::MIN; 6]);
+                for row in windows.by_ref().take(text.len()) {
+                    for (best, score) in s.0.iter_mut().zip(row) {
+                        *best = best.max(*score);
+                    }
+                }
                 s
             })
             .collect())

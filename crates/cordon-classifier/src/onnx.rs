@@ -1,5 +1,5 @@
 //! The linear model as ONNX: export (for training) and reading the weights back (for
-//! explanations).
+//! explanations); and the context stage's head ([`export_head`]).
 //!
 //! The messages below declare the subset of the ONNX schema (`onnx.proto`, IR version 8) that the
 //! graph uses, with the field numbers of the official schema; `prost` does the encoding.
@@ -214,6 +214,74 @@ pub fn export(weights: &[f32], bias: &[f32], buckets: usize, doc: &str) -> Vec<u
             },
         ],
         input: vec![value_info(INPUT, INT64, &[Err("batch"), Err("len")])],
+        output: vec![value_info(
+            OUTPUT,
+            FLOAT,
+            &[Err("batch"), Ok(categories as i64)],
+        )],
+    };
+    ModelProto {
+        ir_version: 8,
+        producer_name: "cordon-train".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: doc.into(),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Name of the head's embedding input: float `[batch, dims]`.
+pub const HEAD_EMBEDDING: &str = "embedding";
+/// Name of the head's fast-model input: the fast model's logits, float `[batch, categories]`.
+pub const HEAD_FAST_LOGITS: &str = "fast_logits";
+
+/// Encodes the context stage's head as ONNX: `[embedding, fast_logits]` (concatenated) →
+/// `MatMul(weights)` → `Add(bias)` → `Sigmoid` → `scores` (float `[batch, categories]`).
+/// `weights` is row-major `[dims + categories, categories]`.
+pub fn export_head(weights: &[f32], bias: &[f32], dims: usize, doc: &str) -> Vec<u8> {
+    let categories = bias.len();
+    let inputs = dims + categories;
+    assert_eq!(weights.len(), inputs * categories, "weights shape");
+    let floats = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let graph = GraphProto {
+        name: "cordon_context_head".into(),
+        node: vec![
+            node(
+                "Concat",
+                &[HEAD_EMBEDDING, HEAD_FAST_LOGITS],
+                "features",
+                vec![int_attr("axis", 1)],
+            ),
+            node("MatMul", &["features", "weights"], "logits_raw", vec![]),
+            node("Add", &["logits_raw", "bias"], "logits", vec![]),
+            node("Sigmoid", &["logits"], OUTPUT, vec![]),
+        ],
+        initializer: vec![
+            TensorProto {
+                dims: vec![inputs as i64, categories as i64],
+                data_type: FLOAT,
+                name: "weights".into(),
+                raw_data: floats(weights),
+            },
+            TensorProto {
+                dims: vec![categories as i64],
+                data_type: FLOAT,
+                name: "bias".into(),
+                raw_data: floats(bias),
+            },
+        ],
+        input: vec![
+            value_info(HEAD_EMBEDDING, FLOAT, &[Err("batch"), Ok(dims as i64)]),
+            value_info(
+                HEAD_FAST_LOGITS,
+                FLOAT,
+                &[Err("batch"), Ok(categories as i64)],
+            ),
+        ],
         output: vec![value_info(
             OUTPUT,
             FLOAT,

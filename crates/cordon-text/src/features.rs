@@ -7,7 +7,7 @@ use crate::normalize::normalize;
 
 /// Version of the featurization algorithm. Bump it whenever the same text and configuration
 /// would produce different feature ids; models trained with another version are refused.
-pub const FEATURIZER_VERSION: u32 = 4;
+pub const FEATURIZER_VERSION: u32 = 5;
 
 /// How text becomes feature ids. Stored in every model card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,9 @@ pub struct FeatureConfig {
     pub char_ngram_min: usize,
     /// Largest character n-gram.
     pub char_ngram_max: usize,
+    /// A text of more words than this is scored in windows of at most this many words (see
+    /// [`Featurizer::featurize`]); a shorter text is one window.
+    pub window_words: usize,
 }
 
 impl Default for FeatureConfig {
@@ -36,6 +39,7 @@ impl Default for FeatureConfig {
             word_ngrams: 2,
             char_ngram_min: 3,
             char_ngram_max: 5,
+            window_words: 64,
         }
     }
 }
@@ -85,6 +89,9 @@ impl FeatureConfig {
                 "buckets must be >= 2, max_features and word_ngrams >= 1",
             ));
         }
+        if self.window_words < 2 {
+            return Err(FeatureError::Invalid("window_words must be >= 2"));
+        }
         if self.char_ngram_min > self.char_ngram_max {
             return Err(FeatureError::Invalid(
                 "char_ngram_min must not exceed char_ngram_max",
@@ -101,15 +108,29 @@ impl FeatureConfig {
     }
 }
 
-/// Turns text into a sorted set of feature ids in `1..buckets` (0 is padding).
+/// Turns text into feature ids in `1..buckets` (0 is padding), one row per window.
 ///
 /// Features of a normalized text: word n-grams (numbers stand as their shape `0` in them), each
 /// word (not numbers) with repeated letters squeezed (`weed` → `wed`, `cocaaine` → `cocaine`), and character
 /// n-grams of each word with boundary marks (`<coc`, `ine>`).
+///
+/// A text of at most [`FeatureConfig::window_words`] words is one window. A longer text is cut into
+/// segments — its paragraphs (split at line breaks), and a paragraph longer than a window into its
+/// sentences (split at `.`, `!`, `?`, `;` and their equivalents followed by a space) — and scored
+/// in windows: every run of whole consecutive segments that fits in the window size, and segments
+/// longer than the window in overlapping slices of that size (half a window apart). A paragraph
+/// that fits in a window is never cut, so a sentence is read in its paragraph's context. A model scores each window as if it were a text of its own and a text scores as
+/// its strongest window, so an offer written as its own sentences or lines scores the same whatever
+/// comes before or after it. When the runs would cost more than [`WINDOW_BUDGET`] times the
+/// text's words, the windows are each segment alone plus overlapping slices of the whole text.
 #[derive(Debug, Clone)]
 pub struct Featurizer {
     config: FeatureConfig,
 }
+
+/// Bound on the work of a windowed text: the words of all its windows together stay below this
+/// many times its own words (plus one window).
+pub const WINDOW_BUDGET: usize = 64;
 
 thread_local! {
     /// A bit per bucket, all clear between calls: the distinct-feature filter of `featurize`.
@@ -129,6 +150,79 @@ pub struct NamedFeature {
     pub name: String,
 }
 
+/// The feature ids of one text, window by window (see [`Featurizer::featurize`]). Every text has
+/// at least one window; the empty text's window has no features.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextFeatures {
+    ids: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl TextFeatures {
+    /// Empty, ready for [`Featurizer::featurize`].
+    pub fn new() -> TextFeatures {
+        TextFeatures::default()
+    }
+
+    /// The windows' feature ids, in text order.
+    pub fn windows(&self) -> impl ExactSizeIterator<Item = &[u32]> + '_ {
+        (0..self.ends.len()).map(|w| {
+            let start = if w == 0 { 0 } else { self.ends[w - 1] };
+            &self.ids[start..self.ends[w]]
+        })
+    }
+
+    /// The number of windows.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no window (only before the first [`Featurizer::featurize`]).
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The most feature ids in one window.
+    pub fn longest(&self) -> usize {
+        self.windows().map(<[u32]>::len).max().unwrap_or(0)
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.ends.clear();
+    }
+}
+
+/// A normalized text cut into words, with the word indices at which paragraphs and sentences
+/// start.
+struct Words<'a> {
+    words: Vec<&'a str>,
+    paragraphs: Vec<usize>,
+    sentences: Vec<usize>,
+}
+
+impl Words<'_> {
+    /// Where the segments start for windows of `size` words: paragraphs, and the sentences of
+    /// paragraphs longer than `size`.
+    fn segment_starts(&self, size: usize) -> Vec<usize> {
+        let n = self.words.len();
+        let mut out = Vec::with_capacity(self.paragraphs.len());
+        for (k, &start) in self.paragraphs.iter().enumerate() {
+            let end = self.paragraphs.get(k + 1).copied().unwrap_or(n);
+            out.push(start);
+            if end - start > size {
+                out.extend(
+                    self.sentences
+                        .iter()
+                        .copied()
+                        .filter(|&s| s > start && s < end),
+                );
+            }
+        }
+        out
+    }
+}
+
 impl Featurizer {
     /// A featurizer for `config`.
     pub fn new(config: FeatureConfig) -> Featurizer {
@@ -140,47 +234,72 @@ impl Featurizer {
         &self.config
     }
 
-    /// Normalizes `text` and writes its feature ids into `out` (cleared first): distinct, in the
-    /// order they first occur (word unigrams of the whole text, then bigrams, then each word's
-    /// squeezed form and character n-grams), at most `max_features` of them.
-    pub fn featurize(&self, text: &str, out: &mut Vec<u32>) {
+    /// Normalizes `text` and writes its windows' feature ids into `out` (cleared first): per window
+    /// distinct ids, in the order they first occur (word unigrams of the window, then bigrams, then
+    /// each word's squeezed form and character n-grams), at most `max_features` of them.
+    pub fn featurize(&self, text: &str, out: &mut TextFeatures) {
         out.clear();
+        let normalized = normalize(text);
+        let words = tokens(&normalized);
+        let mut ranges = Vec::new();
+        window_ranges(
+            words.words.len(),
+            &words.segment_starts(self.config.window_words),
+            self.config.window_words,
+            &mut ranges,
+        );
         SEEN.with_borrow_mut(|seen| {
             seen.resize((self.config.buckets as usize).div_ceil(64), 0);
             let max = self.config.max_features;
-            self.each(text, |id, _| {
-                let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
-                if seen[word] & bit == 0 {
-                    seen[word] |= bit;
-                    out.push(id);
+            for range in ranges {
+                let start = out.ids.len();
+                self.each(&words.words[range], |id, _| {
+                    let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+                    if seen[word] & bit == 0 {
+                        seen[word] |= bit;
+                        out.ids.push(id);
+                    }
+                    out.ids.len() - start < max
+                });
+                for id in &out.ids[start..] {
+                    seen[*id as usize / 64] = 0;
                 }
-                out.len() < max
-            });
-            for id in out.iter() {
-                seen[*id as usize / 64] = 0;
+                out.ends.push(out.ids.len());
             }
         });
     }
 
-    /// The features of `text` with readable names: the ids [`Featurizer::featurize`] gives, in
-    /// the same order. Slower; for explanations.
-    pub fn explain(&self, text: &str) -> Vec<NamedFeature> {
-        let mut named: Vec<NamedFeature> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        self.each(text, |id, name| {
-            if seen.insert(id) {
-                named.push(NamedFeature { id, name: name() });
-            }
-            named.len() < self.config.max_features
-        });
-        named
-    }
-
-    /// Calls `emit(id, name)` for every feature occurrence of `text` until it returns false;
-    /// `name` renders the feature.
-    fn each(&self, text: &str, mut emit: impl FnMut(u32, &dyn Fn() -> String) -> bool) {
+    /// The features of each window of `text` with readable names: the ids
+    /// [`Featurizer::featurize`] gives, in the same order. Slower; for explanations.
+    pub fn explain(&self, text: &str) -> Vec<Vec<NamedFeature>> {
         let normalized = normalize(text);
         let words = tokens(&normalized);
+        let mut ranges = Vec::new();
+        window_ranges(
+            words.words.len(),
+            &words.segment_starts(self.config.window_words),
+            self.config.window_words,
+            &mut ranges,
+        );
+        ranges
+            .into_iter()
+            .map(|range| {
+                let mut named: Vec<NamedFeature> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                self.each(&words.words[range], |id, name| {
+                    if seen.insert(id) {
+                        named.push(NamedFeature { id, name: name() });
+                    }
+                    named.len() < self.config.max_features
+                });
+                named
+            })
+            .collect()
+    }
+
+    /// Calls `emit(id, name)` for every feature occurrence of `words` until it returns false;
+    /// `name` renders the feature.
+    fn each(&self, words: &[&str], mut emit: impl FnMut(u32, &dyn Fn() -> String) -> bool) {
         let shapes: Vec<&str> = words
             .iter()
             .map(|w| {
@@ -191,7 +310,7 @@ impl Featurizer {
                 }
             })
             .collect();
-        // Unigrams of the whole text first, then bigrams, ...: a long text is covered word by
+        // Unigrams of the whole window first, then bigrams, ...: a long window is covered word by
         // word before character n-grams fill what room is left.
         for len in 1..=self.config.word_ngrams {
             for i in 0..shapes.len().saturating_sub(len - 1) {
@@ -208,7 +327,7 @@ impl Featurizer {
         let mut padded = String::new();
         let mut squeezed = String::new();
         let mut bounds: Vec<usize> = Vec::new();
-        for word in &words {
+        for word in words {
             squeezed.clear();
             let mut last = None;
             for c in word.chars() {
@@ -252,6 +371,61 @@ impl Featurizer {
     }
 }
 
+/// The word ranges of a text's windows (see [`Featurizer`]): `words` words, segments starting at
+/// the sorted word indices `starts` (the first is 0), windows of at most `size` words.
+fn window_ranges(
+    words: usize,
+    starts: &[usize],
+    size: usize,
+    out: &mut Vec<std::ops::Range<usize>>,
+) {
+    out.clear();
+    if words <= size {
+        out.push(0..words);
+        return;
+    }
+    let slide = |range: std::ops::Range<usize>, out: &mut Vec<std::ops::Range<usize>>| {
+        let mut start = range.start;
+        loop {
+            let end = (start + size).min(range.end);
+            out.push(start..end);
+            if end == range.end {
+                return;
+            }
+            start += (size / 2).max(1);
+        }
+    };
+    let end_of = |k: usize| starts.get(k + 1).copied().unwrap_or(words);
+    let budget = WINDOW_BUDGET * words + size;
+    let mut spent = 0;
+    for (k, &start) in starts.iter().enumerate() {
+        if end_of(k) - start > size {
+            slide(start..end_of(k), out);
+            spent += 2 * (end_of(k) - start);
+            continue;
+        }
+        for j in k..starts.len() {
+            let end = end_of(j);
+            if end - start > size {
+                break;
+            }
+            out.push(start..end);
+            spent += end - start;
+        }
+        if spent > budget {
+            // Too many short segments: each alone, and slices of the whole text.
+            out.clear();
+            for (k, &start) in starts.iter().enumerate() {
+                if end_of(k) - start <= size {
+                    out.push(start..end_of(k));
+                }
+            }
+            slide(0..words, out);
+            return;
+        }
+    }
+}
+
 /// Pictographs, other symbols (emoji used as codes) and currency signs are words of their own.
 fn is_symbol_token(c: char) -> bool {
     matches!(c, '$' | '€' | '£' | '¥' | '₽' | '₺' | '₴' | '₹' | '₿')
@@ -271,36 +445,82 @@ pub(crate) fn is_alnum(c: char) -> bool {
     }
 }
 
+/// Punctuation that ends a sentence when a space or the end of the text follows it.
+fn ends_sentence(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '!' | '?' | ';' | '…' | '。' | '！' | '？' | '؟' | '।' | '۔'
+    )
+}
+
 /// Words of a normalized text: runs of letters and digits; each symbol is a word of its own.
-fn tokens(text: &str) -> Vec<&str> {
-    let mut out = Vec::with_capacity(text.len() / 4);
+/// A paragraph starts at the first word and after every line break, a sentence also after every
+/// sentence end.
+fn tokens(text: &str) -> Words<'_> {
+    let mut words = Vec::with_capacity(text.len() / 4);
+    let (mut paragraphs, mut sentences) = (vec![0], vec![0]);
     let mut start = None;
-    for (i, c) in text.char_indices() {
+    // What the next word starts: 0 nothing, 1 a sentence, 2 a paragraph.
+    let mut boundary = 0u8;
+    let mut mark = |boundary: &mut u8, at: usize| {
+        if at > 0 {
+            if *boundary >= 1 && sentences.last() != Some(&at) {
+                sentences.push(at);
+            }
+            if *boundary == 2 && paragraphs.last() != Some(&at) {
+                paragraphs.push(at);
+            }
+        }
+        *boundary = 0;
+    };
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         if is_alnum(c) {
+            if start.is_none() {
+                mark(&mut boundary, words.len());
+            }
             start.get_or_insert(i);
             continue;
         }
         if let Some(s) = start.take() {
-            out.push(&text[s..i]);
+            words.push(&text[s..i]);
+        }
+        if c == '\n' {
+            boundary = 2;
+        } else if ends_sentence(c) && chars.peek().is_none_or(|(_, n)| n.is_whitespace()) {
+            boundary = boundary.max(1);
         }
         if is_symbol_token(c) {
-            out.push(&text[i..i + c.len_utf8()]);
+            mark(&mut boundary, words.len());
+            words.push(&text[i..i + c.len_utf8()]);
         }
     }
     if let Some(s) = start {
-        out.push(&text[s..]);
+        words.push(&text[s..]);
     }
-    out
+    Words {
+        words,
+        paragraphs,
+        sentences,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn features(text: &str) -> Vec<u32> {
-        let mut out = Vec::new();
+    /// The windows of `text`, each as its ids.
+    fn windows(text: &str) -> Vec<Vec<u32>> {
+        let mut out = TextFeatures::new();
         Featurizer::new(FeatureConfig::default()).featurize(text, &mut out);
-        out
+        out.windows().map(<[u32]>::to_vec).collect()
+    }
+
+    /// The features of a short text (one window).
+    fn features(text: &str) -> Vec<u32> {
+        let mut w = windows(text);
+        assert_eq!(w.len(), 1, "{text}");
+        w.remove(0)
     }
 
     #[test]
@@ -314,19 +534,21 @@ mod tests {
     }
 
     #[test]
-    fn emoji_are_tokens_and_bounded_output() {
+    fn emoji_are_tokens_and_windows_are_bounded() {
         let f = features("❄️❄️ 🔌");
         assert!(!f.is_empty());
         assert_ne!(f, features("🔌"));
         let long = "word ".repeat(10_000) + &"другое ".repeat(5_000);
-        assert!(features(&long).len() <= 128);
-        let varied: String = (0..2000).map(|i| format!("w{i} ")).collect();
+        let w = windows(&long);
+        assert!(w.iter().all(|w| w.len() <= 128));
+        assert!(w.len() <= 2 * 15_000 / 32 + 1, "{}", w.len());
+        let varied: String = (0..60).map(|i| format!("w{i} ")).collect();
         assert_eq!(
             features(&varied).len(),
             128,
             "the cap holds for word features too"
         );
-        assert!(features("").is_empty());
+        assert_eq!(windows(""), vec![Vec::<u32>::new()], "one empty window");
     }
 
     #[test]
@@ -334,9 +556,10 @@ mod tests {
         let f = Featurizer::new(FeatureConfig::default());
         let text = "Buy c0caine 80$ now";
         let named = f.explain(text);
-        let ids: Vec<u32> = named.iter().map(|n| n.id).collect();
+        assert_eq!(named.len(), 1);
+        let ids: Vec<u32> = named[0].iter().map(|n| n.id).collect();
         assert_eq!(ids, features(text));
-        let names: Vec<&str> = named.iter().map(|n| n.name.as_str()).collect();
+        let names: Vec<&str> = named[0].iter().map(|n| n.name.as_str()).collect();
         assert!(names.contains(&"w:buy cocaine"), "{names:?}");
         assert!(
             names.contains(&"w:0 $"),
@@ -344,6 +567,9 @@ mod tests {
         );
         assert!(names.contains(&"s:cocaine"));
         assert!(names.contains(&"c:<coc"));
+        let long = format!("{}\nbuy cocaine now", "filler words here. ".repeat(40));
+        let named = f.explain(&long);
+        assert_eq!(named.len(), windows(&long).len());
     }
 
     #[test]
@@ -355,11 +581,83 @@ mod tests {
             "\u{0441}\u{043e}\u{0441}\u{0430}ine",
             "ｃｏｃａｉｎｅ",
             "coca\u{200b}ine",
+            "<b>cocaine</b>",
+            "[i]&#99;ocaine[/i]",
         ] {
             assert_eq!(features(evasion), plain, "{evasion}");
         }
         let squeezed = features("cocaaaaine");
         assert!(squeezed.iter().any(|f| plain.contains(f)));
+    }
+
+    #[test]
+    fn an_offer_in_its_own_paragraphs_keeps_its_window_whatever_surrounds_it() {
+        let offer = "Fresh coke 1g 80$. Dead drops all over town!\nDM @plug_bot";
+        let bare = features(offer);
+        let filler = "The weather was mild and the market opened late. ".repeat(12);
+        for text in [
+            format!("{filler}\n{offer}"),
+            format!("{offer}\n{filler}"),
+            format!("{filler} {offer}\n{filler}"),
+            format!("<p>{filler}</p><div>{offer}</div>"),
+        ] {
+            let w = windows(&text);
+            assert!(w.len() > 1, "{text}");
+            assert!(
+                w.contains(&bare),
+                "the bare offer is one of the windows: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn window_ranges_cover_every_word() {
+        let mut out = Vec::new();
+        window_ranges(10, &[0], 64, &mut out);
+        assert_eq!(out, vec![0..10]);
+        // One long segment: overlapping slices.
+        window_ranges(100, &[0], 64, &mut out);
+        assert_eq!(out, vec![0..64, 32..96, 64..100]);
+        // Segments: every run of whole segments that fits.
+        window_ranges(100, &[0, 30, 60, 90], 64, &mut out);
+        assert!(out.contains(&(0..60)) && out.contains(&(30..90)) && out.contains(&(60..100)));
+        assert!(out.contains(&(90..100)) && !out.contains(&(0..90)));
+        // Many one-word segments: each alone plus slices, within the budget.
+        let starts: Vec<usize> = (0..1000).collect();
+        window_ranges(1000, &starts, 64, &mut out);
+        let words: usize = out.iter().map(|r| r.len()).sum();
+        assert!(words <= WINDOW_BUDGET * 1000 + 64, "{words}");
+        for w in 0..1000 {
+            assert!(out.iter().any(|r| r.contains(&w)));
+        }
+    }
+
+    #[test]
+    fn segments_end_at_line_breaks_and_sentence_ends() {
+        let n = normalize("one two. three 3.5g\nfour! five");
+        let t = tokens(&n);
+        assert_eq!(
+            t.words,
+            ["one", "two", "three", "3", "5", "g", "four", "five"]
+        );
+        assert_eq!(t.sentences, [0, 2, 6, 7]);
+        assert_eq!(t.paragraphs, [0, 6]);
+        // Sentences only cut paragraphs longer than a window.
+        assert_eq!(t.segment_starts(64), [0, 6]);
+        assert_eq!(t.segment_starts(4), [0, 2, 6]);
+    }
+
+    #[test]
+    fn a_paragraph_that_fits_is_read_whole() {
+        let shop = "Licensed gun shop. Glock 19 in stock. Permit and ID required at pickup.";
+        let filler = "The weather was mild and the market opened late. ".repeat(12);
+        let text = format!("{filler}\n{shop}");
+        let sentence = features("Glock 19 in stock.");
+        assert!(windows(&text).contains(&features(shop)));
+        assert!(
+            !windows(&text).contains(&sentence),
+            "no sentence without its paragraph"
+        );
     }
 
     #[test]

@@ -5,7 +5,12 @@
 //! [`FeatureConfig::fingerprint`]); the service refuses a model whose configuration it cannot reproduce.
 
 mod features;
+mod markup;
 mod normalize;
 
-pub use features::{FeatureConfig, FeatureError, Featurizer, NamedFeature, FEATURIZER_VERSION};
+pub use features::{
+    FeatureConfig, FeatureError, Featurizer, NamedFeature, TextFeatures, FEATURIZER_VERSION,
+    WINDOW_BUDGET,
+};
+pub use markup::strip_markup;
 pub use normalize::normalize;

@@ -1,6 +1,7 @@
 //! Normalization: one canonical form for text that sellers write in many ways to evade filters.
 //!
 //! In order:
+//! 0. Markup is removed ([`crate::markup`]): HTML and BBCode tags, character references.
 //! 1. Unicode NFKC (fullwidth and mathematical letters become plain) and lower case.
 //! 2. Invisible characters (zero-width, bidi controls, variation selectors, soft hyphen, emoji skin
 //!    tones) are removed.
@@ -11,7 +12,8 @@
 //! 5. Runs of three or more identical letters are cut to two (`cocaaaine` → `cocaaine`; the
 //!    featurizer also emits each word with doubled letters squeezed).
 //! 6. Numbers are split from units and currencies (`3.5g` → `3.5 g`, `80$` → `80 $`).
-//! 7. White space is folded to single spaces.
+//! 7. White space is folded to single spaces; a run of white space holding a line break becomes
+//!    one line break (the featurizer ends a segment there).
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
@@ -202,6 +204,13 @@ fn fold_leet(word: &mut [char]) {
     }
 }
 
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
 fn is_word_char(c: char) -> bool {
     crate::features::is_alnum(c) || matches!(c, '@' | '$' | '|')
 }
@@ -295,6 +304,8 @@ fn unit_split(token: &str) -> Option<usize> {
 
 /// Normalizes text for featurization (see the module documentation for the steps).
 pub fn normalize(text: &str) -> String {
+    let text = crate::markup::strip_markup(text);
+    let text = text.as_ref();
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
     let mut push = |c: char| {
         if c.is_ascii() {
@@ -319,6 +330,7 @@ pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut token_start = 0;
     let mut pending_space = false;
+    let mut pending_break = false;
     let end_token = |out: &mut String, token_start: usize| {
         if let Some(at) = unit_split(&out[token_start..]) {
             out.insert(token_start + at, ' ');
@@ -328,16 +340,20 @@ pub fn normalize(text: &str) -> String {
     while i < chars.len() {
         let c = chars[i];
         if c.is_whitespace() {
-            if out.len() > token_start {
-                end_token(&mut out, token_start);
+            if !out.is_empty() {
+                if out.len() > token_start {
+                    end_token(&mut out, token_start);
+                }
                 pending_space = true;
+                pending_break |= is_line_break(c);
             }
             i += 1;
             continue;
         }
         if pending_space {
-            out.push(' ');
+            out.push(if pending_break { '\n' } else { ' ' });
             pending_space = false;
+            pending_break = false;
             token_start = out.len();
         }
         if !is_word_char(c) {
@@ -372,9 +388,11 @@ mod tests {
     #[test]
     fn folds_case_width_invisibles_and_space() {
         assert_eq!(
-            normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale\n\tnow "),
+            normalize("  ＣＯＣＡＩＮＥ\u{200B}  Sale \t now "),
             "cocaine sale now"
         );
+        assert_eq!(normalize("one\r\n \n two\u{2029}three"), "one\ntwo\nthree");
+        assert_eq!(normalize("<b>Buy</b> &amp; <i>sell</i>"), "buy & sell");
         assert_eq!(normalize("co\u{200D}ca\u{202E}ine"), "cocaine");
         assert_eq!(normalize("МЕФЕДРОН"), "мефедрон");
         assert_eq!(normalize("𝐜𝐨𝐜𝐚𝐢𝐧𝐞"), "cocaine");

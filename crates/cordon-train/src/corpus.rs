@@ -12,7 +12,7 @@ use cordon_domain::Category;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::TrainError;
@@ -47,8 +47,33 @@ pub struct Example {
     pub lang: String,
     /// The negative group (`news`, `legal_shop`, ...), for hard-negative reporting.
     pub group: Option<String>,
-    /// Whether its template is held out from training.
-    pub holdout: bool,
+    /// Which part of the corpus its template belongs to.
+    pub split: Split,
+}
+
+/// The three parts of a generated corpus, split by whole templates so that no phrasing of a
+/// validation or test template is trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Trained on (three templates in five).
+    Train,
+    /// Thresholds are chosen on it (one in five).
+    Validation,
+    /// Only reported (one in five): the held-out templates.
+    Test,
+}
+
+impl Split {
+    /// The split of `template` in language `lang`: by its hash, so it never changes when other
+    /// templates are added.
+    fn of(lang: &str, template: &str) -> Split {
+        match xxh3_64(format!("{lang}\0{template}").as_bytes()) % SPLIT_ONE_IN {
+            0 => Split::Test,
+            1 => Split::Validation,
+            _ => Split::Train,
+        }
+    }
 }
 
 /// All language files of a corpus directory.
@@ -58,8 +83,8 @@ pub struct Corpus {
     common: BTreeMap<String, Vec<String>>,
 }
 
-/// One in this many templates is held out for evaluation.
-const HOLDOUT_ONE_IN: u64 = 5;
+/// One in this many templates is held out for testing, and one more for validation.
+const SPLIT_ONE_IN: u64 = 5;
 
 /// Share of generated texts that get one evasion applied (see [`augment`]).
 const AUGMENT_SHARE: f64 = 0.3;
@@ -211,8 +236,7 @@ impl Corpus {
             for group in &file.templates {
                 let label = Category::parse(&group.category);
                 for template in &group.texts {
-                    let holdout = xxh3_64(format!("{}\0{template}", file.lang).as_bytes())
-                        .is_multiple_of(HOLDOUT_ONE_IN);
+                    let split = Split::of(&file.lang, template);
                     for _ in 0..per_template {
                         let mut text = self.fill(file, template, &mut rng, 0);
                         if rng.random_bool(AUGMENT_SHARE) {
@@ -224,7 +248,7 @@ impl Corpus {
                                 label,
                                 lang: file.lang.clone(),
                                 group: group.group.clone(),
-                                holdout,
+                                split,
                             });
                         }
                     }
@@ -315,7 +339,9 @@ mod tests {
         let unique: HashSet<_> = a.iter().map(|e| &e.text).collect();
         assert_eq!(unique.len(), a.len());
         assert!(a.iter().all(|e| !e.text.contains('{')), "all slots filled");
-        assert!(a.iter().any(|e| e.holdout) && a.iter().any(|e| !e.holdout));
+        for split in [Split::Train, Split::Validation, Split::Test] {
+            assert!(a.iter().any(|e| e.split == split), "{split:?} present");
+        }
         for c in Category::ALL {
             assert!(a.iter().any(|e| e.label == Some(c)), "{c} present");
         }

@@ -84,6 +84,8 @@ pub struct Labelled<'a> {
     pub category: Option<Category>,
     /// Its negative group (hard-negative kind), if any.
     pub group: Option<&'a str>,
+    /// Its language, if known.
+    pub lang: Option<&'a str>,
 }
 
 /// Accumulated evaluation of one policy over a labelled set. "Flagged" means the policy sends the
@@ -94,6 +96,8 @@ pub struct Evaluation {
     suppressed: Confusion,
     per_category: BTreeMap<Category, Confusion>,
     per_group: BTreeMap<String, Confusion>,
+    per_language: BTreeMap<String, Confusion>,
+    suppressed_per_group: BTreeMap<String, Confusion>,
 }
 
 /// The result of an [`Evaluation`], as printed by `cordon eval --json` and stored in model cards.
@@ -105,8 +109,16 @@ pub struct Report {
     pub suppressed: Rates,
     /// Per category: flagged under that category vs. labelled with it.
     pub per_category: BTreeMap<Category, Rates>,
-    /// False-positive rate per hard-negative group.
+    /// False-positive rate per hard-negative group (flagged).
     pub hard_negatives: BTreeMap<String, Rates>,
+    /// Share of each hard-negative group suppressed without a person.
+    pub hard_negatives_suppressed: BTreeMap<String, Rates>,
+    /// Per language: flagged vs. positive.
+    pub per_language: BTreeMap<String, Rates>,
+}
+
+fn rates(counts: &BTreeMap<String, Confusion>) -> BTreeMap<String, Rates> {
+    counts.iter().map(|(k, m)| (k.clone(), m.rates())).collect()
 }
 
 impl Evaluation {
@@ -128,6 +140,16 @@ impl Evaluation {
                 .entry(group.to_string())
                 .or_default()
                 .add(flagged, false);
+            self.suppressed_per_group
+                .entry(group.to_string())
+                .or_default()
+                .add(decision.action == Action::Suppress, false);
+        }
+        if let Some(lang) = example.lang {
+            self.per_language
+                .entry(lang.to_string())
+                .or_default()
+                .add(flagged, example.positive);
         }
     }
 
@@ -141,11 +163,9 @@ impl Evaluation {
                 .iter()
                 .map(|(c, m)| (*c, m.rates()))
                 .collect(),
-            hard_negatives: self
-                .per_group
-                .iter()
-                .map(|(g, m)| (g.clone(), m.rates()))
-                .collect(),
+            hard_negatives: rates(&self.per_group),
+            hard_negatives_suppressed: rates(&self.suppressed_per_group),
+            per_language: rates(&self.per_language),
         }
     }
 }
@@ -171,6 +191,7 @@ mod tests {
                     positive,
                     category,
                     group,
+                    lang: Some("en"),
                 },
             )
         };
@@ -185,5 +206,7 @@ mod tests {
         assert_eq!(r.suppressed.precision, 1.0);
         assert_eq!(r.per_category[&Category::Drugs].recall, 0.5);
         assert_eq!(r.hard_negatives["news"].false_positive_rate, 0.5);
+        assert_eq!(r.hard_negatives_suppressed["news"].false_positive_rate, 0.0);
+        assert_eq!(r.per_language["en"].recall, 0.5);
     }
 }

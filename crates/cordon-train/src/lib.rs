@@ -1,12 +1,16 @@
 //! Training of Cordon's classifier: corpus generation, SGD training, ONNX export, evaluation.
 //!
 //! [`train`] is the one entry point: it generates the corpus from `models/corpus/`, trains on the
-//! non-held-out templates with the serving featurizer ([`cordon_text`]), writes
-//! `model.onnx` and `model.json` into the model directory (atomically, via a temporary
-//! directory), loads the written model through ONNX Runtime and reports its metrics on the
-//! held-out templates — so the numbers are those of the artifact that will serve.
+//! training templates with the serving featurizer ([`cordon_text`]), writes `model.onnx` and
+//! `model.json` into the model directory (atomically, via a temporary directory), loads the
+//! written model through ONNX Runtime, chooses its thresholds on validation data
+//! ([`calibrate`]) and reports its metrics on the test templates and on independent sets — so
+//! the numbers are those of the artifact that will serve.
 
+pub mod adversarial;
 mod baseline;
+pub mod calibrate;
+pub mod context;
 mod corpus;
 mod dataset;
 mod eval;
@@ -16,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 use cordon_classifier::{Classifier, ModelCard, CANARY_FILE, CARD_FILE, MODEL_FILE};
 use cordon_domain::{Category, Policy};
-use cordon_text::{FeatureConfig, Featurizer};
+use cordon_text::{FeatureConfig, Featurizer, TextFeatures};
 use serde::Serialize;
 
 pub use baseline::KeywordBaseline;
-pub use corpus::{augment, Corpus, Example};
+pub use corpus::{augment, Corpus, Example, Split};
 pub use dataset::{read_labelled, LabelledText};
 pub use eval::{Confusion, Evaluation, Labelled, Rates, Report};
 pub use linear::{LinearModel, SgdConfig};
@@ -47,6 +51,12 @@ pub enum TrainError {
     /// The written model could not be loaded back.
     #[error("the exported model does not load: {0}")]
     Classifier(#[from] cordon_classifier::ClassifierError),
+    /// The context model or its encoder could not be loaded or run.
+    #[error("context stage: {0}")]
+    Context(#[from] cordon_context::ContextError),
+    /// Embedding failed.
+    #[error("embedding: {0}")]
+    Embedding(String),
     /// The exported model disagrees with the trained one.
     #[error("ONNX scores differ from the trained model's by {0}")]
     Mismatch(f32),
@@ -74,10 +84,13 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Optimizer settings.
     pub sgd: SgdConfig,
-    /// Thresholds recorded in the card.
-    pub policy: Policy,
-    /// An independently written labelled set to evaluate on (see [`read_labelled`]).
-    pub eval_file: Option<PathBuf>,
+    /// What the thresholds must achieve on validation data.
+    pub targets: calibrate::Targets,
+    /// A hand-written labelled set added to the validation templates for choosing thresholds
+    /// (see [`read_labelled`]); it is also reported.
+    pub validation_file: Option<PathBuf>,
+    /// Independently written labelled sets that nothing is chosen on: only reported.
+    pub eval_files: Vec<PathBuf>,
 }
 
 /// Summary of a training run, also stored in the card.
@@ -85,18 +98,33 @@ pub struct TrainOptions {
 pub struct TrainReport {
     /// The new model's version.
     pub version: String,
-    /// Examples trained on.
+    /// Examples trained on (filler-augmented copies included).
     pub train_examples: usize,
-    /// Held-out examples evaluated.
-    pub holdout_examples: usize,
-    /// Metrics on the held-out templates.
-    pub holdout: Report,
-    /// The keyword baseline on the held-out templates.
-    pub baseline_holdout: Report,
-    /// Metrics on the independent evaluation file, if one was given.
-    pub independent: Option<Report>,
-    /// The keyword baseline on the independent evaluation file.
-    pub baseline_independent: Option<Report>,
+    /// Validation examples thresholds were chosen on.
+    pub validation_examples: usize,
+    /// Test examples (held-out templates) evaluated.
+    pub test_examples: usize,
+    /// The thresholds chosen and the validation numbers behind them.
+    pub calibration: calibrate::Calibration,
+    /// Metrics on the held-out test templates.
+    pub test: Report,
+    /// The keyword baseline on the held-out test templates.
+    pub baseline_test: Report,
+    /// Metrics on each labelled file (the validation file first), by path.
+    pub files: Vec<FileReport>,
+}
+
+/// The model and the keyword baseline on one labelled file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Whether thresholds were chosen on it.
+    pub used_for_validation: bool,
+    /// The model.
+    pub model: Report,
+    /// The keyword baseline.
+    pub baseline: Report,
 }
 
 /// Scores every text with `score` (in chunks) and evaluates the policy's decisions.
@@ -119,6 +147,7 @@ where
                     positive: item.label == 1,
                     category: item.category,
                     group: item.group.as_deref(),
+                    lang: item.lang.as_deref(),
                 },
             );
         }
@@ -161,27 +190,140 @@ fn write_canaries(
     std::fs::write(path, lines.join("\n") + "\n").map_err(|e| TrainError::io(path, e))
 }
 
-/// The thresholds written into new model cards.
+/// The thresholds a new model is checked with before it is calibrated.
 pub fn default_policy() -> Policy {
     Policy::uniform(0.5, 0.85)
 }
 
-/// Trains, exports and evaluates a model. [`cordon_classifier::init_runtime`] must have been called.
+/// Share of the training texts of the smaller class (offers or legitimate texts) that also train
+/// as a filler-augmented copy; the larger class gets as many copies, so filler is balanced.
+const FILLER_SHARE: f64 = 0.5;
+
+/// Negative groups whose texts serve as filler: unrelated to every category.
+const FILLER_GROUPS: &[&str] = &["everyday", "legal_shop", "games"];
+
+/// Training rows: every window of every training text, plus for a share of texts a copy with
+/// unrelated words from the corpus's everyday texts before or after it (on the same line, as its
+/// own sentence or as its own paragraph) that still fits in one window — so words that carry no
+/// evidence either way learn to weigh nothing, and an offer next to filler is still an offer.
+fn training_rows(
+    training: &[&Example],
+    featurizer: &Featurizer,
+    seed: u64,
+) -> Vec<(Vec<u32>, Option<Category>)> {
+    use rand::seq::IndexedRandom;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xF111);
+    let fillers: Vec<Vec<&str>> = training
+        .iter()
+        .filter(|e| {
+            e.label.is_none()
+                && e.group
+                    .as_deref()
+                    .is_some_and(|g| FILLER_GROUPS.contains(&g))
+        })
+        .map(|e| e.text.split_whitespace().collect())
+        .collect();
+    let offers = training.iter().filter(|e| e.label.is_some()).count() as f64;
+    let legitimate = training.len() as f64 - offers;
+    let copies = FILLER_SHARE * offers.min(legitimate);
+    let share = |offer: bool| (copies / if offer { offers } else { legitimate }).min(1.0);
+    let window = featurizer.config().window_words;
+    let mut features = TextFeatures::new();
+    let mut rows = Vec::with_capacity(training.len() * 2);
+    let mut push = |text: &str, label, rows: &mut Vec<(Vec<u32>, Option<Category>)>| {
+        featurizer.featurize(text, &mut features);
+        rows.extend(features.windows().map(|w| (w.to_vec(), label)));
+    };
+    for e in training {
+        push(&e.text, e.label, &mut rows);
+        if !rng.random_bool(share(e.label.is_some())) {
+            continue;
+        }
+        let mut words = Vec::new();
+        let wanted = rng.random_range(3..=window);
+        while words.len() < wanted {
+            let Some(filler) = fillers.choose(&mut rng) else {
+                break;
+            };
+            words.extend_from_slice(filler);
+        }
+        let room = window.saturating_sub(e.text.split_whitespace().count());
+        words.truncate(wanted.min(room));
+        if words.is_empty() {
+            continue;
+        }
+        let filler = words.join(" ");
+        let sep = [" ", ". ", "\n"][rng.random_range(0..3)];
+        let text = if rng.random_bool(0.5) {
+            format!("{}{sep}{filler}", e.text)
+        } else {
+            format!("{filler}{sep}{}", e.text)
+        };
+        push(&text, e.label, &mut rows);
+    }
+    rows
+}
+
+/// Share of validation texts that also validate as a long text (see [`long_variants`]).
+const LONG_SHARE: f64 = 0.2;
+
+/// Long texts for validation: a text with two to six legitimate texts of the same set as
+/// paragraphs around it, labelled as the text. A long text is scored in windows and its score is
+/// its strongest window's, so thresholds chosen on short texts alone would flag long benign ones.
+fn long_variants(items: &[LabelledText], seed: u64) -> Vec<LabelledText> {
+    use rand::seq::IndexedRandom;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1046);
+    let legitimate: Vec<&str> = items
+        .iter()
+        .filter(|i| i.label == 0)
+        .map(|i| i.text.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for item in items {
+        if legitimate.is_empty() || !rng.random_bool(LONG_SHARE) {
+            continue;
+        }
+        let mut paragraphs: Vec<&str> = (0..rng.random_range(2..=6))
+            .filter_map(|_| legitimate.choose(&mut rng).copied())
+            .collect();
+        paragraphs.insert(rng.random_range(0..=paragraphs.len()), &item.text);
+        out.push(LabelledText {
+            text: paragraphs.join("\n"),
+            ..item.clone()
+        });
+    }
+    out
+}
+
+fn labelled(examples: &[&Example]) -> Vec<LabelledText> {
+    examples
+        .iter()
+        .map(|e| LabelledText {
+            text: e.text.clone(),
+            label: u8::from(e.label.is_some()),
+            category: e.label,
+            group: e.group.clone(),
+            lang: Some(e.lang.clone()),
+        })
+        .collect()
+}
+
+/// Trains, exports, calibrates and evaluates a model. [`cordon_classifier::init_runtime`] must
+/// have been called.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
     let corpus = Corpus::load(&opts.corpus_dir)?;
     let examples = corpus.generate(opts.per_template, opts.seed);
     let config = FeatureConfig::default();
     let featurizer = Featurizer::new(config.clone());
-    let mut ids = Vec::new();
-    let (holdout, training): (Vec<&Example>, Vec<&Example>) =
-        examples.iter().partition(|e| e.holdout);
-    let data: Vec<(Vec<u32>, Option<Category>)> = training
-        .iter()
-        .map(|e| {
-            featurizer.featurize(&e.text, &mut ids);
-            (ids.clone(), e.label)
-        })
-        .collect();
+    let part = |split| -> Vec<&Example> { examples.iter().filter(|e| e.split == split).collect() };
+    let (training, validation, test) = (
+        part(Split::Train),
+        part(Split::Validation),
+        part(Split::Test),
+    );
+    let data = training_rows(&training, &featurizer, opts.seed);
     let model = LinearModel::train(&data, config.buckets as usize, &opts.sgd);
 
     let name = opts
@@ -203,13 +345,17 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
         categories: Category::ALL.to_vec(),
         feature_fingerprint: config.fingerprint(),
         features: config,
-        policy: opts.policy.clone(),
+        policy: default_policy(),
         training: serde_json::json!({
             "generator": "models/corpus",
             "seed": opts.seed,
             "per_template": opts.per_template,
-            "train_examples": training.len(),
-            "holdout_examples": holdout.len(),
+            "train_texts": training.len(),
+            "train_rows": data.len(),
+            "filler_share": FILLER_SHARE,
+            "validation_examples": validation.len(),
+            "test_examples": test.len(),
+            "validation_file": opts.validation_file,
             "languages": examples.iter().map(|e| e.lang.as_str()).collect::<std::collections::BTreeSet<_>>(),
             "sgd": opts.sgd,
         }),
@@ -234,9 +380,15 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
 
     let served = Classifier::load(staging.path(), 1, 1)?;
     let mut max_diff = 0f32;
-    for example in holdout.iter().take(500) {
-        featurizer.featurize(&example.text, &mut ids);
-        let direct = model.predict(&ids);
+    let mut features = TextFeatures::new();
+    for example in test.iter().take(500) {
+        featurizer.featurize(&example.text, &mut features);
+        let mut direct = [f32::MIN; 6];
+        for window in features.windows() {
+            for (best, p) in direct.iter_mut().zip(model.predict(window)) {
+                *best = best.max(p);
+            }
+        }
         let onnx = served.score(&[example.text.as_str()])?;
         for (a, b) in direct.iter().zip(onnx[0].0.iter()) {
             max_diff = max_diff.max((a - b).abs());
@@ -245,40 +397,58 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
     if max_diff > 1e-4 {
         return Err(TrainError::Mismatch(max_diff));
     }
-    let holdout_items: Vec<LabelledText> = holdout
-        .iter()
-        .map(|e| LabelledText {
-            text: e.text.clone(),
-            label: u8::from(e.label.is_some()),
-            category: e.label,
-            group: e.group.clone(),
-            lang: Some(e.lang.clone()),
-        })
-        .collect();
+
+    // Thresholds: chosen on the validation templates and the validation file.
+    let validation_file = opts
+        .validation_file
+        .as_deref()
+        .map(read_labelled)
+        .transpose()?;
+    let mut validation_items = labelled(&validation);
+    validation_items.extend(long_variants(&validation_items, opts.seed));
+    validation_items.extend(validation_file.iter().flatten().cloned());
+    let mut scored = Vec::with_capacity(validation_items.len());
+    for chunk in validation_items.chunks(256) {
+        let texts: Vec<&str> = chunk.iter().map(|i| i.text.as_str()).collect();
+        for (item, s) in chunk.iter().zip(served.score(&texts)?) {
+            // A positive without a category counts as an offer of its top category.
+            let category = (item.label == 1).then(|| item.category.unwrap_or(s.top().0));
+            scored.push((s, category));
+        }
+    }
+    let (policy, calibration) = calibrate::calibrate(&scored, opts.targets);
+    card.policy = policy.clone();
+
+    let test_items = labelled(&test);
     let baseline = KeywordBaseline::new(corpus.keywords());
     let by_model = |texts: &[&str]| served.score(texts).map_err(TrainError::from);
     let by_keywords =
         |texts: &[&str]| Ok::<_, TrainError>(texts.iter().map(|t| baseline.score(t)).collect());
-    let independent_items = opts.eval_file.as_deref().map(read_labelled).transpose()?;
+    let mut files = Vec::new();
+    let named = opts.validation_file.iter().map(|p| (p, true));
+    for (path, used_for_validation) in named.chain(opts.eval_files.iter().map(|p| (p, false))) {
+        let items = read_labelled(path)?;
+        files.push(FileReport {
+            path: path.clone(),
+            used_for_validation,
+            model: evaluate(&policy, &items, by_model)?,
+            baseline: evaluate(&policy, &items, by_keywords)?,
+        });
+    }
     let report = TrainReport {
         version,
-        train_examples: training.len(),
-        holdout_examples: holdout.len(),
-        holdout: evaluate(&opts.policy, &holdout_items, by_model)?,
-        baseline_holdout: evaluate(&opts.policy, &holdout_items, by_keywords)?,
-        independent: independent_items
-            .as_deref()
-            .map(|items| evaluate(&opts.policy, items, by_model))
-            .transpose()?,
-        baseline_independent: independent_items
-            .as_deref()
-            .map(|items| evaluate(&opts.policy, items, by_keywords))
-            .transpose()?,
+        train_examples: data.len(),
+        validation_examples: validation_items.len(),
+        test_examples: test_items.len(),
+        calibration,
+        test: evaluate(&policy, &test_items, by_model)?,
+        baseline_test: evaluate(&policy, &test_items, by_keywords)?,
+        files,
     };
     write_canaries(
         &served,
-        &opts.policy,
-        &holdout_items,
+        &policy,
+        &test_items,
         &staging.path().join(CANARY_FILE),
     )?;
     drop(served);

@@ -47,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             epochs,
             learning_rate,
             l2,
+            validation,
             eval,
         } => train(
             &config,
@@ -59,7 +60,43 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 l2,
                 seed,
             },
+            validation,
             eval,
+        ),
+        Command::TrainContext {
+            corpus,
+            out,
+            encoder,
+            per_template,
+            seed,
+            train_texts,
+            calibration_texts,
+            test_texts,
+            band_low,
+            validation,
+            eval,
+            threads,
+        } => train_context(
+            &config,
+            cordon_train::context::ContextOptions {
+                corpus_dir: corpus,
+                out_dir: out,
+                fast_model: config.model.dir.clone(),
+                encoder: encoder.unwrap_or_else(|| {
+                    crate::config::cache_dir().join("encoder/multilingual-e5-small")
+                }),
+                per_template,
+                seed,
+                train_texts,
+                calibration_texts,
+                test_texts,
+                band_low,
+                targets: cordon_train::calibrate::Targets::default(),
+                validation_file: validation.is_file().then_some(validation),
+                eval_files: eval.into_iter().filter(|p| p.is_file()).collect(),
+                cache_dir: crate::config::cache_dir().join("embeddings"),
+                threads,
+            },
         ),
         Command::Eval { data, json } => eval(&config, &data, json),
         Command::User { action } => runtime()?.block_on(user(&config, action)),
@@ -585,7 +622,8 @@ fn train(
     out: Option<std::path::PathBuf>,
     per_template: usize,
     sgd: cordon_train::SgdConfig,
-    eval: std::path::PathBuf,
+    validation: std::path::PathBuf,
+    eval: Vec<std::path::PathBuf>,
 ) -> Result<ExitCode> {
     init_runtime(&config.model.onnxruntime_path())?;
     let out_dir = out.unwrap_or_else(|| config.model.dir.clone());
@@ -597,13 +635,15 @@ fn train(
         per_template,
         seed: sgd.seed,
         sgd,
-        policy: cordon_train::default_policy(),
-        eval_file: eval.is_file().then_some(eval),
+        targets: cordon_train::calibrate::Targets::default(),
+        validation_file: validation.is_file().then_some(validation),
+        eval_files: eval.into_iter().filter(|p| p.is_file()).collect(),
     })?;
     info!(
         version = %report.version,
         train = report.train_examples,
-        holdout = report.holdout_examples,
+        validation = report.validation_examples,
+        test = report.test_examples,
         seconds = started.elapsed().as_secs_f64(),
         "model written to {}",
         out_dir.display()
@@ -612,19 +652,50 @@ fn train(
     Ok(ExitCode::SUCCESS)
 }
 
+fn train_context(config: &Config, opts: cordon_train::context::ContextOptions) -> Result<ExitCode> {
+    init_runtime(&config.model.onnxruntime_path())?;
+    let started = Instant::now();
+    info!(encoder = %opts.encoder.display(), fast = %opts.fast_model.display(), out = %opts.out_dir.display(), "training the context stage");
+    let report = cordon_train::context::train_context(&opts)?;
+    info!(
+        version = %report.version,
+        train = report.train_texts,
+        calibration = report.calibration_texts,
+        seconds = started.elapsed().as_secs_f64(),
+        "context model written to {}",
+        opts.out_dir.display()
+    );
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
     let crate::model::LoadedModel { classifier, policy } = crate::model::load(config)?;
     let items = cordon_train::read_labelled(data)?;
-    let report = cordon_train::evaluate(&policy, &items, |texts| {
-        classifier.score(texts).map_err(Into::into)
-    })?;
+    let score = |texts: &[&str]| classifier.score(texts).map_err(Into::into);
+    let report = cordon_train::evaluate(&policy, &items, score)?;
+    let offers: Vec<&str> = items
+        .iter()
+        .filter(|i| i.label == 1)
+        .map(|i| i.text.as_str())
+        .collect();
+    let legitimate: Vec<&str> = items
+        .iter()
+        .filter(|i| i.label == 0)
+        .map(|i| i.text.as_str())
+        .collect();
+    let adversarial =
+        cordon_train::adversarial::evaluate(&policy, &offers, &legitimate, |texts| {
+            classifier.score(texts)
+        })?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let json = serde_json::json!({"report": report, "adversarial": adversarial});
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
     let row = |name: &str, r: &cordon_train::Rates| {
         println!(
-            "{name:<16} precision {:.3}  recall {:.3}  F1 {:.3}  false-positive rate {:.3}  ({} positives, {} negatives)",
+            "{name:<20} precision {:.3}  recall {:.3}  F1 {:.3}  false-positive rate {:.3}  ({} positives, {} negatives)",
             r.precision, r.recall, r.f1, r.false_positive_rate, r.positives, r.negatives
         )
     };
@@ -634,15 +705,43 @@ fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
         data.display(),
         items.len()
     );
+    println!("\nflagged = review or suppress; suppressed = hidden without a person");
     row("flagged", &report.overall);
     row("suppressed", &report.suppressed);
+    println!("\nper category (flagged under it)");
     for (category, rates) in &report.per_category {
         row(category.as_str(), rates);
     }
+    println!("\nper language (flagged)");
+    for (lang, rates) in &report.per_language {
+        row(lang, rates);
+    }
+    println!("\nper negative kind");
     for (group, rates) in &report.hard_negatives {
+        let suppressed = report
+            .hard_negatives_suppressed
+            .get(group)
+            .map_or(0.0, |r| r.false_positive_rate);
         println!(
-            "negatives/{group:<10} false-positive rate {:.3}  ({} texts)",
-            rates.false_positive_rate, rates.negatives
+            "{group:<20} flagged {:.3}  suppressed {:.3}  ({} texts)",
+            rates.false_positive_rate, suppressed, rates.negatives
+        );
+    }
+    println!(
+        "\nadversarial variants of the {} offers (score change in the bare offer's top category; margin {})",
+        offers.len(),
+        cordon_train::adversarial::MARGIN
+    );
+    for (variant, r) in &adversarial {
+        println!(
+            "{:<20} mean change {:+.3}  max drop {:.3}  within margin {:.3}  still flagged {:.3}  still suppressed {:.3}  legitimate newly flagged {:.3}",
+            serde_json::to_value(variant)?.as_str().unwrap_or_default(),
+            r.mean_change,
+            r.max_drop,
+            r.within_margin,
+            r.still_flagged,
+            r.still_suppressed,
+            r.legitimate_newly_flagged
         );
     }
     Ok(ExitCode::SUCCESS)

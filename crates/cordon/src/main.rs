@@ -87,9 +87,52 @@ enum Command {
         /// L2 penalty.
         #[arg(long, default_value_t = 1e-5)]
         l2: f32,
-        /// An independently written labelled set to evaluate the model and the keyword baseline on.
+        /// A hand-written labelled set that, with the validation templates, thresholds are chosen on.
         #[arg(long, default_value = "models/eval/heldout.jsonl")]
-        eval: PathBuf,
+        validation: PathBuf,
+        /// Independent labelled sets to report on only (repeatable).
+        #[arg(long, default_value = "models/eval/second.jsonl")]
+        eval: Vec<PathBuf>,
+    },
+    /// Trains the context stage's head over the encoder set-up converted and the configured fast
+    /// model, chooses its thresholds and writes models/cordon-context.
+    TrainContext {
+        /// Directory of corpus TOML files (as for `train`).
+        #[arg(long, default_value = "models/corpus")]
+        corpus: PathBuf,
+        /// Model directory to write.
+        #[arg(long, default_value = "models/cordon-context")]
+        out: PathBuf,
+        /// The encoder directory (default: $CORDON_CACHE/encoder/multilingual-e5-small).
+        #[arg(long)]
+        encoder: Option<PathBuf>,
+        /// Texts generated per template (as for `train`).
+        #[arg(long, default_value_t = 100)]
+        per_template: usize,
+        /// Seed (as for `train`).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Most texts to train the head on.
+        #[arg(long, default_value_t = 4000)]
+        train_texts: usize,
+        /// Most generated texts to choose thresholds on.
+        #[arg(long, default_value_t = 1500)]
+        calibration_texts: usize,
+        /// Most test-template texts to report on.
+        #[arg(long, default_value_t = 1000)]
+        test_texts: usize,
+        /// The lowest top fast score that sends an item to the context stage.
+        #[arg(long, default_value_t = 0.05)]
+        band_low: f32,
+        /// The hand-written validation file.
+        #[arg(long, default_value = "models/eval/heldout.jsonl")]
+        validation: PathBuf,
+        /// Files to report on only (repeatable).
+        #[arg(long, default_value = "models/eval/second.jsonl")]
+        eval: Vec<PathBuf>,
+        /// Encoder threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Evaluates the configured model on a labelled JSON-lines file (`text`, `label` 0/1,
     /// optional `category` and `group`): precision, recall, F1, false-positive rate.

@@ -467,15 +467,7 @@ impl Worker {
         let scored = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let classifier = &scoring.classifier;
-            let max = classifier.card().features.max_features;
-            let features: Vec<Vec<u32>> = texts
-                .iter()
-                .map(|text| {
-                    let mut ids = Vec::with_capacity(max);
-                    classifier.featurizer().featurize(text, &mut ids);
-                    ids
-                })
-                .collect();
+            let features: Vec<_> = texts.iter().map(|t| classifier.featurize(t)).collect();
             observe_stage(&stages, "featurize", started);
             let started = Instant::now();
             let scores = classifier.score_features(&features);

@@ -1,0 +1,341 @@
+//! The context stage: a multilingual sentence encoder ([`Encoder`]) whose embedding, together
+//! with the fast model's six scores, feeds a trained head ([`ContextModel`]).
+//!
+//! The encoder reads the whole text in context and is thousands of times slower than the fast
+//! model, so it only sees the items the fast model is unsure about (docs/model.md). A context
+//! model directory holds `head.onnx` (written by [`cordon_classifier::onnx::export_head`]), its
+//! card `context.json` ([`ContextCard`]) and `canary.jsonl`; [`ContextModel::load`] checks the
+//! card against the encoder it is given, runs a smoke inference and the canaries, as the fast
+//! model's load does. ONNX Runtime must have been initialized
+//! ([`cordon_classifier::init_runtime`]).
+
+mod encoder;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cordon_classifier::onnx::{HEAD_EMBEDDING, HEAD_FAST_LOGITS};
+use cordon_domain::{Action, Category, Policy, Scores};
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::{Deserialize, Serialize};
+
+pub use encoder::{Encoder, EncoderCard, ENCODER_CARD_FILE, ENCODER_FILE, TOKENIZER_FILE};
+
+/// File name of the head's graph inside a context model directory.
+pub const HEAD_FILE: &str = "head.onnx";
+/// File name of the card inside a context model directory.
+pub const CONTEXT_CARD_FILE: &str = "context.json";
+/// File of canaries inside a context model directory: JSON lines `{"text", "fast_scores",
+/// "flagged"}` the model must decide as recorded under its card's policy.
+pub const CANARY_FILE: &str = "canary.jsonl";
+
+/// Where ONNX Runtime runs a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU through ONNX Runtime's CUDA execution provider, where the ONNX Runtime
+    /// library has it; otherwise the CPU (ONNX Runtime logs the fallback).
+    Cuda,
+}
+
+/// Why a context model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A card is not valid JSON of its shape.
+    #[error("invalid card {path}: {source}")]
+    Card {
+        /// The card's path.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// The model does not match this build or its encoder, or fails its checks.
+    #[error("model {model} cannot serve: {why}")]
+    Incompatible {
+        /// The model's directory.
+        model: PathBuf,
+        /// What does not match.
+        why: String,
+    },
+    /// ONNX Runtime or the tokenizer failed.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+}
+
+pub(crate) fn runtime<E: std::fmt::Display>(e: E) -> ContextError {
+    ContextError::Runtime(e.to_string())
+}
+
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, ContextError> {
+    std::fs::read(path).map_err(|source| ContextError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ContextError> {
+    serde_json::from_slice(&read(path)?).map_err(|source| ContextError::Card {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Everything Cordon needs to know about a context model, stored beside it as `context.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextCard {
+    /// The model's name (its directory name).
+    pub name: String,
+    /// A version string that changes whenever the weights change.
+    pub version: String,
+    /// The output categories, in output order; must equal [`Category::ALL`].
+    pub categories: Vec<Category>,
+    /// The encoder's name.
+    pub encoder_name: String,
+    /// The SHA-256 of the encoder graph the head was trained on ([`EncoderCard::onnx_sha256`]).
+    pub encoder_sha256: String,
+    /// The version of the fast model whose scores the head reads.
+    pub fast_model: String,
+    /// The thresholds for the context stage's decisions (the service may override them).
+    pub policy: Policy,
+    /// The lowest top fast score that sends an item to the context stage, recommended with this
+    /// model (the service's `[context] band_low` overrides it).
+    pub band_low: f32,
+    /// Description of the training data.
+    #[serde(default)]
+    pub training: serde_json::Value,
+    /// Evaluation results.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// The head's input from the fast model: each score as a logit, clamped to ±12.
+pub fn fast_logits(scores: &Scores) -> [f32; 6] {
+    scores.0.map(|p| {
+        let p = p.clamp(6e-6, 1.0 - 6e-6);
+        (p / (1.0 - p)).ln().clamp(-12.0, 12.0)
+    })
+}
+
+/// A loaded context model: its card, the encoder it reads, and a pool of head sessions.
+pub struct ContextModel {
+    card: ContextCard,
+    dir: PathBuf,
+    encoder: Arc<Encoder>,
+    sessions: Vec<Mutex<Session>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for ContextModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextModel")
+            .field("dir", &self.dir)
+            .field("version", &self.card.version)
+            .finish()
+    }
+}
+
+impl ContextCard {
+    /// Reads and checks the card in `dir`.
+    pub fn read(dir: &Path) -> Result<ContextCard, ContextError> {
+        let card: ContextCard = read_json(&dir.join(CONTEXT_CARD_FILE))?;
+        let incompatible = |why: String| ContextError::Incompatible {
+            model: dir.to_path_buf(),
+            why,
+        };
+        if card.categories != Category::ALL {
+            return Err(incompatible(format!(
+                "categories {:?} differ from {:?}",
+                card.categories,
+                Category::ALL
+            )));
+        }
+        card.policy.validate().map_err(incompatible)?;
+        if !(0.0..1.0).contains(&card.band_low) {
+            return Err(incompatible(format!(
+                "band_low {} is not in [0, 1)",
+                card.band_low
+            )));
+        }
+        Ok(card)
+    }
+}
+
+impl ContextModel {
+    /// Loads the context model in `dir` over `encoder`, with `sessions` head sessions of
+    /// `threads` threads on `device`, and checks it (encoder fingerprint, smoke inference,
+    /// canaries).
+    pub fn load(
+        dir: &Path,
+        encoder: Arc<Encoder>,
+        sessions: usize,
+        threads: usize,
+        device: Device,
+    ) -> Result<ContextModel, ContextError> {
+        let card = ContextCard::read(dir)?;
+        if card.encoder_sha256 != encoder.card().onnx_sha256 {
+            return Err(ContextError::Incompatible {
+                model: dir.to_path_buf(),
+                why: format!(
+                    "trained on encoder {} ({}), the encoder given is {} ({})",
+                    card.encoder_name,
+                    card.encoder_sha256,
+                    encoder.card().name,
+                    encoder.card().onnx_sha256
+                ),
+            });
+        }
+        let bytes = read(&dir.join(HEAD_FILE))?;
+        let pool = (0..sessions.max(1))
+            .map(|_| encoder::session(&bytes, threads, device).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let model = ContextModel {
+            card,
+            dir: dir.to_path_buf(),
+            encoder,
+            sessions: pool,
+            next: AtomicUsize::new(0),
+        };
+        let smoke = model.score(&["smoke test", ""], &[Scores::default(); 2])?;
+        if smoke
+            .iter()
+            .any(|s| s.0.iter().any(|p| !(0.0..=1.0).contains(p)))
+        {
+            return Err(ContextError::Incompatible {
+                model: dir.to_path_buf(),
+                why: "smoke inference produced scores outside [0, 1]".into(),
+            });
+        }
+        model.check_canaries()?;
+        Ok(model)
+    }
+
+    fn check_canaries(&self) -> Result<(), ContextError> {
+        #[derive(Deserialize)]
+        struct Canary {
+            text: String,
+            fast_scores: Scores,
+            flagged: bool,
+        }
+        let Ok(text) = std::fs::read_to_string(self.dir.join(CANARY_FILE)) else {
+            return Ok(());
+        };
+        let failed = |why: String| ContextError::Incompatible {
+            model: self.dir.clone(),
+            why,
+        };
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let canary: Canary = serde_json::from_str(line)
+                .map_err(|e| failed(format!("canary line {}: {e}", i + 1)))?;
+            let scores = self.score(&[canary.text.as_str()], &[canary.fast_scores])?;
+            let flagged = self.card.policy.decide(&scores[0]).action != Action::Allow;
+            if flagged != canary.flagged {
+                return Err(failed(format!(
+                    "fails canary {} (expected flagged={}): {}",
+                    i + 1,
+                    canary.flagged,
+                    canary.text
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's card.
+    pub fn card(&self) -> &ContextCard {
+        &self.card
+    }
+
+    /// The encoder it reads.
+    pub fn encoder(&self) -> &Arc<Encoder> {
+        &self.encoder
+    }
+
+    /// Scores texts given the fast model's scores for each, in order.
+    pub fn score<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        fast: &[Scores],
+    ) -> Result<Vec<Scores>, ContextError> {
+        let embeddings = self.encoder.embed(texts)?;
+        self.score_embedded(&embeddings, fast)
+    }
+
+    /// Scores already embedded texts given the fast model's scores for each.
+    pub fn score_embedded(
+        &self,
+        embeddings: &[Vec<f32>],
+        fast: &[Scores],
+    ) -> Result<Vec<Scores>, ContextError> {
+        let batch = embeddings.len();
+        if batch != fast.len() {
+            return Err(runtime(format!(
+                "{batch} embeddings but {} fast scores",
+                fast.len()
+            )));
+        }
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let dims = self.encoder.card().dimensions;
+        let flat: Vec<f32> = embeddings.iter().flatten().copied().collect();
+        if flat.len() != batch * dims {
+            return Err(runtime("embeddings of the wrong size"));
+        }
+        let logits: Vec<f32> = fast.iter().flat_map(fast_logits).collect();
+        let embedding = Tensor::from_array(([batch, dims], flat)).map_err(runtime)?;
+        let logits = Tensor::from_array(([batch, 6], logits)).map_err(runtime)?;
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let mut session = self.sessions[slot]
+            .lock()
+            .map_err(|_| runtime("a session mutex was poisoned"))?;
+        let outputs = session
+            .run(ort::inputs![HEAD_EMBEDDING => embedding, HEAD_FAST_LOGITS => logits])
+            .map_err(runtime)?;
+        let value = outputs
+            .get(cordon_classifier::OUTPUT)
+            .ok_or_else(|| runtime("head has no output `scores`"))?;
+        let (shape, data) = value.try_extract_tensor::<f32>().map_err(runtime)?;
+        if shape.len() != 2 || shape[0] as usize != batch || shape[1] != 6 {
+            return Err(runtime(format!("head output has shape {shape:?}")));
+        }
+        Ok(data
+            .chunks_exact(6)
+            .map(|row| {
+                let mut s = Scores::default();
+                s.0.copy_from_slice(row);
+                s
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_logits_are_bounded_and_monotone() {
+        let l = fast_logits(&Scores([0.0, 1.0, 0.5, 0.9, 0.1, 0.999_999]));
+        assert_eq!(l[0], -12.0);
+        assert_eq!(l[1], 12.0);
+        assert!(l[2].abs() < 1e-6);
+        assert!(l[3] > 2.0 && l[4] < -2.0 && l[5] <= 12.0);
+    }
+}
