@@ -471,6 +471,17 @@ def build_charsmap(norm):
 
 
 def build_tokenizer(hp, pieces, scores, norm):
+    """tokenizer.json expressing e5.c's tokenizer.
+
+    It gives the engine's ids except in three rare cases, all inherent to the
+    `tokenizers` library: (1) a run of characters the vocabulary cannot
+    cover becomes one <unk>, where the engine emits one per character; (2) the
+    Precompiled normalizer first looks up a whole grapheme cluster shorter
+    than 6 bytes, so a mapped character followed by a combining mark (NBSP +
+    U+0301, fullwidth letter + accent) comes out as the mapped character
+    alone, where the engine also keeps the mark; (3) a literal "<unk>" in a
+    text is the <unk> piece, which the engine never matches.
+    """
     bos, eos, pad, unk = hp["bos"], hp["eos"], hp["pad"], hp["unk"]
     special = {"bos": pieces[bos], "eos": pieces[eos], "pad": pieces[pad]}
     charsmap = base64.b64encode(build_charsmap(norm)).decode("ascii")
@@ -570,6 +581,8 @@ def main(argv):
     write_file(os.path.join(tmp, "encoder.onnx"), onnx_bytes)
     write_file(os.path.join(tmp, "tokenizer.json"), tokenizer_bytes)
     write_file(os.path.join(tmp, "encoder.json"), (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    # Swap the finished directory in: readers see the old set or the new
+    # set, never a mix (the directory is absent only between the renames).
     if os.path.exists(out_dir):
         os.rename(out_dir, old)
     os.rename(tmp, out_dir)

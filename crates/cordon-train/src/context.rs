@@ -72,6 +72,9 @@ pub struct CascadeReport {
     pub used_for_validation: bool,
     /// Share of its texts the cascade sends to the context stage.
     pub context_share: f64,
+    /// Share of its legitimate texts the cascade sends to the context stage (on a platform's
+    /// traffic, mostly legitimate, this is close to the share of all traffic).
+    pub context_share_legitimate: f64,
     /// The fast model alone, under its own policy.
     pub fast: Report,
     /// The cascade: the fast model's decision outside the band, the context stage's inside.
@@ -97,6 +100,79 @@ pub struct ContextReport {
 /// does not suppress it and its top score is at least `band_low`.
 pub fn in_band(fast_policy: &Policy, fast: &Scores, band_low: f32) -> bool {
     fast_policy.decide(fast).action != Action::Suppress && fast.top().1 >= band_low
+}
+
+/// The cascade's decision rule: the fast model decides outside the band, the context stage
+/// inside it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cascade<'a> {
+    /// The fast model's policy.
+    pub fast_policy: &'a Policy,
+    /// The context stage's policy.
+    pub context_policy: &'a Policy,
+    /// See [`in_band`].
+    pub band_low: f32,
+}
+
+/// One labelled item as the cascade saw it.
+#[derive(Debug, Clone)]
+pub struct CascadeItem {
+    /// Its category (`None`: legitimate).
+    pub label: Option<Category>,
+    /// Its negative kind.
+    pub group: Option<String>,
+    /// Its language.
+    pub lang: Option<String>,
+    /// The fast model's scores.
+    pub fast: Scores,
+    /// The context stage's scores, where it scored the item (at least where it is in the band).
+    pub context: Option<Scores>,
+}
+
+impl Cascade<'_> {
+    /// Whether the context stage decides an item with these fast scores.
+    pub fn sends(&self, fast: &Scores) -> bool {
+        in_band(self.fast_policy, fast, self.band_low)
+    }
+
+    /// The fast model alone and the cascade on `items`.
+    pub fn report(
+        &self,
+        set: String,
+        used_for_validation: bool,
+        items: &[CascadeItem],
+    ) -> CascadeReport {
+        let (mut fast_eval, mut cascade_eval, mut sent) =
+            (Evaluation::default(), Evaluation::default(), 0usize);
+        let (mut legitimate, mut legitimate_sent) = (0usize, 0usize);
+        for item in items {
+            let labelled = |scores| Labelled {
+                scores,
+                positive: item.label.is_some(),
+                category: item.label,
+                group: item.group.as_deref(),
+                lang: item.lang.as_deref(),
+            };
+            fast_eval.add(self.fast_policy, labelled(&item.fast));
+            legitimate += usize::from(item.label.is_none());
+            match item.context.as_ref().filter(|_| self.sends(&item.fast)) {
+                Some(context) => {
+                    sent += 1;
+                    legitimate_sent += usize::from(item.label.is_none());
+                    cascade_eval.add(self.context_policy, labelled(context));
+                }
+                None => cascade_eval.add(self.fast_policy, labelled(&item.fast)),
+            }
+        }
+        CascadeReport {
+            set,
+            used_for_validation,
+            context_share: sent as f64 / items.len().max(1) as f64,
+            context_share_legitimate: legitimate_sent as f64 / legitimate.max(1) as f64,
+            fast: fast_eval.report(),
+            cascade: cascade_eval.report(),
+        }
+    }
 }
 
 /// Embeddings by text, cached in one append-only file per encoder.
@@ -474,31 +550,23 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
 
     let cascade = |set: String, used: bool, items: &[Item]| -> Result<CascadeReport, TrainError> {
         let context = score(&items.iter().collect::<Vec<_>>())?;
-        let (mut fast_eval, mut cascade_eval, mut sent) =
-            (Evaluation::default(), Evaluation::default(), 0usize);
-        for (item, c) in items.iter().zip(&context) {
-            let labelled = |scores| Labelled {
-                scores,
-                positive: item.label.is_some(),
-                category: item.label,
-                group: item.group.as_deref(),
-                lang: item.lang.as_deref(),
-            };
-            fast_eval.add(&fast_policy, labelled(&item.fast));
-            if in_band(&fast_policy, &item.fast, opts.band_low) {
-                sent += 1;
-                cascade_eval.add(&policy, labelled(c));
-            } else {
-                cascade_eval.add(&fast_policy, labelled(&item.fast));
-            }
+        let rows: Vec<CascadeItem> = items
+            .iter()
+            .zip(context)
+            .map(|(i, c)| CascadeItem {
+                label: i.label,
+                group: i.group.clone(),
+                lang: i.lang.clone(),
+                fast: i.fast,
+                context: Some(c),
+            })
+            .collect();
+        Ok(Cascade {
+            fast_policy: &fast_policy,
+            context_policy: &policy,
+            band_low: opts.band_low,
         }
-        Ok(CascadeReport {
-            set,
-            used_for_validation: used,
-            context_share: sent as f64 / items.len().max(1) as f64,
-            fast: fast_eval.report(),
-            cascade: cascade_eval.report(),
-        })
+        .report(set, used, &rows))
     };
     let mut sets = vec![cascade(
         "validation (calibration part)".into(),

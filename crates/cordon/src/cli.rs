@@ -98,7 +98,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 threads,
             },
         ),
-        Command::Eval { data, json } => eval(&config, &data, json),
+        Command::Eval {
+            data,
+            context,
+            encoder,
+            json,
+        } => eval(&config, &data, context.as_deref(), encoder, json),
         Command::User { action } => runtime()?.block_on(user(&config, action)),
         Command::Config { reference } => {
             if reference {
@@ -669,42 +674,59 @@ fn train_context(config: &Config, opts: cordon_train::context::ContextOptions) -
     Ok(ExitCode::SUCCESS)
 }
 
-fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
-    let crate::model::LoadedModel { classifier, policy } = crate::model::load(config)?;
-    let items = cordon_train::read_labelled(data)?;
-    let score = |texts: &[&str]| classifier.score(texts).map_err(Into::into);
-    let report = cordon_train::evaluate(&policy, &items, score)?;
-    let offers: Vec<&str> = items
-        .iter()
-        .filter(|i| i.label == 1)
-        .map(|i| i.text.as_str())
-        .collect();
-    let legitimate: Vec<&str> = items
-        .iter()
-        .filter(|i| i.label == 0)
-        .map(|i| i.text.as_str())
-        .collect();
-    let adversarial =
-        cordon_train::adversarial::evaluate(&policy, &offers, &legitimate, |texts| {
-            classifier.score(texts)
-        })?;
-    if as_json {
-        let json = serde_json::json!({"report": report, "adversarial": adversarial});
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(ExitCode::SUCCESS);
+/// The cascade on labelled `items`: the fast model's scores for all, the context model's for
+/// those in its band.
+fn cascade(
+    classifier: &cordon_classifier::Classifier,
+    policy: &cordon_domain::Policy,
+    dir: &Path,
+    encoder: Option<std::path::PathBuf>,
+    items: &[cordon_train::LabelledText],
+    set: &Path,
+) -> Result<cordon_train::context::CascadeReport> {
+    use cordon_context::{ContextModel, Device, Encoder};
+    let encoder =
+        encoder.unwrap_or_else(|| crate::config::cache_dir().join("encoder/multilingual-e5-small"));
+    let encoder = Arc::new(Encoder::load(&encoder, 1, 2, Device::Cpu)?);
+    let context = ContextModel::load(dir, encoder, 1, 2, Device::Cpu)?;
+    let rule = cordon_train::context::Cascade {
+        fast_policy: policy,
+        context_policy: &context.card().policy,
+        band_low: context.card().band_low,
+    };
+    let mut rows = Vec::with_capacity(items.len());
+    for chunk in items.chunks(64) {
+        let texts: Vec<&str> = chunk.iter().map(|i| i.text.as_str()).collect();
+        let fast = classifier.score(&texts)?;
+        let sent: Vec<usize> = (0..chunk.len()).filter(|&k| rule.sends(&fast[k])).collect();
+        let sent_texts: Vec<&str> = sent.iter().map(|&k| texts[k]).collect();
+        let sent_fast: Vec<cordon_domain::Scores> = sent.iter().map(|&k| fast[k]).collect();
+        let mut scored = context.score(&sent_texts, &sent_fast)?.into_iter();
+        for (k, (item, fast)) in chunk.iter().zip(fast).enumerate() {
+            rows.push(cordon_train::context::CascadeItem {
+                label: (item.label == 1).then(|| item.category.unwrap_or(fast.top().0)),
+                group: item.group.clone(),
+                lang: item.lang.clone(),
+                fast,
+                context: if sent.contains(&k) {
+                    scored.next()
+                } else {
+                    None
+                },
+            });
+        }
     }
+    Ok(rule.report(set.display().to_string(), false, &rows))
+}
+
+/// Prints a report: flagged and suppressed, per category, per language, per negative kind.
+fn print_report(report: &cordon_train::Report) {
     let row = |name: &str, r: &cordon_train::Rates| {
         println!(
             "{name:<20} precision {:.3}  recall {:.3}  F1 {:.3}  false-positive rate {:.3}  ({} positives, {} negatives)",
             r.precision, r.recall, r.f1, r.false_positive_rate, r.positives, r.negatives
         )
     };
-    println!(
-        "model {} on {} ({} texts)",
-        classifier.card().version,
-        data.display(),
-        items.len()
-    );
     println!("\nflagged = review or suppress; suppressed = hidden without a person");
     row("flagged", &report.overall);
     row("suppressed", &report.suppressed);
@@ -726,6 +748,57 @@ fn eval(config: &Config, data: &Path, as_json: bool) -> Result<ExitCode> {
             "{group:<20} flagged {:.3}  suppressed {:.3}  ({} texts)",
             rates.false_positive_rate, suppressed, rates.negatives
         );
+    }
+}
+
+fn eval(
+    config: &Config,
+    data: &Path,
+    context: Option<&Path>,
+    encoder: Option<std::path::PathBuf>,
+    as_json: bool,
+) -> Result<ExitCode> {
+    let crate::model::LoadedModel { classifier, policy } = crate::model::load(config)?;
+    let items = cordon_train::read_labelled(data)?;
+    let score = |texts: &[&str]| classifier.score(texts).map_err(Into::into);
+    let report = cordon_train::evaluate(&policy, &items, score)?;
+    let cascade = context
+        .map(|dir| cascade(&classifier, &policy, dir, encoder, &items, data))
+        .transpose()?;
+    let offers: Vec<&str> = items
+        .iter()
+        .filter(|i| i.label == 1)
+        .map(|i| i.text.as_str())
+        .collect();
+    let legitimate: Vec<&str> = items
+        .iter()
+        .filter(|i| i.label == 0)
+        .map(|i| i.text.as_str())
+        .collect();
+    let adversarial =
+        cordon_train::adversarial::evaluate(&policy, &offers, &legitimate, |texts| {
+            classifier.score(texts)
+        })?;
+    if as_json {
+        let json =
+            serde_json::json!({"report": report, "adversarial": adversarial, "cascade": cascade});
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "model {} on {} ({} texts)",
+        classifier.card().version,
+        data.display(),
+        items.len()
+    );
+    print_report(&report);
+    if let Some(c) = &cascade {
+        println!(
+            "\ncascade: the context stage decides {:.1} % of the texts ({:.1} % of the legitimate ones: fast top score in its band); the fast model the rest",
+            100.0 * c.context_share,
+            100.0 * c.context_share_legitimate
+        );
+        print_report(&c.cascade);
     }
     println!(
         "\nadversarial variants of the {} offers (score change in the bare offer's top category; margin {})",

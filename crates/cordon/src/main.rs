@@ -140,6 +140,12 @@ enum Command {
         /// The labelled file.
         #[arg(long)]
         data: PathBuf,
+        /// Also evaluate the cascade with this context model (e.g. models/cordon-context).
+        #[arg(long)]
+        context: Option<PathBuf>,
+        /// The context model's encoder (default: $CORDON_CACHE/encoder/multilingual-e5-small).
+        #[arg(long)]
+        encoder: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
