@@ -316,7 +316,11 @@ fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
                 "bbcode",
             ]
             .contains(&name.as_str());
-            let (margin, flagged) = if separated { (0.99, 0.99) } else { (0.75, 0.75) };
+            let (margin, flagged) = if separated {
+                (0.99, 0.99)
+            } else {
+                (0.75, 0.75)
+            };
             assert!(get("within_margin") >= margin, "{data} {name}: {r}");
             assert!(get("still_flagged") >= flagged, "{data} {name}: {r}");
             assert!(get("still_suppressed") >= flagged, "{data} {name}: {r}");
