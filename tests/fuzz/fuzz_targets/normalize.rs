@@ -1,17 +1,20 @@
-//! Any text (invalid UTF-8 replaced) goes through normalization, featurization and explanation
-//! without a panic, and never yields more features than configured.
+//! Any text (invalid UTF-8 replaced) goes through markup stripping, normalization, windowed
+//! featurization and explanation without a panic; every window stays within the configured
+//! number of features, and explanation names the same windows.
 #![no_main]
 
-use cordon_text::{normalize, FeatureConfig, Featurizer};
+use cordon_text::{normalize, strip_markup, FeatureConfig, Featurizer, TextFeatures};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
+    let _ = strip_markup(&text);
     let normalized = normalize(&text);
     let _ = normalize(&normalized);
     let featurizer = Featurizer::new(FeatureConfig::default());
-    let mut ids = Vec::new();
-    featurizer.featurize(&text, &mut ids);
-    assert!(ids.len() <= featurizer.config().max_features);
-    let _ = featurizer.explain(&text);
+    let mut features = TextFeatures::new();
+    featurizer.featurize(&text, &mut features);
+    assert!(!features.is_empty());
+    assert!(features.windows().all(|w| w.len() <= featurizer.config().max_features));
+    assert_eq!(featurizer.explain(&text).len(), features.len());
 });
