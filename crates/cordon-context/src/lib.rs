@@ -121,6 +121,40 @@ pub struct ContextCard {
     pub metrics: serde_json::Value,
 }
 
+/// Whether the cascade sends an item with these fast scores to the context stage: the fast model
+/// does not suppress it (near-certain offers are hidden at once) and its top score is at least
+/// `band_low`. Below the band the fast model's decision stands.
+pub fn in_band(fast_policy: &Policy, fast: &Scores, band_low: f32) -> bool {
+    fast_policy.decide(fast).action != Action::Suppress && fast.top().1 >= band_low
+}
+
+/// What the worker sends the context stage about one item version (a record of the context topic,
+/// keyed by item id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextRequest {
+    /// The item's id.
+    pub item_id: String,
+    /// The item version scored.
+    pub item_version: u64,
+    /// The text the classifier read (title and body).
+    pub text: String,
+    /// The item's language, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    /// The channel's subscribers, if known (the review queue's reach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<u64>,
+    /// The fast model's scores.
+    pub fast_scores: Scores,
+    /// The fast model's version.
+    pub fast_model: String,
+    /// The fast model's explanation for its top category (the features behind its score).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fast_explanation: Vec<cordon_domain::Contribution>,
+    /// When the platform indexed the item (for end-to-end latency).
+    pub indexed_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The head's input from the fast model: each score as a logit, clamped to ±12.
 pub fn fast_logits(scores: &Scores) -> [f32; 6] {
     scores.0.map(|p| {

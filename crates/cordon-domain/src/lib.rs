@@ -17,4 +17,4 @@ pub use content::{
     MAX_MEDIA,
 };
 pub use policy::{Category, Policy, PolicyDecision, Scores, Thresholds};
-pub use verdict::{Action, Contribution, DecidedBy, Verdict, Visibility};
+pub use verdict::{Action, Contribution, DecidedBy, Stage, Verdict, Visibility};

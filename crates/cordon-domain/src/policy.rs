@@ -123,6 +123,11 @@ pub struct Thresholds {
     pub suppress_at: f32,
 }
 
+impl Thresholds {
+    /// A `suppress_at` no score reaches: the category is never suppressed without a person.
+    pub const NEVER: f32 = 2.0;
+}
+
 /// Per-category thresholds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -162,16 +167,22 @@ impl Policy {
         }
     }
 
-    /// Checks that every category has thresholds with `0 < review_at <= suppress_at <= 1`.
+    /// Checks that every category has thresholds with `0 < review_at <= 1` and
+    /// `review_at <= suppress_at <= `[`Thresholds::NEVER`] (a `suppress_at` above 1 is never
+    /// reached: the category is never suppressed without a person).
     pub fn validate(&self) -> Result<(), String> {
         for c in Category::ALL {
             let t = self
                 .thresholds
                 .get(&c)
                 .ok_or_else(|| format!("no thresholds for category {c}"))?;
-            if !(t.review_at > 0.0 && t.review_at <= t.suppress_at && t.suppress_at <= 1.0) {
+            if !(t.review_at > 0.0
+                && t.review_at <= 1.0
+                && t.review_at <= t.suppress_at
+                && t.suppress_at <= Thresholds::NEVER)
+            {
                 return Err(format!(
-                    "category {c}: need 0 < review_at <= suppress_at <= 1, got {} and {}",
+                    "category {c}: need 0 < review_at <= 1 and review_at <= suppress_at <= 2, got {} and {}",
                     t.review_at, t.suppress_at
                 ));
             }

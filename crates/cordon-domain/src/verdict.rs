@@ -56,6 +56,28 @@ impl Action {
     }
 }
 
+/// Which model stage decided: the fast model for every item, the context stage for the items the
+/// fast model is unsure about (its verdict replaces the fast one for the same item version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The fast linear model (the worker).
+    #[default]
+    Fast,
+    /// The multilingual encoder and its head (the context role).
+    Context,
+}
+
+impl Stage {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Fast => "fast",
+            Stage::Context => "context",
+        }
+    }
+}
+
 /// Who made a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -64,6 +86,9 @@ pub enum DecidedBy {
     Model {
         /// The model version that scored the item.
         model_version: String,
+        /// The stage that decided (absent on verdicts written before stages existed: fast).
+        #[serde(default)]
+        stage: Stage,
     },
     /// A moderator, through the review API.
     Human {
@@ -95,6 +120,9 @@ pub struct Verdict {
     /// Every category's score, if the model decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scores: Option<Scores>,
+    /// The fast model's scores, on a context-stage verdict (`scores` are then the context stage's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_scores: Option<Scores>,
     /// Why: the policy's reason or the moderator's reason code and note.
     pub reason: String,
     /// Set when the verdict is about a whole channel (key `channel:<id>`): suppress hides every item
@@ -153,8 +181,10 @@ impl Verdict {
     /// Whether this verdict takes precedence over `other` for the same item.
     ///
     /// A verdict about a newer item version wins. For the same version a human decision outranks the
-    /// model's, a later human decision (larger decision id) outranks an earlier one, and a model
-    /// verdict replaces an earlier model verdict (a re-scoring).
+    /// model's, a later human decision (larger decision id) outranks an earlier one, the context
+    /// stage's verdict outranks the fast model's (and a fast verdict never replaces a context one,
+    /// whatever order they arrive in), and a model verdict of a stage replaces an earlier one of the
+    /// same stage (a re-scoring).
     pub fn outranks(&self, other: &Verdict) -> bool {
         use std::cmp::Ordering;
         match self.item_version.cmp(&other.item_version) {
@@ -167,7 +197,9 @@ impl Verdict {
                     DecidedBy::Human { decision_id: a, .. },
                     DecidedBy::Human { decision_id: b, .. },
                 ) => a >= b,
-                (DecidedBy::Model { .. }, DecidedBy::Model { .. }) => true,
+                (DecidedBy::Model { stage: a, .. }, DecidedBy::Model { stage: b, .. }) => {
+                    !(*a == Stage::Fast && *b == Stage::Context)
+                }
             },
         }
     }
@@ -199,6 +231,7 @@ mod tests {
             category: None,
             score: None,
             scores: None,
+            fast_scores: None,
             reason: String::new(),
             channel_id: None,
             explanation: Vec::new(),
@@ -209,7 +242,51 @@ mod tests {
     fn model() -> DecidedBy {
         DecidedBy::Model {
             model_version: "m1".into(),
+            stage: Stage::Fast,
         }
+    }
+
+    fn context() -> DecidedBy {
+        DecidedBy::Model {
+            model_version: "c1".into(),
+            stage: Stage::Context,
+        }
+    }
+
+    #[test]
+    fn the_context_stage_supersedes_the_fast_model_for_the_same_version() {
+        let fast = verdict(1, model(), Action::Review);
+        let ctx = verdict(1, context(), Action::Suppress);
+        assert!(ctx.outranks(&fast));
+        assert!(
+            !fast.outranks(&ctx),
+            "a late or re-delivered fast verdict loses"
+        );
+        assert!(
+            verdict(1, context(), Action::Allow).outranks(&ctx),
+            "a re-scoring"
+        );
+        assert!(verdict(1, human(3), Action::Restore).outranks(&ctx));
+        assert!(!ctx.outranks(&verdict(1, human(3), Action::Restore)));
+        assert!(
+            verdict(2, model(), Action::Allow).outranks(&ctx),
+            "a new version"
+        );
+        assert!(!ctx.outranks(&verdict(2, model(), Action::Allow)));
+        // Verdicts written before stages existed read as the fast model's.
+        let old: Verdict = serde_json::from_value(serde_json::json!({
+            "item_id": "a", "item_version": 1, "action": "allow", "reason": "",
+            "decided_by": {"by": "model", "model_version": "m0"},
+            "decided_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert!(matches!(
+            old.decided_by,
+            DecidedBy::Model {
+                stage: Stage::Fast,
+                ..
+            }
+        ));
     }
 
     fn human(id: i64) -> DecidedBy {

@@ -877,6 +877,7 @@ mod tests {
         let (mut index, search) = open(dir.path(), false);
         let model = || DecidedBy::Model {
             model_version: "m".into(),
+            stage: cordon_domain::Stage::Fast,
         };
         index.apply_content(item("a", 1, "bikes")).unwrap();
         index
@@ -914,6 +915,7 @@ mod tests {
             category: None,
             score: None,
             scores: None,
+            fast_scores: None,
             reason: "test".into(),
             channel_id: None,
             explanation: Vec::new(),
@@ -924,6 +926,7 @@ mod tests {
     fn model() -> DecidedBy {
         DecidedBy::Model {
             model_version: "m".into(),
+            stage: cordon_domain::Stage::Fast,
         }
     }
 

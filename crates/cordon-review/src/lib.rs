@@ -357,6 +357,7 @@ impl Decision {
             category: None,
             score: None,
             scores: None,
+            fast_scores: None,
             reason: match &self.note {
                 Some(note) => format!("{}: {note}", self.reason),
                 None => self.reason.clone(),

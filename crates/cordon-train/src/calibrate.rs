@@ -5,7 +5,7 @@
 //!   suppression — over every text at or above it — is at least [`Targets::suppress_precision`]. The estimate
 //!   counts one false positive more than were seen (`tp / (tp + fp + 1)`), so 99 % needs at least
 //!   99 offers above the threshold and none legitimate — a category without enough evidence gets
-//!   `suppress_at = 1`: nothing is hidden without a person.
+//!   `suppress_at = `[`Thresholds::NEVER`]: nothing of it is hidden without a person.
 //! - `review_at` is the highest threshold that still sends [`Targets::review_recall`] of the
 //!   category's offers to review, raised if needed until the category's false-positive rate on
 //!   legitimate texts is at most [`Targets::review_false_positive_rate`] (the moderators' load).
@@ -121,7 +121,7 @@ pub fn calibrate(validation: &[Scored], targets: Targets) -> (Policy, Calibratio
             .copied()
             .filter(|&t| t >= MIN_SUPPRESS_AT)
             .find(|&t| precision(at(t)) >= targets.suppress_precision)
-            .unwrap_or(1.0);
+            .unwrap_or(Thresholds::NEVER);
         let recall_at = grid
             .iter()
             .rev()
@@ -205,7 +205,7 @@ mod tests {
         assert!(!drugs.recall_target_met);
         // No evidence for a category: nothing is suppressed automatically.
         let weapons = &cal.per_category[&Category::Weapons];
-        assert_eq!(weapons.thresholds.suppress_at, 1.0);
+        assert_eq!(weapons.thresholds.suppress_at, Thresholds::NEVER);
     }
 
     #[test]
@@ -216,7 +216,7 @@ mod tests {
         let (_, cal) = calibrate(&v, Targets::default());
         assert_eq!(
             cal.per_category[&Category::Drugs].thresholds.suppress_at,
-            1.0
+            Thresholds::NEVER
         );
     }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use cordon_classifier::Classifier;
 use cordon_context::{
-    fast_logits, ContextCard, ContextModel, Device, Encoder, CANARY_FILE, CONTEXT_CARD_FILE,
-    HEAD_FILE,
+    fast_logits, in_band, ContextCard, ContextModel, Device, Encoder, CANARY_FILE,
+    CONTEXT_CARD_FILE, HEAD_FILE,
 };
 use cordon_domain::{Action, Category, Policy, Scores};
 use rand::seq::SliceRandom;
@@ -96,12 +96,6 @@ pub struct ContextReport {
     pub sets: Vec<CascadeReport>,
 }
 
-/// Whether the cascade sends an item with these fast scores to the context stage: the fast model
-/// does not suppress it and its top score is at least `band_low`.
-pub fn in_band(fast_policy: &Policy, fast: &Scores, band_low: f32) -> bool {
-    fast_policy.decide(fast).action != Action::Suppress && fast.top().1 >= band_low
-}
-
 /// The cascade's decision rule: the fast model decides outside the band, the context stage
 /// inside it.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +104,7 @@ pub struct Cascade<'a> {
     pub fast_policy: &'a Policy,
     /// The context stage's policy.
     pub context_policy: &'a Policy,
-    /// See [`in_band`].
+    /// See [`cordon_context::in_band`].
     pub band_low: f32,
 }
 

@@ -269,8 +269,8 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     let roles: Vec<&str> = roles.split(',').map(str::trim).collect();
     let all = roles.contains(&"all");
     for r in &roles {
-        if !matches!(*r, "all" | "worker" | "indexer" | "api") {
-            bail!("unknown role `{r}` (expected worker, indexer, api or all)");
+        if !matches!(*r, "all" | "worker" | "indexer" | "api" | "context") {
+            bail!("unknown role `{r}` (expected worker, indexer, api, context or all)");
         }
     }
     let has = |r: &str| all || roles.contains(&r);
@@ -297,6 +297,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
                 spec(&k.verdicts_topic, true),
                 spec(&k.dead_letter_topic, false),
                 spec(&k.reports_topic, false),
+                spec(&k.context_topic, false),
             ],
         )
         .await
@@ -325,8 +326,10 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         info!(dir = %config.index.dir.display(), "indexer role started");
     }
 
+    // The context role runs under `all` only when the context stage is on.
+    let context_role = roles.contains(&"context") || (all && config.context.enabled);
     let mut store = None;
-    if has("worker") || has("api") {
+    if has("worker") || has("api") || context_role {
         store = Some(
             connect_store(&config, &shutdown)
                 .await?
@@ -360,9 +363,54 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
             store: store.clone().context("worker store")?,
             publisher: Publisher::new(&kafka, delivery_timeout, config.kafka.max_message_bytes)?,
             consumer,
+            context_band: crate::context::band_low(&config)?,
         };
         let token = shutdown.clone();
         tasks.spawn(async move { worker.run(token).await.context("worker") });
+    }
+
+    if context_role {
+        let encoder = crate::context::load_encoder(&config)?;
+        let loaded = crate::context::load(&config, &encoder)?;
+        let slot = Arc::new(crate::context::ContextSlot::from_pointee(loaded));
+        let (dir, cfg) = (config.context.dir.clone(), Arc::clone(&config));
+        tokio::spawn(crate::model::watch_slot(
+            Arc::clone(&slot),
+            crate::model::Reload {
+                what: "context model",
+                on_disk: Box::new(move || {
+                    cordon_context::ContextCard::read(&dir)
+                        .map(|c| c.version)
+                        .map_err(|e| e.to_string())
+                }),
+                version: |m: &crate::context::LoadedContext| m.model.card().version.clone(),
+                load: Arc::new(move || crate::context::load(&cfg, &encoder)),
+                info: metrics.context_model_info.clone(),
+                reloads: metrics.context_model_reloads.clone(),
+            },
+            shutdown.clone(),
+        ));
+        let consumer = Arc::new(group_consumer(
+            &kafka,
+            &config.kafka.context_group,
+            &[&config.kafka.context_topic],
+        )?);
+        spawn_lag_gauge(
+            metrics.clone(),
+            "context",
+            Arc::clone(&consumer),
+            shutdown.clone(),
+        );
+        let role = crate::context::ContextWorker {
+            config: (*config).clone(),
+            metrics: metrics.clone(),
+            model: slot,
+            store: store.clone().context("context store")?,
+            publisher: Publisher::new(&kafka, delivery_timeout, config.kafka.max_message_bytes)?,
+            consumer,
+        };
+        let token = shutdown.clone();
+        tasks.spawn(async move { role.run(token).await.context("context role") });
     }
 
     let mut app = None;

@@ -21,6 +21,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The classifier model.
     pub model: ModelConfig,
+    /// The context stage: the encoder and its head, for the items the fast model is unsure about.
+    pub context: ContextConfig,
     /// Per-category thresholds overriding the model card's.
     pub policy: PolicyConfig,
     /// The worker role.
@@ -43,6 +45,58 @@ pub struct Config {
     pub ops: OpsConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// The context stage (docs/model.md): the worker sends it the items whose fast scores are in the
+/// band, the context role decides them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Send in-band items to the context stage; off, the fast model decides every item.
+    pub enabled: bool,
+    /// Directory holding `head.onnx` and its card `context.json`.
+    pub dir: PathBuf,
+    /// The encoder directory; empty means `$CORDON_CACHE/encoder/multilingual-e5-small`.
+    pub encoder: PathBuf,
+    /// Lowest top fast score sent to the context stage; unset means the context card's.
+    pub band_low: Option<f32>,
+    /// Where the encoder and head run: `cpu` or `cuda`.
+    pub device: cordon_context::Device,
+    /// Parallel encoder sessions.
+    pub sessions: usize,
+    /// Intra-op threads per encoder session.
+    pub threads: usize,
+    /// Most items encoded together.
+    pub batch_size: usize,
+    /// Milliseconds to wait for a batch to fill.
+    pub batch_linger_ms: u64,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        ContextConfig {
+            enabled: true,
+            dir: "models/cordon-context".into(),
+            encoder: PathBuf::new(),
+            band_low: None,
+            device: cordon_context::Device::Cpu,
+            sessions: 1,
+            threads: 1,
+            batch_size: 16,
+            batch_linger_ms: 20,
+        }
+    }
+}
+
+impl ContextConfig {
+    /// The encoder directory to load.
+    pub fn encoder_dir(&self) -> PathBuf {
+        if self.encoder.as_os_str().is_empty() {
+            cache_dir().join("encoder/multilingual-e5-small")
+        } else {
+            self.encoder.clone()
+        }
+    }
 }
 
 /// The console's media proxy: images reach moderators only through Cordon.
@@ -107,6 +161,10 @@ pub struct KafkaConfig {
     pub reports_topic: String,
     /// Consumer group of the workers.
     pub worker_group: String,
+    /// Topic of the items the worker sends the context stage (keyed by item id).
+    pub context_topic: String,
+    /// Consumer group of the context role.
+    pub context_group: String,
     /// Create missing topics at start.
     pub create_topics: bool,
     /// Partitions of topics Cordon creates.
@@ -129,6 +187,8 @@ impl Default for KafkaConfig {
             dead_letter_topic: "cordon.content.dlq".into(),
             reports_topic: "cordon.reports".into(),
             worker_group: "cordon-worker".into(),
+            context_topic: "cordon.context".into(),
+            context_group: "cordon-context".into(),
             create_topics: true,
             partitions: 4,
             delivery_timeout_secs: 30,
@@ -546,6 +606,17 @@ impl Config {
         anyhow::ensure!(
             config.log.format == "text" || config.log.format == "json",
             "log.format must be `text` or `json`"
+        );
+        anyhow::ensure!(
+            config
+                .context
+                .band_low
+                .is_none_or(|b| (0.0..1.0).contains(&b)),
+            "context.band_low must be in [0, 1)"
+        );
+        anyhow::ensure!(
+            config.context.batch_size >= 1 && config.context.sessions >= 1,
+            "context.batch_size and context.sessions must be at least 1"
         );
         anyhow::ensure!(
             config.auth.mode == "password" || config.auth.mode == "proxy",

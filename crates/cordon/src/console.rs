@@ -621,12 +621,17 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                 h2 { "Model" }
                 @if let Some(vd) = &verdict {
                     p { "Verdict in force: " strong { (vd.action.as_str()) } " by "
-                        @match &vd.decided_by { cordon_domain::DecidedBy::Model { model_version } => { "model " (model_version) }
+                        @match &vd.decided_by { cordon_domain::DecidedBy::Model { model_version, stage } => { "model " (model_version) " (" span.stage { (stage.as_str()) } " stage)" }
                                                 cordon_domain::DecidedBy::Human { moderator, .. } => { (moderator) } } }
                 }
-                table { thead { tr { th { "Category" } th { "Score" } } } tbody {
+                @let fast = verdict.as_ref().and_then(|v| v.fast_scores);
+                table { thead { tr { th { "Category" } th { "Score" } @if fast.is_some() { th { "Fast model" } } } } tbody {
                     @for cat in Category::ALL {
-                        tr.top[cat.as_str() == c.category] { td { (cat.as_str()) } td { meter min="0" max="1" value=(c.scores.get(cat)) {} " " (format!("{:.3}", c.scores.get(cat))) } }
+                        tr.top[cat.as_str() == c.category] {
+                            td { (cat.as_str()) }
+                            td { meter min="0" max="1" value=(c.scores.get(cat)) {} " " (format!("{:.3}", c.scores.get(cat))) }
+                            @if let Some(f) = fast { td.fast { (format!("{:.3}", f.get(cat))) } }
+                        }
                     }
                 } }
                 @if let Some(vd) = &verdict { @if !vd.explanation.is_empty() {

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod config;
 mod console;
+mod context;
 mod extract;
 mod indexer;
 mod limits;
@@ -40,9 +41,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the service: worker, indexer and API roles, in one process or split.
+    /// Runs the service: worker, indexer, API and context roles, in one process or split.
     Run {
-        /// Comma-separated roles: worker, indexer, api, or all.
+        /// Comma-separated roles: worker, indexer, api, context, or all (context only when
+        /// context.enabled).
         #[arg(long, default_value = "all")]
         role: String,
     },

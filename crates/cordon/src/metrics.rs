@@ -24,6 +24,16 @@ pub struct Metrics {
     pub fenced: IntCounter,
     /// Items classified, by category and action.
     pub classified: IntCounterVec,
+    /// Items the worker sent to the context stage (fast top score in its band).
+    pub context_requested: IntCounter,
+    /// Items the context stage decided, by category and action.
+    pub context_decided: IntCounterVec,
+    /// Context requests the context stage did not decide, by reason (stale, human, invalid).
+    pub context_skipped: IntCounterVec,
+    /// Context model reload attempts, by outcome (loaded, refused).
+    pub context_model_reloads: IntCounterVec,
+    /// 1 for the context model version in service.
+    pub context_model_info: IntGaugeVec,
     /// Messages per worker batch.
     pub batch_size: Histogram,
     /// Seconds per batch spent in each stage: `decode`, `versions`, `featurize`, `infer`,
@@ -106,6 +116,31 @@ impl Metrics {
                 "Items classified, by category and action",
                 &["category", "action"],
             ),
+            context_requested: IntCounter::new(
+                "context_requested_total",
+                "Items the worker sent to the context stage",
+            )
+            .expect("valid counter"),
+            context_decided: counter_vec(
+                "context_decided_total",
+                "Items the context stage decided, by category and action",
+                &["category", "action"],
+            ),
+            context_skipped: counter_vec(
+                "context_skipped_total",
+                "Context requests not decided, by reason (stale, human, invalid)",
+                &["reason"],
+            ),
+            context_model_reloads: counter_vec(
+                "context_model_reloads_total",
+                "Context model reload attempts, by outcome",
+                &["outcome"],
+            ),
+            context_model_info: IntGaugeVec::new(
+                Opts::new("context_model_info", "1 for the context model version in service"),
+                &["version"],
+            )
+            .expect("valid gauge"),
             batch_size: histogram(
                 "batch_size",
                 "Messages per worker batch",
@@ -207,6 +242,11 @@ impl Metrics {
             Box::new(m.stale_items.clone()),
             Box::new(m.fenced.clone()),
             Box::new(m.classified.clone()),
+            Box::new(m.context_requested.clone()),
+            Box::new(m.context_decided.clone()),
+            Box::new(m.context_skipped.clone()),
+            Box::new(m.context_model_reloads.clone()),
+            Box::new(m.context_model_info.clone()),
             Box::new(m.batch_size.clone()),
             Box::new(m.stage_seconds.clone()),
             Box::new(m.end_to_end_seconds.clone()),

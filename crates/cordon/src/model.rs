@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use cordon_classifier::{Classifier, ModelCard};
 use cordon_domain::Policy;
+use prometheus::{IntCounterVec, IntGaugeVec};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -53,19 +54,64 @@ pub async fn watch(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
+    let dir = config.model.dir.clone();
+    watch_slot(
+        slot,
+        Reload {
+            what: "model",
+            on_disk: Box::new(move || {
+                ModelCard::read(&dir)
+                    .map(|c| c.version)
+                    .map_err(|e| e.to_string())
+            }),
+            version: |m: &LoadedModel| m.classifier.card().version.clone(),
+            load: Arc::new(move || load(&config)),
+            info: metrics.model_info.clone(),
+            reloads: metrics.model_reloads.clone(),
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// How to reload one kind of model: see [`watch_slot`].
+pub struct Reload<T> {
+    /// What it is, for log lines.
+    pub what: &'static str,
+    /// The version in the model directory now, or why it cannot be read.
+    pub on_disk: Box<dyn Fn() -> Result<String, String> + Send + Sync>,
+    /// The version of a loaded model.
+    pub version: fn(&T) -> String,
+    /// Loads and checks the model in the directory.
+    pub load: Arc<dyn Fn() -> Result<T> + Send + Sync>,
+    /// Gauge set to 1 for the version in service.
+    pub info: IntGaugeVec,
+    /// Reload attempts by outcome.
+    pub reloads: IntCounterVec,
+}
+
+/// Replaces the model in `slot` when its directory holds a new version (checked every 2 s) or on
+/// SIGHUP, until `shutdown`. A candidate that fails to load or its checks is refused (counted,
+/// logged) and not tried again until the directory changes or SIGHUP; the running model keeps
+/// serving.
+pub async fn watch_slot<T: Send + Sync + 'static>(
+    slot: Arc<ArcSwap<T>>,
+    reload: Reload<T>,
+    shutdown: CancellationToken,
+) {
     use tokio::signal::unix::{signal, SignalKind};
+    let what = reload.what;
     let mut hangup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
-            error!(error = %e, "cannot watch SIGHUP; model reloads only on new versions");
+            error!(error = %e, "cannot watch SIGHUP; {what} reloads only on new versions");
             None
         }
     };
-    metrics
-        .model_info
-        .with_label_values(&[&slot.load().classifier.card().version])
+    reload
+        .info
+        .with_label_values(&[&(reload.version)(&slot.load())])
         .set(1);
-    // The last version refused: not tried again until the directory changes or SIGHUP.
     let mut refused: Option<String> = None;
     loop {
         let forced = tokio::select! {
@@ -73,33 +119,33 @@ pub async fn watch(
             _ = tokio::time::sleep(Duration::from_secs(2)) => false,
             _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => true,
         };
-        let current = slot.load().classifier.card().version.clone();
-        let candidate = match ModelCard::read(&config.model.dir) {
-            Ok(card) => card.version,
-            Err(e) if forced => e.to_string(),
+        let current = (reload.version)(&slot.load());
+        let candidate = match (reload.on_disk)() {
+            Ok(version) => version,
+            Err(e) if forced => e,
             Err(_) => continue, // being replaced, or broken: looked at again next time
         };
         if !forced && (candidate == current || refused.as_deref() == Some(candidate.as_str())) {
             continue;
         }
-        info!(current = %current, candidate = %candidate, forced, "loading a model candidate");
-        let cfg = Arc::clone(&config);
-        match tokio::task::spawn_blocking(move || load(&cfg)).await {
+        info!(current = %current, candidate = %candidate, forced, "loading a {what} candidate");
+        let load = Arc::clone(&reload.load);
+        match tokio::task::spawn_blocking(move || load()).await {
             Ok(Ok(model)) => {
-                let version = model.classifier.card().version.clone();
-                metrics.model_info.with_label_values(&[&current]).set(0);
-                metrics.model_info.with_label_values(&[&version]).set(1);
-                metrics.model_reloads.with_label_values(&["loaded"]).inc();
+                let version = (reload.version)(&model);
+                reload.info.with_label_values(&[&current]).set(0);
+                reload.info.with_label_values(&[&version]).set(1);
+                reload.reloads.with_label_values(&["loaded"]).inc();
                 slot.store(Arc::new(model));
                 refused = None;
-                info!(from = %current, to = %version, "model replaced");
+                info!(from = %current, to = %version, "{what} replaced");
             }
             Ok(Err(e)) => {
-                metrics.model_reloads.with_label_values(&["refused"]).inc();
-                error!(candidate = %candidate, error = format!("{e:#}"), serving = %current, "model refused; the running model keeps serving");
+                reload.reloads.with_label_values(&["refused"]).inc();
+                error!(candidate = %candidate, error = format!("{e:#}"), serving = %current, "{what} refused; the running one keeps serving");
                 refused = Some(candidate);
             }
-            Err(e) => error!(error = %e, "model load task failed"),
+            Err(e) => error!(error = %e, "{what} load task failed"),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! Up to `worker.batches_in_flight` batches wait for acknowledgements while the next one is
 //! scored, so the broker's round trip does not stall classification. A crash anywhere re-delivers
 //! the batches whose offsets were not stored; publishing a verdict again and inserting a case
-//! again are harmless. If a batch's publication fails, no new batch is handed over until it and
+//! again are harmless. An item the fast model is unsure about (`cordon_context::in_band`) gets its
+//! fast verdict and a request on the context topic, in the same batch, instead of a case: the
+//! context role decides it, and its verdict outranks the fast one. If a batch's publication fails, no new batch is handed over until it and
 //! every batch handed over after it are published again in order, so a partition of the
 //! compacted verdicts topic never ends on an older batch's verdict. If a person already decided
 //! an item version, the worker re-publishes that decision instead of the model's verdict, so the
@@ -18,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use cordon_domain::{Action, ContentItem, DecidedBy, DecodeLimits, Policy, Verdict};
+use cordon_context::ContextRequest;
+use cordon_domain::{Action, ContentItem, DecidedBy, DecodeLimits, Policy, Stage, Verdict};
 use cordon_review::{NewCase, ReviewStore};
 use cordon_stream::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use cordon_stream::rdkafka::message::{Headers, OwnedMessage};
@@ -48,6 +51,16 @@ pub struct Worker {
     pub publisher: Publisher,
     /// The content-topic consumer (group member).
     pub consumer: Arc<StreamConsumer>,
+    /// The lowest top fast score sent to the context stage; `None` when the context stage is off.
+    pub context_band: Option<f32>,
+}
+
+/// What the worker decided for one item: the fast verdict, a review case, or a request to the
+/// context stage (which then decides whether to queue it).
+struct Classified {
+    verdict: Verdict,
+    case: Option<NewCase>,
+    context: Option<ContextRequest>,
 }
 
 /// How many features an explanation names.
@@ -429,12 +442,26 @@ impl Worker {
             return Ok(None);
         };
         let mut cases = Vec::new();
-        for (item, (verdict, case)) in items.iter().zip(verdicts) {
+        for (item, classified) in items.iter().zip(verdicts) {
             let verdict = match humans.get(&(item.id.clone(), item.version)) {
                 Some(human) => human.clone(),
                 None => {
-                    cases.extend(case);
-                    verdict
+                    match classified.context {
+                        // The context stage decides whether a person sees it.
+                        Some(request) => {
+                            m.context_requested.inc();
+                            records.push(Record {
+                                topic: self.config.kafka.context_topic.clone(),
+                                key: Some(item.id.clone()),
+                                payload: serde_json::to_vec(&request)
+                                    .context("serializing a context request")?,
+                                headers: Vec::new(),
+                            });
+                            versions.push(Some((item.id.clone(), item.version)));
+                        }
+                        None => cases.extend(classified.case),
+                    }
+                    classified.verdict
                 }
             };
             debug!(item_id = %item.id, version = item.version, action = verdict.action.as_str(), reason = %verdict.reason, "verdict");
@@ -455,8 +482,9 @@ impl Worker {
         }))
     }
 
-    /// Scores the items and applies the policy: a verdict per item, and a case for review items.
-    async fn classify(&self, items: &[ContentItem]) -> Result<Vec<(Verdict, Option<NewCase>)>> {
+    /// Scores the items and applies the policy: a verdict per item, and a case for review items or,
+    /// for items in the context stage's band, a request to it.
+    async fn classify(&self, items: &[ContentItem]) -> Result<Vec<Classified>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -510,22 +538,50 @@ impl Worker {
                         .classifier
                         .explain(&item.classifier_text(), d.category, EXPLAIN_FEATURES)
                 };
+                let context = self
+                    .context_band
+                    .filter(|band| cordon_context::in_band(&model.policy, &scores, *band))
+                    .map(|_| ContextRequest {
+                        item_id: item.id.clone(),
+                        item_version: item.version,
+                        text: item.classifier_text(),
+                        lang: item.lang.clone(),
+                        reach: item.channel.subscribers,
+                        fast_scores: scores,
+                        fast_model: model_version.clone(),
+                        fast_explanation: if explanation.is_empty() {
+                            model.classifier.explain(
+                                &item.classifier_text(),
+                                scores.top().0,
+                                EXPLAIN_FEATURES,
+                            )
+                        } else {
+                            explanation.clone()
+                        },
+                        indexed_at: item.indexed_at,
+                    });
                 let verdict = Verdict {
                     item_id: item.id.clone(),
                     item_version: item.version,
                     action: d.action,
                     decided_by: DecidedBy::Model {
                         model_version: model_version.clone(),
+                        stage: Stage::Fast,
                     },
                     category: Some(d.category),
                     score: Some(d.score),
                     scores: Some(scores),
+                    fast_scores: None,
                     reason: d.reason,
                     channel_id: None,
                     explanation,
                     decided_at: now,
                 };
-                (verdict, case)
+                Classified {
+                    verdict,
+                    case,
+                    context,
+                }
             })
             .collect())
     }

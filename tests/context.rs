@@ -1,0 +1,187 @@
+//! The context stage against the real broker, PostgreSQL, ONNX Runtime and the converted encoder:
+//! the worker sends the items its fast model is unsure about to the context topic and queues no
+//! case for them; the context role decides them, its verdict (stage `context`, with both stages'
+//! scores) is the one in force, and a person's decision still outranks it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cordon_e2e::{eventually, Deployment};
+use serde_json::{json, Value};
+
+/// Items from the second evaluation set with the fast model's decision and top score.
+fn candidates(d: &Deployment) -> Result<Vec<(String, String, f64)>> {
+    let lines: Vec<Value> =
+        std::fs::read_to_string(cordon_e2e::repo_root().join("models/eval/second.jsonl"))?
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+    let input: String = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!({"id": i.to_string(), "text": l["text"]}).to_string() + "\n")
+        .collect();
+    let file = d.dir.path().join("candidates.jsonl");
+    std::fs::write(&file, input)?;
+    let out = d.command(&["classify", &file.display().to_string()])?;
+    out.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            let i: usize = v["id"].as_str().context("id")?.parse()?;
+            Ok((
+                lines[i]["text"].as_str().context("text")?.to_string(),
+                v["action"].as_str().context("action")?.to_string(),
+                v["top_score"].as_f64().context("top_score")?,
+            ))
+        })
+        .collect()
+}
+
+fn item(id: &str, text: &str) -> String {
+    json!({
+        "id": id, "kind": "channel_post", "channel": {"id": "ctx", "subscribers": 1000},
+        "text": text, "lang": "en",
+        "published_at": "2026-11-20T10:00:00Z", "indexed_at": "2026-11-20T10:00:01Z", "version": 1
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() -> Result<()> {
+    let d = Deployment::new("").await?;
+    let all = candidates(&d)?;
+    let band: Vec<&(String, String, f64)> = all
+        .iter()
+        .filter(|(_, action, top)| action != "suppress" && *top >= 0.05)
+        .take(12)
+        .collect();
+    let below = all
+        .iter()
+        .find(|(_, action, top)| action == "allow" && *top < 0.01)
+        .context("a text below the band")?;
+    let sure = all
+        .iter()
+        .find(|(_, action, _)| action == "suppress")
+        .context("a text the fast model suppresses")?;
+    assert!(band.len() >= 4, "enough texts in the band");
+
+    let cordon = d.start_with_env("all", &[("CORDON_CONTEXT__ENABLED", "true")])?;
+    d.wait_ready().await?;
+    let mut lines = String::new();
+    for (k, (text, _, _)) in band.iter().enumerate() {
+        lines += &(item(&format!("ctx/band/{k}"), text) + "\n");
+    }
+    lines += &(item("ctx/below", &below.0) + "\n");
+    lines += &(item("ctx/sure", &sure.0) + "\n");
+    let file = d.dir.path().join("items.jsonl");
+    std::fs::write(&file, lines)?;
+    d.command(&["produce", &file.display().to_string()])?;
+
+    // Every in-band item ends with the context stage's verdict in force, carrying both scores.
+    let mut reviewed = Vec::new();
+    for k in 0..band.len() {
+        let id = format!("ctx/band/{k}");
+        let body = eventually(Duration::from_secs(60), "a context verdict", || async {
+            let (status, body) = d.get(&format!("/v1/items/{id}")).await?;
+            Ok(
+                (status == 200 && body["verdict"]["decided_by"]["stage"] == "context")
+                    .then_some(body),
+            )
+        })
+        .await?;
+        let v = &body["verdict"];
+        assert!(
+            v["scores"].is_object() && v["fast_scores"].is_object(),
+            "{v}"
+        );
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("context stage:"),
+            "{v}"
+        );
+        let stages: Vec<&str> = body["verdicts"]
+            .as_array()
+            .context("verdicts")?
+            .iter()
+            .filter_map(|v| v["decided_by"]["stage"].as_str())
+            .collect();
+        assert!(stages.contains(&"context"), "{body}");
+        // A case exists only if the context stage queued it, and it names the context model.
+        let cases = body["cases"].as_array().context("cases")?;
+        if v["action"] == "review" {
+            reviewed.push(id.clone());
+            assert_eq!(cases.len(), 1, "{body}");
+            assert_eq!(cases[0]["model_version"], v["decided_by"]["model_version"]);
+        } else {
+            assert!(cases.is_empty(), "the worker queued no case: {body}");
+        }
+    }
+    // Outside the band the fast model decides alone, at once.
+    for (id, action) in [("ctx/below", "allow"), ("ctx/sure", "suppress")] {
+        let body = eventually(Duration::from_secs(30), "a fast verdict", || async {
+            let (status, body) = d.get(&format!("/v1/items/{id}")).await?;
+            Ok((status == 200 && body["verdict"].is_object()).then_some(body))
+        })
+        .await?;
+        assert_eq!(body["verdict"]["decided_by"]["stage"], "fast", "{body}");
+        assert_eq!(body["verdict"]["action"], action, "{body}");
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", cordon.http()))
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(value("cordon_context_requested_total"), band.len() as f64);
+    assert_eq!(value("cordon_context_decided_total"), band.len() as f64);
+    assert_eq!(value("cordon_context_model_info"), 1.0);
+
+    // A person outranks the context stage: restoring a reviewed item (or suppressing an allowed
+    // one) is the verdict in force, and stays so.
+    let target = reviewed
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "ctx/band/0".into());
+    let (status, body) = d.get(&format!("/v1/items/{target}")).await?;
+    assert_eq!(status, 200);
+    let case = body["cases"].as_array().and_then(|c| c.first()).cloned();
+    if let Some(case) = case {
+        let id = case["id"].as_i64().context("case id")?;
+        // The console's case page names the stage that decided and shows both stages' scores.
+        let admin = d.admin().await?;
+        let page = cordon_e2e::http_client()
+            .get(format!("http://{}/console/cases/{id}", d.api))
+            .header("cookie", admin.cookie())
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(page.contains("context</span> stage"), "{page}");
+        assert!(page.contains("Fast model"), "{page}");
+        let (status, _) = d
+            .post(
+                &format!("/v1/cases/{id}/decision"),
+                &json!({"action": "restore", "reason": "not_illegal"}),
+            )
+            .await?;
+        assert_eq!(status, 200);
+        eventually(
+            Duration::from_secs(30),
+            "the person's verdict in force",
+            || async {
+                let (_, body) = d.get(&format!("/v1/items/{target}")).await?;
+                Ok((body["verdict"]["decided_by"]["by"] == "human").then_some(()))
+            },
+        )
+        .await?;
+    }
+    drop(cordon);
+    Ok(())
+}
