@@ -43,7 +43,7 @@ export CORDON_REPORTS__PLATFORM_KEYS__LOCAL="$(cat "$state/report-key")"
 
 cordon="$CARGO_TARGET_DIR/release/cordon"
 echo "[run] starting cordon (log: .cordon/cordon.log)"
-"$cordon" run --role all >>.cordon/cordon.log 2>&1 &
+CORDON_CONTEXT__ENABLED=true "$cordon" run --role all >>.cordon/cordon.log 2>&1 &
 pids+=($!)
 for _ in $(seq 150); do curl -fs "http://$listen/readyz" >/dev/null && break; sleep 0.2; done
 curl -fs "http://$listen/readyz" >/dev/null || { tail -20 .cordon/cordon.log; echo "[run] cordon did not become ready"; exit 1; }

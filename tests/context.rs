@@ -185,3 +185,73 @@ async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() ->
     drop(cordon);
     Ok(())
 }
+
+/// A head trained on another fast model is not let loose on this one's scores: the context role
+/// decides nothing, the fast verdicts stand, and the items the fast model queued for review reach
+/// people anyway.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_head_of_another_fast_model_decides_nothing() -> Result<()> {
+    let d = Deployment::new("").await?;
+    let all = candidates(&d)?;
+    let band: Vec<&(String, String, f64)> = all
+        .iter()
+        .filter(|(_, action, top)| action != "suppress" && *top >= 0.05)
+        .take(8)
+        .collect();
+    let reviews = band.iter().filter(|(_, a, _)| a == "review").count();
+    let copy = d.dir.path().join("context-model");
+    std::fs::create_dir_all(&copy)?;
+    for entry in std::fs::read_dir(cordon_e2e::repo_root().join("models/cordon-context"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), copy.join(entry.file_name()))?;
+    }
+    let card_path = copy.join("context.json");
+    let mut card: Value = serde_json::from_str(&std::fs::read_to_string(&card_path)?)?;
+    card["fast_model"] = json!("cordon-linear-someotherversion");
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card)?)?;
+
+    let dir = copy.display().to_string();
+    let cordon = d.start_with_env(
+        "all",
+        &[
+            ("CORDON_CONTEXT__ENABLED", "true"),
+            ("CORDON_CONTEXT__DIR", &dir),
+        ],
+    )?;
+    d.wait_ready().await?;
+    let lines: String = band
+        .iter()
+        .enumerate()
+        .map(|(k, (text, _, _))| item(&format!("other/{k}"), text) + "\n")
+        .collect();
+    let file = d.dir.path().join("items.jsonl");
+    std::fs::write(&file, lines)?;
+    d.command(&["produce", &file.display().to_string()])?;
+    let metrics = || async {
+        let text = reqwest::get(format!("http://{}/metrics", cordon.http()))
+            .await?
+            .text()
+            .await?;
+        Ok::<_, anyhow::Error>(text)
+    };
+    eventually(Duration::from_secs(60), "every request skipped", || async {
+        let text = metrics().await?;
+        let skipped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cordon_context_skipped_total{reason=\"fast_model\"} "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        Ok((skipped == band.len()).then_some(()))
+    })
+    .await?;
+    let mut cases = 0;
+    for k in 0..band.len() {
+        let (status, body) = d.get(&format!("/v1/items/other/{k}")).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["verdict"]["decided_by"]["stage"], "fast", "{body}");
+        cases += body["cases"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(cases, reviews, "the fast model's review items reach people");
+    drop(cordon);
+    Ok(())
+}

@@ -578,8 +578,8 @@ impl Deployment {
     /// config lifts the search depth and the per-client search and sign-in limits; a test of a
     /// limit sets it again (an environment override wins).
     ///
-    /// The context stage is off (the fast model decides every item, as the tests written before
-    /// it expect); a process started with `CORDON_CONTEXT__ENABLED=true` turns it on.
+    /// The context stage is off, as by default (the fast model decides every item); a process
+    /// started with `CORDON_CONTEXT__ENABLED=true` turns it on.
     pub async fn new(extra: &str) -> Result<Deployment> {
         let broker = Broker::start()?;
         let db = TestDb::create().await?;
@@ -593,7 +593,6 @@ impl Deployment {
                  [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\nmax_search_depth = 1000000\n\
                  searches_per_second = 1000000\nsign_ins_per_minute = 1000000\n\
                  [reports.platform_keys]\n{TEST_REPORT_KEY_ID} = \"{TEST_REPORT_KEY}\"\n\
-                 [context]\nenabled = false\n\
                  [log]\nfilter = \"info,cordon=debug\"\n{extra}\n",
                 broker.addr(),
                 db.url,

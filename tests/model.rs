@@ -306,7 +306,7 @@ fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
         let variants = json["adversarial"].as_object().context("adversarial")?;
         assert_eq!(variants.len(), 9, "{data}");
         for (name, r) in variants {
-            let get = |k: &str| r[k].as_f64().unwrap_or(-1.0);
+            let get = |k: &str| r[k].as_f64().with_context(|| format!("{data} {name}.{k}"));
             let separated = [
                 "paragraph_after",
                 "paragraph_before",
@@ -321,11 +321,11 @@ fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
             } else {
                 (0.75, 0.75)
             };
-            assert!(get("within_margin") >= margin, "{data} {name}: {r}");
-            assert!(get("still_flagged") >= flagged, "{data} {name}: {r}");
-            assert!(get("still_suppressed") >= flagged, "{data} {name}: {r}");
+            assert!(get("within_margin")? >= margin, "{data} {name}: {r}");
+            assert!(get("still_flagged")? >= flagged, "{data} {name}: {r}");
+            assert!(get("still_suppressed")? >= flagged, "{data} {name}: {r}");
             assert!(
-                get("legitimate_newly_flagged") <= 0.05,
+                get("legitimate_newly_flagged")? <= 0.05,
                 "{data} {name}: {r}"
             );
         }

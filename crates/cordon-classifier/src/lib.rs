@@ -31,6 +31,8 @@ pub const CANARY_FILE: &str = "canary.jsonl";
 pub const INPUT: &str = "features";
 /// Name of the model's output tensor: float probabilities `[batch, categories]`.
 pub const OUTPUT: &str = "scores";
+/// Most windows scored in one ONNX Runtime call.
+pub const MAX_ROWS: usize = 2048;
 
 /// Everything Cordon needs to know about a model, stored beside it as `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +275,25 @@ impl Classifier {
         &self.featurizer
     }
 
+    /// The index of the window of `features` that scores highest for `category` by the model's
+    /// own weights (0 for models whose weights cannot be read).
+    fn strongest_window(&self, features: &TextFeatures, category: Category) -> usize {
+        let Some(w) = &self.weights else {
+            return 0;
+        };
+        let categories = Category::ALL.len();
+        let sum = |ids: &[u32]| -> f32 {
+            ids.iter()
+                .filter_map(|id| w.weights.get(*id as usize * categories + category.index()))
+                .sum()
+        };
+        features
+            .windows()
+            .enumerate()
+            .max_by(|a, b| sum(a.1).total_cmp(&sum(b.1)))
+            .map_or(0, |(i, _)| i)
+    }
+
     /// The `k` features of `text` that push `category`'s score up the most, strongest first, from
     /// the window that scores highest for `category` (the one that decided the text's score).
     /// Empty for models whose weights cannot be read (not a linear model).
@@ -281,22 +302,15 @@ impl Classifier {
             return Vec::new();
         };
         let categories = Category::ALL.len();
-        let weight = |id: u32| {
-            w.weights
-                .get(id as usize * categories + category.index())
-                .copied()
-                .unwrap_or(0.0)
-        };
-        let Some(strongest) = self.featurizer.explain(text).into_iter().max_by(|a, b| {
-            let sum = |f: &[cordon_text::NamedFeature]| f.iter().map(|f| weight(f.id)).sum::<f32>();
-            sum(a).total_cmp(&sum(b))
-        }) else {
-            return Vec::new();
-        };
-        let mut contributions: Vec<Contribution> = strongest
+        let window = self.strongest_window(&self.featurize(text), category);
+        let mut contributions: Vec<Contribution> = self
+            .featurizer
+            .explain(text, window)
             .into_iter()
             .filter_map(|f| {
-                let weight = weight(f.id);
+                let weight = *w
+                    .weights
+                    .get(f.id as usize * categories + category.index())?;
                 (weight > 0.0).then_some(Contribution {
                     feature: f.name,
                     weight,
@@ -306,6 +320,17 @@ impl Classifier {
         contributions.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         contributions.truncate(k);
         contributions
+    }
+
+    /// What the window of `text` that scores highest for `category` reads (normalized words): the
+    /// part of a long text the model's score came from. `None` for a text of one window.
+    pub fn strongest_window_text(&self, text: &str, category: Category) -> Option<String> {
+        let features = self.featurize(text);
+        if features.len() < 2 {
+            return None;
+        }
+        self.featurizer
+            .window_text(text, self.strongest_window(&features, category))
     }
 
     /// Featurizes one text for [`Classifier::score_features`].
@@ -323,20 +348,41 @@ impl Classifier {
     }
 
     /// Scores already featurized texts: every window is scored, and a text's score in each
-    /// category is its strongest window's.
+    /// category is its strongest window's. Windows go to ONNX Runtime at most [`MAX_ROWS`] at a
+    /// time, so a batch of long texts never needs more than one chunk's memory.
     pub fn score_features(&self, texts: &[TextFeatures]) -> Result<Vec<Scores>, ClassifierError> {
-        let rows: usize = texts.iter().map(TextFeatures::len).sum();
-        if rows == 0 {
-            return Ok(vec![Scores::default(); texts.len()]);
+        let windows: Vec<&[u32]> = texts.iter().flat_map(TextFeatures::windows).collect();
+        let mut rows = Vec::with_capacity(windows.len());
+        for chunk in windows.chunks(MAX_ROWS) {
+            rows.extend(self.infer(chunk)?);
         }
-        let len = texts
+        let mut rows = rows.into_iter();
+        Ok(texts
             .iter()
-            .map(TextFeatures::longest)
-            .max()
-            .unwrap_or(0)
-            .max(1);
+            .map(|text| {
+                if text.is_empty() {
+                    return Scores::default();
+                }
+                let mut s = Scores([f32::MIN; 6]);
+                for row in rows.by_ref().take(text.len()) {
+                    for (best, score) in s.0.iter_mut().zip(row.0) {
+                        *best = best.max(score);
+                    }
+                }
+                s
+            })
+            .collect())
+    }
+
+    /// Runs the graph on feature rows, one [`Scores`] per row.
+    fn infer(&self, windows: &[&[u32]]) -> Result<Vec<Scores>, ClassifierError> {
+        let rows = windows.len();
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let len = windows.iter().map(|w| w.len()).max().unwrap_or(0).max(1);
         let mut input = vec![0i64; rows * len];
-        for (row, ids) in texts.iter().flat_map(TextFeatures::windows).enumerate() {
+        for (row, ids) in windows.iter().enumerate() {
             for (col, id) in ids.iter().enumerate() {
                 input[row * len + col] = i64::from(*id);
             }
@@ -357,19 +403,11 @@ impl Classifier {
         if shape.len() != 2 || shape[0] as usize != rows || shape[1] as usize != categories {
             return Err(ClassifierError::OutputShape(shape.to_vec()));
         }
-        let mut windows = data.chunks_exact(categories);
-        Ok(texts
-            .iter()
-            .map(|text| {
-                if text.is_empty() {
-                    return Scores::default();
-                }
-                let mut s = Scores([f32::MIN; 6]);
-                for row in windows.by_ref().take(text.len()) {
-                    for (best, score) in s.0.iter_mut().zip(row) {
-                        *best = best.max(*score);
-                    }
-                }
+        Ok(data
+            .chunks_exact(categories)
+            .map(|row| {
+                let mut s = Scores::default();
+                s.0.copy_from_slice(row);
                 s
             })
             .collect())

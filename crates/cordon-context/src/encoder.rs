@@ -96,6 +96,12 @@ impl Encoder {
         device: Device,
     ) -> Result<Encoder, ContextError> {
         let card: EncoderCard = crate::read_json(&dir.join(ENCODER_CARD_FILE))?;
+        if card.max_tokens < 2 || card.dimensions == 0 {
+            return Err(ContextError::Incompatible {
+                model: dir.to_path_buf(),
+                why: "the card needs max_tokens >= 2 and dimensions >= 1".into(),
+            });
+        }
         let bytes = crate::read(&dir.join(ENCODER_FILE))?;
         let sha = hex::encode(Sha256::digest(&bytes));
         if sha != card.onnx_sha256 {

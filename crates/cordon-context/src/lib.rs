@@ -128,6 +128,10 @@ pub fn in_band(fast_policy: &Policy, fast: &Scores, band_low: f32) -> bool {
     fast_policy.decide(fast).action != Action::Suppress && fast.top().1 >= band_low
 }
 
+/// Texts up to this many characters go to the context stage whole (about 512 tokens of the
+/// encoder in the densest scripts); longer ones as the fast model's strongest window.
+pub const MAX_REQUEST_CHARS: usize = 1000;
+
 /// What the worker sends the context stage about one item version (a record of the context topic,
 /// keyed by item id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +140,9 @@ pub struct ContextRequest {
     pub item_id: String,
     /// The item version scored.
     pub item_version: u64,
-    /// The text the classifier read (title and body).
+    /// The text the classifier read (title and body); for a text longer than
+    /// [`MAX_REQUEST_CHARS`], the words of the fast model's strongest window instead (the encoder
+    /// reads at most 512 tokens, and that window is what the fast score came from).
     pub text: String,
     /// The item's language, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +154,9 @@ pub struct ContextRequest {
     pub fast_scores: Scores,
     /// The fast model's version.
     pub fast_model: String,
+    /// The fast model's decision under its policy (allow or review: what stands, and whether a
+    /// person sees the item, if the context stage cannot decide it).
+    pub fast_action: Action,
     /// The fast model's explanation for its top category (the features behind its score).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fast_explanation: Vec<cordon_domain::Contribution>,

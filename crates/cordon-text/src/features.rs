@@ -124,9 +124,10 @@ impl FeatureConfig {
 /// of that size, half a window apart. A paragraph that fits in a window is never cut, so a sentence
 /// is read in its paragraph's context. A model scores each window as if it were a text of its own and a text scores as
 /// its strongest window, so an offer written as its own sentences or lines scores the same whatever
-/// comes before or after it. When the runs of paragraphs would cost more than [`WINDOW_BUDGET`]
-/// times the text's words, the windows are each paragraph alone plus overlapping slices of the
-/// whole text.
+/// comes before or after it. The work is bounded: in a long paragraph a window starts at most every
+/// eighth of a window, and when the runs of paragraphs would cost more than [`WINDOW_BUDGET`] times
+/// the text's words, the windows are runs of whole paragraphs packed end to end plus overlapping
+/// slices of the whole text — at most a few windows per `window_words` words either way.
 #[derive(Debug, Clone)]
 pub struct Featurizer {
     config: FeatureConfig,
@@ -233,9 +234,19 @@ impl Words<'_> {
                     .enumerate()
                     .map(|(j, &s)| s..starts.get(j + 1).copied().unwrap_or(p.end))
                     .collect();
+                // A window starts at most every `size / 8` words: a sentence that starts sooner
+                // inside the last window is read there (bounds the windows of many tiny sentences).
+                let mut last = 0..0;
                 for (j, sentence) in sentences.iter().enumerate() {
                     if sentence.len() > size {
                         slide(sentence.clone(), size, out);
+                        last = 0..0;
+                        continue;
+                    }
+                    if !last.is_empty()
+                        && sentence.start < last.start + (size / 8).max(1)
+                        && sentence.end <= last.end
+                    {
                         continue;
                     }
                     let end = sentences[j..]
@@ -243,7 +254,8 @@ impl Words<'_> {
                         .take_while(|t| t.end - sentence.start <= size)
                         .last()
                         .map_or(sentence.end, |t| t.end);
-                    out.push(sentence.start..end);
+                    last = sentence.start..end;
+                    out.push(last.clone());
                 }
                 spent += 2 * p.len();
                 continue;
@@ -257,9 +269,20 @@ impl Words<'_> {
                 spent += q.end - p.start;
             }
             if spent > budget {
-                // Too many short paragraphs: each alone, and slices of the whole text.
+                // Too many short paragraphs: runs of whole paragraphs packed end to end, and
+                // overlapping slices of the whole text.
                 out.clear();
-                out.extend(paragraphs.iter().filter(|p| p.len() <= size).cloned());
+                let mut start = 0;
+                for p in &paragraphs {
+                    if p.end - start > size {
+                        if p.start > start {
+                            out.push(start..p.start);
+                        }
+                        start = p.start;
+                    }
+                }
+                out.push(start..n);
+                out.retain(|r| r.len() <= size);
                 slide(0..n, size, out);
                 return;
             }
@@ -330,27 +353,36 @@ impl Featurizer {
         });
     }
 
-    /// The features of each window of `text` with readable names: the ids
-    /// [`Featurizer::featurize`] gives, in the same order. Slower; for explanations.
-    pub fn explain(&self, text: &str) -> Vec<Vec<NamedFeature>> {
+    /// The features of window `window` of `text` (in [`Featurizer::featurize`]'s order) with
+    /// readable names: the ids `featurize` gives that window, in the same order; empty when there is
+    /// no such window. Slower; for explanations.
+    pub fn explain(&self, text: &str, window: usize) -> Vec<NamedFeature> {
         let normalized = normalize(text);
         let words = tokens(&normalized);
         let mut ranges = Vec::new();
         words.windows(self.config.window_words, &mut ranges);
-        ranges
-            .into_iter()
-            .map(|range| {
-                let mut named: Vec<NamedFeature> = Vec::new();
-                let mut seen = std::collections::HashSet::new();
-                self.each(&words.words[range], |id, name| {
-                    if seen.insert(id) {
-                        named.push(NamedFeature { id, name: name() });
-                    }
-                    named.len() < self.config.max_features
-                });
-                named
-            })
-            .collect()
+        let Some(range) = ranges.get(window) else {
+            return Vec::new();
+        };
+        let mut named: Vec<NamedFeature> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.each(&words.words[range.clone()], |id, name| {
+            if seen.insert(id) {
+                named.push(NamedFeature { id, name: name() });
+            }
+            named.len() < self.config.max_features
+        });
+        named
+    }
+
+    /// The words of window `window` of `text`, normalized and joined by spaces (what the window
+    /// reads); `None` when there is no such window.
+    pub fn window_text(&self, text: &str, window: usize) -> Option<String> {
+        let normalized = normalize(text);
+        let words = tokens(&normalized);
+        let mut ranges = Vec::new();
+        words.windows(self.config.window_words, &mut ranges);
+        ranges.get(window).map(|r| words.words[r.clone()].join(" "))
     }
 
     /// Calls `emit(id, name)` for every feature occurrence of `words` until it returns false;
@@ -556,11 +588,11 @@ mod tests {
     fn explain_names_the_same_features() {
         let f = Featurizer::new(FeatureConfig::default());
         let text = "Buy c0caine 80$ now";
-        let named = f.explain(text);
-        assert_eq!(named.len(), 1);
-        let ids: Vec<u32> = named[0].iter().map(|n| n.id).collect();
+        let named = f.explain(text, 0);
+        let ids: Vec<u32> = named.iter().map(|n| n.id).collect();
         assert_eq!(ids, features(text));
-        let names: Vec<&str> = named[0].iter().map(|n| n.name.as_str()).collect();
+        assert!(f.explain(text, 1).is_empty());
+        let names: Vec<&str> = named.iter().map(|n| n.name.as_str()).collect();
         assert!(names.contains(&"w:buy cocaine"), "{names:?}");
         assert!(
             names.contains(&"w:0 $"),
@@ -569,8 +601,14 @@ mod tests {
         assert!(names.contains(&"s:cocaine"));
         assert!(names.contains(&"c:<coc"));
         let long = format!("{}\nbuy cocaine now", "filler words here. ".repeat(40));
-        let named = f.explain(&long);
-        assert_eq!(named.len(), windows(&long).len());
+        let all = windows(&long);
+        let last = all.len() - 1;
+        let ids: Vec<u32> = f.explain(&long, last).iter().map(|n| n.id).collect();
+        assert_eq!(ids, all[last]);
+        assert_eq!(
+            f.window_text(&long, last).as_deref(),
+            Some("buy cocaine now")
+        );
     }
 
     #[test]
@@ -634,13 +672,22 @@ mod tests {
         // A long paragraph: from each sentence, the longest run that fits.
         let out = windows_of(100, &[0], &[0, 30, 60, 90]);
         assert_eq!(out, vec![0..60, 30..90, 60..100, 90..100]);
-        // Many one-word paragraphs: each alone plus slices, within the budget.
-        let starts: Vec<usize> = (0..1000).collect();
-        let out = windows_of(1000, &starts, &starts);
-        let words: usize = out.iter().map(|r| r.len()).sum();
-        assert!(words <= WINDOW_BUDGET * 1000 + 64, "{words}");
-        for w in 0..1000 {
-            assert!(out.iter().any(|r| r.contains(&w)));
+        // Many one-word paragraphs, or one paragraph of one-word sentences: a few windows per
+        // window of words, every word covered.
+        let starts: Vec<usize> = (0..16_000).collect();
+        for out in [
+            windows_of(16_000, &starts, &starts),
+            windows_of(16_000, &[0], &starts),
+        ] {
+            assert!(out.len() <= 16_000 / 8 + 16_000 / 32 + 2, "{}", out.len());
+            let words: usize = out.iter().map(|r| r.len()).sum();
+            assert!(words <= WINDOW_BUDGET * 16_000 + 64, "{words}");
+            let mut covered = vec![false; 16_000];
+            for r in &out {
+                assert!(r.len() <= 64);
+                covered[r.clone()].iter_mut().for_each(|c| *c = true);
+            }
+            assert!(covered.iter().all(|c| *c));
         }
     }
 

@@ -2,11 +2,11 @@
 //!
 //! Sellers wrap offers in markup (`<b>coke</b>`, `[color=red]meth[/color]`, `&#99;&#111;ke`) so
 //! that tag names and attributes dilute the text's features or spell the goods out of view.
-//! [`strip_markup`] removes tags of known names (block-level ones become line breaks, which the
-//! featurizer treats as segment ends), keeps the text between tags and the values of the
-//! attributes a reader sees or follows (`href`, `src`, `title`, `alt`), and decodes character
-//! references. Only tags of known names are removed: an offer written inside angle brackets
-//! (`<coke 80$>`) stays text, so markup can never hide words.
+//! [`strip_markup`] removes the names of tags of known names and of their attributes (block-level
+//! tags become line breaks, which the featurizer treats as paragraph ends) and decodes character
+//! references. Everything else stays text: the text between tags, every attribute value and every
+//! other word inside a tag (`<i sell weed dm>` keeps `sell weed dm`), BBCode values
+//! (`[color=…]`) — so markup can never hide words, only its own names.
 
 use std::borrow::Cow;
 
@@ -65,9 +65,6 @@ const BBCODE_TAGS: &[&str] = &[
     "u", "url", "*",
 ];
 
-/// Attributes whose values a reader sees or follows; every other attribute is dropped.
-const KEPT_ATTRIBUTES: &[&str] = &["alt", "href", "src", "title"];
-
 /// Named character references worth decoding (the rest stay as written).
 const ENTITIES: &[(&str, char)] = &[
     ("amp", '&'),
@@ -90,6 +87,25 @@ const ENTITIES: &[(&str, char)] = &[
     ("zwj", '\u{200D}'),
     ("zwnj", '\u{200C}'),
 ];
+
+/// Attributes and BBCode tags whose values only style text, never shown to a reader: their value is
+/// dropped when it looks like styling (see [`is_styling`]), kept as text otherwise.
+const STYLING: &[&str] = &[
+    "align", "class", "color", "dir", "face", "font", "height", "id", "lang", "rel", "size",
+    "style", "target", "width",
+];
+
+/// A styling value: one word (a class, a colour, a size) or CSS declarations (`a: b; c: d`).
+fn is_styling(value: &str) -> bool {
+    let value = value.trim();
+    !value.contains(char::is_whitespace)
+        || value.split(';').filter(|d| !d.trim().is_empty()).all(|d| {
+            d.split_once(':').is_some_and(|(p, _)| {
+                let p = p.trim();
+                !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            })
+        })
+}
 
 /// The longest tag this pass looks at; a longer `<...>` stays text.
 const MAX_TAG_BYTES: usize = 1024;
@@ -156,15 +172,16 @@ fn html_tag(s: &str, out: &mut String) -> Option<usize> {
         return None;
     }
     out.push(if block { '\n' } else { ' ' });
-    for value in kept_attribute_values(&after[..close]) {
-        out.push_str(value);
+    for word in attribute_text(&after[..close]) {
+        out.push_str(word);
         out.push(' ');
     }
     Some(1 + end + close + 1)
 }
 
-/// The values of [`KEPT_ATTRIBUTES`] in a tag's attribute text.
-fn kept_attribute_values(mut attrs: &str) -> Vec<&str> {
+/// What a tag's attribute text holds besides attribute names: every value (but styling values of
+/// [`STYLING`] attributes), and every word that is not `name=value`.
+fn attribute_text(mut attrs: &str) -> Vec<&str> {
     let mut values = Vec::new();
     loop {
         attrs = attrs.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '/');
@@ -177,6 +194,7 @@ fn kept_attribute_values(mut attrs: &str) -> Vec<&str> {
         let name = &attrs[..name_len];
         attrs = attrs[name_len..].trim_start();
         let Some(after_eq) = attrs.strip_prefix('=') else {
+            values.push(name);
             continue;
         };
         let after_eq = after_eq.trim_start();
@@ -193,10 +211,8 @@ fn kept_attribute_values(mut attrs: &str) -> Vec<&str> {
                 (&after_eq[..end], &after_eq[end..])
             }
         };
-        if KEPT_ATTRIBUTES
-            .iter()
-            .any(|kept| kept.eq_ignore_ascii_case(name))
-        {
+        let styling = STYLING.iter().any(|a| a.eq_ignore_ascii_case(name)) && is_styling(value);
+        if !styling {
             values.push(value);
         }
         attrs = rest;
@@ -218,9 +234,11 @@ fn bbcode_tag(s: &str, out: &mut String) -> Option<usize> {
         return None;
     }
     out.push(' ');
-    // A link's target is read like a link's text; a colour or size is not.
-    if matches!(name.as_str(), "url" | "img") && close > 0 {
-        out.push_str(after[1..close].trim_matches(['"', '\'']));
+    // The value stays text — a link's target, a quote's author, words hidden as a "colour" — but
+    // a real colour, size or font.
+    let value = after.get(1..close).unwrap_or("").trim_matches(['"', '\'']);
+    if close > 0 && !(STYLING.contains(&name.as_str()) && is_styling(value)) {
+        out.push_str(value);
         out.push(' ');
     }
     Some(1 + end + close + 1)
@@ -268,6 +286,20 @@ mod tests {
 
     #[test]
     fn words_in_brackets_are_never_hidden() {
+        // Inside a tag of a known name only the tag's and attributes' names go.
+        assert_eq!(
+            strip_markup("<i sell weed dm @plug>"),
+            " sell weed dm @plug "
+        );
+        assert_eq!(
+            strip_markup("<a gram of coke for 50$>"),
+            " gram of coke for 50$ "
+        );
+        assert_eq!(strip_markup("<b class=\"coke 80$\">x</b>"), " coke 80$ x ");
+        assert_eq!(
+            strip_markup("[color=buy coke 80$]x[/color]"),
+            " buy coke 80$ x "
+        );
         for text in [
             "<coke 80$ dm>",
             "a < b and c > d",

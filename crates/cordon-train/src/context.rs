@@ -2,8 +2,9 @@
 //! six probabilities out (a logistic regression per category over 384 + 6 inputs).
 //!
 //! The head must learn how far to trust the fast model, so it trains on texts the fast model
-//! never saw: two texts in three of the validation templates. The other third, with the
-//! validation file, chooses the context stage's thresholds ([`crate::calibrate`]) on the texts
+//! never saw: the texts of two in three validation templates. The other third of the templates
+//! (never trained on by either model), with the validation file, chooses the context stage's
+//! thresholds ([`crate::calibrate`]) on the texts
 //! the cascade would send it (fast top score at or above the band, not suppressed by the fast
 //! model). Embeddings are cached on disk by text, so a second run embeds nothing it has embedded.
 
@@ -185,7 +186,17 @@ impl EmbeddingCache {
         let mut known = HashMap::new();
         if let Ok(bytes) = std::fs::read(&path) {
             let record = 8 + 4 * dims;
-            for chunk in bytes.chunks_exact(record) {
+            let whole = bytes.len() / record * record;
+            if whole < bytes.len() {
+                // A write torn by a crash: drop the partial record so later ones stay aligned.
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| TrainError::io(&path, e))?;
+                file.set_len(whole as u64)
+                    .map_err(|e| TrainError::io(&path, e))?;
+            }
+            for chunk in bytes[..whole].chunks_exact(record) {
                 let key = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
                 let v = chunk[8..]
                     .chunks_exact(4)
@@ -426,7 +437,7 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
         .collect();
     let (head_part, calibration_part): (Vec<&Example>, Vec<&Example>) = validation
         .into_iter()
-        .partition(|e| !xxh3_64(e.text.as_bytes()).is_multiple_of(3));
+        .partition(|e| !(e.template / 7).is_multiple_of(3));
     let test: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test).collect();
 
     let mut prepare = |items: Vec<LabelledText>| -> Result<Vec<Item>, TrainError> {
@@ -498,7 +509,7 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
             "seed": opts.seed,
             "head": "logistic regression per category over the embedding and the fast model's six logits, standardized",
             "train_texts": train.len(),
-            "train_from": "two in three texts of the validation templates (the fast model never saw them)",
+            "train_from": "the texts of two in three validation templates (the fast model never saw them); thresholds on the other third",
             "epochs": EPOCHS, "learning_rate": LEARNING_RATE, "l2": L2,
         }),
         metrics: serde_json::Value::Null,

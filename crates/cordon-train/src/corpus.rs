@@ -49,6 +49,8 @@ pub struct Example {
     pub group: Option<String>,
     /// Which part of the corpus its template belongs to.
     pub split: Split,
+    /// A hash naming its template (texts of one template share it).
+    pub template: u64,
 }
 
 /// The three parts of a generated corpus, split by whole templates so that no phrasing of a
@@ -237,6 +239,7 @@ impl Corpus {
                 let label = Category::parse(&group.category);
                 for template in &group.texts {
                     let split = Split::of(&file.lang, template);
+                    let template_id = xxh3_64(format!("{}\0{template}", file.lang).as_bytes());
                     for _ in 0..per_template {
                         let mut text = self.fill(file, template, &mut rng, 0);
                         if rng.random_bool(AUGMENT_SHARE) {
@@ -249,6 +252,7 @@ impl Corpus {
                                 lang: file.lang.clone(),
                                 group: group.group.clone(),
                                 split,
+                                template: template_id,
                             });
                         }
                     }

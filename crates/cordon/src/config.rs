@@ -52,7 +52,9 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContextConfig {
-    /// Send in-band items to the context stage; off, the fast model decides every item.
+    /// Send in-band items to the context stage (and run the context role under `--role all`); off,
+    /// the fast model decides every item. Turn it on only with a context role running: the worker
+    /// queues no case for what it sends there.
     pub enabled: bool,
     /// Directory holding `head.onnx` and its card `context.json`.
     pub dir: PathBuf,
@@ -75,7 +77,7 @@ pub struct ContextConfig {
 impl Default for ContextConfig {
     fn default() -> Self {
         ContextConfig {
-            enabled: true,
+            enabled: false,
             dir: "models/cordon-context".into(),
             encoder: PathBuf::new(),
             band_low: None,

@@ -83,6 +83,9 @@ pub fn band_low(config: &Config) -> Result<Option<f32>> {
     Ok(Some(card.band_low))
 }
 
+/// A decided batch: verdict records, review cases, and the request behind each record.
+type Decided = (Vec<Record>, Vec<NewCase>, Vec<ContextRequest>);
+
 /// Everything the context role needs.
 pub struct ContextWorker {
     /// Configuration.
@@ -132,7 +135,7 @@ impl ContextWorker {
             if batch.is_empty() {
                 continue;
             }
-            let Some((records, cases)) = self.decide(&batch, &shutdown).await? else {
+            let Some((records, mut cases, requests)) = self.decide(&batch, &shutdown).await? else {
                 break;
             };
             let stage = Instant::now();
@@ -144,14 +147,15 @@ impl ContextWorker {
                 break;
             };
             for r in refused {
-                let key = records
-                    .get(r.index)
-                    .and_then(|rec| rec.key.as_deref())
-                    .unwrap_or("");
-                error!(item_id = %key, error = %r.error, "a context verdict can never be published; the fast verdict stands");
+                let Some(request) = requests.get(r.index) else {
+                    continue;
+                };
+                error!(item_id = %request.item_id, error = %r.error, "a context verdict can never be published; the fast verdict stands");
                 m.unpublishable
                     .with_label_values(&[&self.config.kafka.verdicts_topic])
                     .inc();
+                cases.retain(|c| c.item_id != request.item_id);
+                cases.extend(fast_case(request));
             }
             observe_stage(&m.stage_seconds, "context_publish", stage);
             let Ok(queued) = retry("database", &shutdown, self.backoff(), &m.retries, || {
@@ -172,12 +176,13 @@ impl ContextWorker {
         Ok(())
     }
 
-    /// Decides one batch: its verdict records and review cases; `None` when shutdown interrupted.
+    /// Decides one batch: its verdict records, review cases, and the request behind each record;
+    /// `None` when shutdown interrupted.
     async fn decide(
         &self,
         batch: &[cordon_stream::rdkafka::message::OwnedMessage],
         shutdown: &CancellationToken,
-    ) -> Result<Option<(Vec<Record>, Vec<NewCase>)>> {
+    ) -> Result<Option<Decided>> {
         let m = &self.metrics;
         let mut requests: Vec<ContextRequest> = Vec::with_capacity(batch.len());
         for message in batch {
@@ -191,40 +196,28 @@ impl ContextWorker {
                 }
             }
         }
-        let keys: Vec<(String, u64)> = requests
-            .iter()
-            .map(|r| (r.item_id.clone(), r.item_version))
-            .collect();
-        let Ok(newest) = retry("database", shutdown, self.backoff(), &m.retries, || {
-            self.store.newest_versions(&keys)
-        })
-        .await
-        else {
+        if !self.keep_current(&mut requests, shutdown).await {
             return Ok(None);
-        };
-        let Ok(humans) = retry("database", shutdown, self.backoff(), &m.retries, || {
-            self.store.human_verdicts(&keys)
-        })
-        .await
-        else {
-            return Ok(None);
-        };
+        }
+        let checked_at = Instant::now();
+        // A head reads the logits of the fast model it was trained with; a request scored by
+        // another one (a fast model reloaded before its head was retrained) is left to the fast
+        // verdict, and to a person if the fast model queued it for review.
+        let loaded = self.model.load_full();
+        let trained_on = loaded.model.card().fast_model.clone();
+        let mut fallback = Vec::new();
         requests.retain(|r| {
-            if newest.get(&r.item_id).is_some_and(|v| *v > r.item_version) {
-                debug!(item_id = %r.item_id, version = r.item_version, "stale version skipped by the context stage");
-                m.context_skipped.with_label_values(&["stale"]).inc();
-                return false;
+            if r.fast_model == trained_on {
+                return true;
             }
-            if humans.contains_key(&(r.item_id.clone(), r.item_version)) {
-                m.context_skipped.with_label_values(&["human"]).inc();
-                return false;
-            }
-            true
+            warn!(item_id = %r.item_id, request = %r.fast_model, head = %trained_on, "context request from another fast model; the fast verdict stands");
+            m.context_skipped.with_label_values(&["fast_model"]).inc();
+            fallback.extend(fast_case(r));
+            false
         });
         if requests.is_empty() {
-            return Ok(Some((Vec::new(), Vec::new())));
+            return Ok(Some((Vec::new(), fallback, Vec::new())));
         }
-        let loaded = self.model.load_full();
         let scoring = Arc::clone(&loaded);
         let texts: Vec<String> = requests.iter().map(|r| r.text.clone()).collect();
         let fast: Vec<_> = requests.iter().map(|r| r.fast_scores).collect();
@@ -234,11 +227,27 @@ impl ContextWorker {
             .context("context inference task failed")?
             .context("context inference failed")?;
         observe_stage(&m.stage_seconds, "encode", stage);
+        // Fence: a role that stalled while scoring (longer than a group session) may have lost
+        // these partitions; versions overtaken or decided meanwhile get nothing from it.
+        let mut scored: Vec<(ContextRequest, cordon_domain::Scores)> =
+            requests.into_iter().zip(scores).collect();
+        if checked_at.elapsed() > Duration::from_millis(self.config.worker.fence_after_ms) {
+            let mut again: Vec<ContextRequest> = scored.iter().map(|(r, _)| r.clone()).collect();
+            if !self.keep_current(&mut again, shutdown).await {
+                return Ok(None);
+            }
+            let kept: std::collections::HashSet<(String, u64)> = again
+                .into_iter()
+                .map(|r| (r.item_id, r.item_version))
+                .collect();
+            scored.retain(|(r, _)| kept.contains(&(r.item_id.clone(), r.item_version)));
+        }
         let version = loaded.model.card().version.clone();
         let now = Utc::now();
-        let mut records = Vec::with_capacity(requests.len());
-        let mut cases = Vec::new();
-        for (request, scores) in requests.into_iter().zip(scores) {
+        let mut records = Vec::with_capacity(scored.len());
+        let mut cases = fallback;
+        let mut behind = Vec::with_capacity(scored.len());
+        for (request, scores) in scored {
             let d = loaded.policy.decide(&scores);
             m.context_decided
                 .with_label_values(&[d.category.as_str(), d.action.as_str()])
@@ -275,7 +284,7 @@ impl ContextWorker {
                 explanation: if d.action == Action::Allow {
                     Vec::new()
                 } else {
-                    request.fast_explanation
+                    request.fast_explanation.clone()
                 },
                 decided_at: now,
             };
@@ -288,7 +297,69 @@ impl ContextWorker {
                 payload: serde_json::to_vec(&verdict).context("serializing a verdict")?,
                 headers: Vec::new(),
             });
+            behind.push(request);
         }
-        Ok(Some((records, cases)))
+        Ok(Some((records, cases, behind)))
     }
+
+    /// Drops the requests whose version a newer one overtook or a person already decided;
+    /// `false` when shutdown interrupted the lookups.
+    async fn keep_current(
+        &self,
+        requests: &mut Vec<ContextRequest>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let m = &self.metrics;
+        let keys: Vec<(String, u64)> = requests
+            .iter()
+            .map(|r| (r.item_id.clone(), r.item_version))
+            .collect();
+        let Ok(newest) = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.newest_versions(&keys)
+        })
+        .await
+        else {
+            return false;
+        };
+        let Ok(humans) = retry("database", shutdown, self.backoff(), &m.retries, || {
+            self.store.human_verdicts(&keys)
+        })
+        .await
+        else {
+            return false;
+        };
+        requests.retain(|r| {
+            if newest.get(&r.item_id).is_some_and(|v| *v > r.item_version) {
+                debug!(item_id = %r.item_id, version = r.item_version, "stale version skipped by the context stage");
+                m.context_skipped.with_label_values(&["stale"]).inc();
+                return false;
+            }
+            if humans.contains_key(&(r.item_id.clone(), r.item_version)) {
+                m.context_skipped.with_label_values(&["human"]).inc();
+                return false;
+            }
+            true
+        });
+        true
+    }
+}
+
+/// The case the fast model would have queued for `request` (when it decided review): what a
+/// person gets when the context stage cannot decide the item.
+fn fast_case(request: &ContextRequest) -> Option<NewCase> {
+    let (category, score) = request.fast_scores.top();
+    (request.fast_action == Action::Review).then(|| NewCase {
+        item_id: request.item_id.clone(),
+        item_version: request.item_version,
+        category,
+        score,
+        scores: request.fast_scores,
+        reason: format!(
+            "{} {score:.2}: the context stage could not decide it",
+            category.as_str()
+        ),
+        model_version: request.fast_model.clone(),
+        reach: request.reach,
+        language: request.lang.clone(),
+    })
 }

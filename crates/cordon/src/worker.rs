@@ -63,6 +63,25 @@ struct Classified {
     context: Option<ContextRequest>,
 }
 
+/// The text the context stage reads: the whole text, or for a long one the fast model's strongest
+/// window for its top category.
+fn context_text(
+    classifier: &cordon_classifier::Classifier,
+    text: &str,
+    scores: &cordon_domain::Scores,
+) -> String {
+    if text.chars().count() <= cordon_context::MAX_REQUEST_CHARS {
+        return text.to_string();
+    }
+    classifier
+        .strongest_window_text(text, scores.top().0)
+        .unwrap_or_else(|| {
+            text.chars()
+                .take(cordon_context::MAX_REQUEST_CHARS)
+                .collect()
+        })
+}
+
 /// How many features an explanation names.
 pub const EXPLAIN_FEATURES: usize = 5;
 
@@ -544,11 +563,12 @@ impl Worker {
                     .map(|_| ContextRequest {
                         item_id: item.id.clone(),
                         item_version: item.version,
-                        text: item.classifier_text(),
+                        text: context_text(&model.classifier, &item.classifier_text(), &scores),
                         lang: item.lang.clone(),
                         reach: item.channel.subscribers,
                         fast_scores: scores,
                         fast_model: model_version.clone(),
+                        fast_action: d.action,
                         fast_explanation: if explanation.is_empty() {
                             model.classifier.explain(
                                 &item.classifier_text(),

@@ -1,6 +1,6 @@
 //! Any text (invalid UTF-8 replaced) goes through markup stripping, normalization, windowed
 //! featurization and explanation without a panic; every window stays within the configured
-//! number of features, and explanation names the same windows.
+//! number of features, and explanation names the same window's features.
 #![no_main]
 
 use cordon_text::{normalize, strip_markup, FeatureConfig, Featurizer, TextFeatures};
@@ -16,5 +16,8 @@ fuzz_target!(|data: &[u8]| {
     featurizer.featurize(&text, &mut features);
     assert!(!features.is_empty());
     assert!(features.windows().all(|w| w.len() <= featurizer.config().max_features));
-    assert_eq!(featurizer.explain(&text).len(), features.len());
+    let last = features.len() - 1;
+    let named = featurizer.explain(&text, last);
+    assert_eq!(named.len(), features.windows().nth(last).map_or(0, <[u32]>::len));
+    assert!(featurizer.explain(&text, features.len()).is_empty());
 });
