@@ -119,6 +119,76 @@ pub fn init_runtime(library: &Path) -> Result<(), ClassifierError> {
     Ok(())
 }
 
+/// One line of a model's [`CANARY_FILE`]: a text, whether the model must flag it under its card's
+/// policy, and what else that kind of model needs to score it (`extra`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Canary<T> {
+    /// The text.
+    pub text: String,
+    /// Whether the model must flag it (review or suppress).
+    pub flagged: bool,
+    /// The other fields of the line.
+    #[serde(flatten)]
+    pub extra: T,
+}
+
+impl<T> Canary<T> {
+    /// Why a model that decides this canary otherwise is refused.
+    pub fn failure(&self, line: usize) -> String {
+        format!(
+            "fails canary {line} (expected flagged={}): {}",
+            self.flagged, self.text
+        )
+    }
+}
+
+/// The canaries in `dir` with their line numbers (empty when the directory has none), or which
+/// line does not parse.
+fn read_canaries<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+) -> Result<Vec<(usize, Canary<T>)>, String> {
+    let Ok(text) = std::fs::read_to_string(dir.join(CANARY_FILE)) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map(|c| (i + 1, c))
+                .map_err(|e| format!("canary line {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// Runs the canaries of `dir` through `score` and decides each under `policy`: `Ok(Err(why))`
+/// names the first line that does not parse or is decided otherwise than recorded; `Err` is a
+/// scoring failure.
+pub fn check_canaries<T: serde::de::DeserializeOwned, E>(
+    dir: &Path,
+    policy: &Policy,
+    mut score: impl FnMut(&Canary<T>) -> Result<Scores, E>,
+) -> Result<Result<(), String>, E> {
+    let canaries = match read_canaries::<T>(dir) {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    for (line, canary) in canaries {
+        let flagged = policy.decide(&score(&canary)?).action != Action::Allow;
+        if flagged != canary.flagged {
+            return Ok(Err(canary.failure(line)));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Whether every score of a smoke inference is a probability.
+pub fn smoke_ok(scores: &[Scores]) -> bool {
+    scores
+        .iter()
+        .all(|s| s.0.iter().all(|p| (0.0..=1.0).contains(p)))
+}
+
 /// The process's ONNX Runtime environment, once [`init_runtime`] has run.
 pub fn environment() -> Option<&'static ort::environment::Environment> {
     ENVIRONMENT.get()
@@ -211,11 +281,7 @@ impl Classifier {
             sessions: pool,
             next: AtomicUsize::new(0),
         };
-        let smoke = classifier.score(&["smoke test", ""])?;
-        if smoke
-            .iter()
-            .any(|s| s.0.iter().any(|p| !(0.0..=1.0).contains(p)))
-        {
+        if !smoke_ok(&classifier.score(&["smoke test", ""])?) {
             return Err(ClassifierError::Incompatible {
                 model: dir.to_path_buf(),
                 why: "smoke inference produced scores outside [0, 1]".into(),
@@ -226,38 +292,15 @@ impl Classifier {
     }
 
     fn check_canaries(&self) -> Result<(), ClassifierError> {
-        #[derive(Deserialize)]
-        struct Canary {
-            text: String,
-            flagged: bool,
-        }
-        let path = self.dir.join(CANARY_FILE);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
-        };
-        let failed = |why: String| ClassifierError::Incompatible {
+        let outcome = check_canaries::<serde_json::Map<String, serde_json::Value>, _>(
+            &self.dir,
+            &self.card.policy,
+            |c| Ok(self.score(&[c.text.as_str()])?.remove(0)),
+        )?;
+        outcome.map_err(|why| ClassifierError::Incompatible {
             model: self.dir.clone(),
             why,
-        };
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let canary: Canary = serde_json::from_str(line)
-                .map_err(|e| failed(format!("canary line {}: {e}", i + 1)))?;
-            let scores = self.score(&[canary.text.as_str()])?;
-            let flagged = self.card.policy.decide(&scores[0]).action != Action::Allow;
-            if flagged != canary.flagged {
-                return Err(failed(format!(
-                    "fails canary {} (expected flagged={}): {}",
-                    i + 1,
-                    canary.flagged,
-                    canary.text
-                )));
-            }
-        }
-        Ok(())
+        })
     }
 
     /// The model's card.

@@ -170,11 +170,36 @@ fn int_attr(name: &str, i: i64) -> AttributeProto {
     }
 }
 
+/// A float initializer of shape `dims`.
+fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
+    TensorProto {
+        dims: dims.iter().map(|d| *d as i64).collect(),
+        data_type: FLOAT,
+        name: name.into(),
+        raw_data: values.iter().flat_map(|f| f.to_le_bytes()).collect(),
+    }
+}
+
+/// A graph as ONNX model bytes (IR version 8, opset 17), with `doc` as its doc string.
+fn encode_model(graph: GraphProto, doc: &str) -> Vec<u8> {
+    ModelProto {
+        ir_version: 8,
+        producer_name: "cordon-train".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: doc.into(),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+    }
+    .encode_to_vec()
+}
+
 /// Encodes a linear model as ONNX: `weights` is row-major `[buckets, categories]`, row 0 all zeros.
 pub fn export(weights: &[f32], bias: &[f32], buckets: usize, doc: &str) -> Vec<u8> {
     let categories = bias.len();
     assert_eq!(weights.len(), buckets * categories, "weights shape");
-    let floats = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
     let graph = GraphProto {
         name: "cordon_linear".into(),
         node: vec![
@@ -194,18 +219,8 @@ pub fn export(weights: &[f32], bias: &[f32], buckets: usize, doc: &str) -> Vec<u
             node("Sigmoid", &["logits"], OUTPUT, vec![]),
         ],
         initializer: vec![
-            TensorProto {
-                dims: vec![buckets as i64, categories as i64],
-                data_type: FLOAT,
-                name: "weights".into(),
-                raw_data: floats(weights),
-            },
-            TensorProto {
-                dims: vec![categories as i64],
-                data_type: FLOAT,
-                name: "bias".into(),
-                raw_data: floats(bias),
-            },
+            float_tensor("weights", &[buckets, categories], weights),
+            float_tensor("bias", &[categories], bias),
             TensorProto {
                 dims: vec![1],
                 data_type: INT64,
@@ -220,18 +235,7 @@ pub fn export(weights: &[f32], bias: &[f32], buckets: usize, doc: &str) -> Vec<u
             &[Err("batch"), Ok(categories as i64)],
         )],
     };
-    ModelProto {
-        ir_version: 8,
-        producer_name: "cordon-train".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: doc.into(),
-        graph: Some(graph),
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-    }
-    .encode_to_vec()
+    encode_model(graph, doc)
 }
 
 /// Name of the head's embedding input: float `[batch, dims]`.
@@ -246,7 +250,6 @@ pub fn export_head(weights: &[f32], bias: &[f32], dims: usize, doc: &str) -> Vec
     let categories = bias.len();
     let inputs = dims + categories;
     assert_eq!(weights.len(), inputs * categories, "weights shape");
-    let floats = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
     let graph = GraphProto {
         name: "cordon_context_head".into(),
         node: vec![
@@ -261,18 +264,8 @@ pub fn export_head(weights: &[f32], bias: &[f32], dims: usize, doc: &str) -> Vec
             node("Sigmoid", &["logits"], OUTPUT, vec![]),
         ],
         initializer: vec![
-            TensorProto {
-                dims: vec![inputs as i64, categories as i64],
-                data_type: FLOAT,
-                name: "weights".into(),
-                raw_data: floats(weights),
-            },
-            TensorProto {
-                dims: vec![categories as i64],
-                data_type: FLOAT,
-                name: "bias".into(),
-                raw_data: floats(bias),
-            },
+            float_tensor("weights", &[inputs, categories], weights),
+            float_tensor("bias", &[categories], bias),
         ],
         input: vec![
             value_info(HEAD_EMBEDDING, FLOAT, &[Err("batch"), Ok(dims as i64)]),
@@ -288,18 +281,7 @@ pub fn export_head(weights: &[f32], bias: &[f32], dims: usize, doc: &str) -> Vec
             &[Err("batch"), Ok(categories as i64)],
         )],
     };
-    ModelProto {
-        ir_version: 8,
-        producer_name: "cordon-train".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: doc.into(),
-        graph: Some(graph),
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-    }
-    .encode_to_vec()
+    encode_model(graph, doc)
 }
 
 /// The weight table and biases of a linear model read from its ONNX bytes.

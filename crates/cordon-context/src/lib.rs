@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cordon_classifier::onnx::{HEAD_EMBEDDING, HEAD_FAST_LOGITS};
+use cordon_classifier::{check_canaries, smoke_ok};
 use cordon_domain::{Action, Category, Policy, Scores};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -27,9 +28,9 @@ pub use encoder::{Encoder, EncoderCard, ENCODER_CARD_FILE, ENCODER_FILE, TOKENIZ
 pub const HEAD_FILE: &str = "head.onnx";
 /// File name of the card inside a context model directory.
 pub const CONTEXT_CARD_FILE: &str = "context.json";
-/// File of canaries inside a context model directory: JSON lines `{"text", "fast_scores",
-/// "flagged"}` the model must decide as recorded under its card's policy.
-pub const CANARY_FILE: &str = "canary.jsonl";
+/// File of canaries inside a context model directory (the fast model's file name): JSON lines
+/// `{"text", "fast_scores", "flagged"}` the model must decide as recorded under its card's policy.
+pub use cordon_classifier::CANARY_FILE;
 
 /// Where ONNX Runtime runs a graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -251,11 +252,7 @@ impl ContextModel {
             sessions: pool,
             next: AtomicUsize::new(0),
         };
-        let smoke = model.score(&["smoke test", ""], &[Scores::default(); 2])?;
-        if smoke
-            .iter()
-            .any(|s| s.0.iter().any(|p| !(0.0..=1.0).contains(p)))
-        {
+        if !smoke_ok(&model.score(&["smoke test", ""], &[Scores::default(); 2])?) {
             return Err(ContextError::Incompatible {
                 model: dir.to_path_buf(),
                 why: "smoke inference produced scores outside [0, 1]".into(),
@@ -267,37 +264,19 @@ impl ContextModel {
 
     fn check_canaries(&self) -> Result<(), ContextError> {
         #[derive(Deserialize)]
-        struct Canary {
-            text: String,
+        struct Fast {
             fast_scores: Scores,
-            flagged: bool,
         }
-        let Ok(text) = std::fs::read_to_string(self.dir.join(CANARY_FILE)) else {
-            return Ok(());
-        };
-        let failed = |why: String| ContextError::Incompatible {
+        let outcome = check_canaries::<Fast, _>(&self.dir, &self.card.policy, |c| {
+            Ok::<_, ContextError>(
+                self.score(&[c.text.as_str()], &[c.extra.fast_scores])?
+                    .remove(0),
+            )
+        })?;
+        outcome.map_err(|why| ContextError::Incompatible {
             model: self.dir.clone(),
             why,
-        };
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let canary: Canary = serde_json::from_str(line)
-                .map_err(|e| failed(format!("canary line {}: {e}", i + 1)))?;
-            let scores = self.score(&[canary.text.as_str()], &[canary.fast_scores])?;
-            let flagged = self.card.policy.decide(&scores[0]).action != Action::Allow;
-            if flagged != canary.flagged {
-                return Err(failed(format!(
-                    "fails canary {} (expected flagged={}): {}",
-                    i + 1,
-                    canary.flagged,
-                    canary.text
-                )));
-            }
-        }
-        Ok(())
+        })
     }
 
     /// The model's card.

@@ -404,19 +404,6 @@ fn take(examples: Vec<&Example>, n: usize, seed: u64) -> Vec<&Example> {
     examples
 }
 
-fn from_examples(examples: &[&Example]) -> Vec<LabelledText> {
-    examples
-        .iter()
-        .map(|e| LabelledText {
-            text: e.text.clone(),
-            label: u8::from(e.label.is_some()),
-            category: e.label,
-            group: e.group.clone(),
-            lang: Some(e.lang.clone()),
-        })
-        .collect()
-}
-
 /// Trains, exports, calibrates and evaluates a context model. ONNX Runtime must be initialized.
 pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError> {
     let fast = Classifier::load(&opts.fast_model, 1, 1)?;
@@ -461,9 +448,13 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
             })
             .collect())
     };
-    let train = prepare(from_examples(&take(head_part, opts.train_texts, opts.seed)))?;
+    let train = prepare(crate::labelled(&take(
+        head_part,
+        opts.train_texts,
+        opts.seed,
+    )))?;
     let mut calibration_items =
-        from_examples(&take(calibration_part, opts.calibration_texts, opts.seed));
+        crate::labelled(&take(calibration_part, opts.calibration_texts, opts.seed));
     let validation_file = opts
         .validation_file
         .as_deref()
@@ -514,12 +505,7 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
         }),
         metrics: serde_json::Value::Null,
     };
-    let parent = opts.out_dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".train-")
-        .tempdir_in(parent)
-        .map_err(|e| TrainError::io(parent, e))?;
+    let staging = crate::staging(&opts.out_dir)?;
     let write = |card: &ContextCard| -> Result<(), TrainError> {
         let path = staging.path().join(CONTEXT_CARD_FILE);
         let json = serde_json::to_vec_pretty(card).expect("card serializes");
@@ -578,7 +564,7 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
         true,
         &calibration_set,
     )?];
-    let test_items = prepare(from_examples(&take(test, opts.test_texts, opts.seed)))?;
+    let test_items = prepare(crate::labelled(&take(test, opts.test_texts, opts.seed)))?;
     sets.push(cascade("test templates".into(), false, &test_items)?);
     for path in &opts.eval_files {
         let items = prepare(read_labelled(path)?)?;
@@ -610,14 +596,6 @@ pub fn train_context(opts: &ContextOptions) -> Result<ContextReport, TrainError>
     };
     card.metrics = serde_json::to_value(&report).expect("report serializes");
     write(&card)?;
-    let staged = staging.keep();
-    if opts.out_dir.exists() {
-        let old = parent.join(format!(".old-{}", std::process::id()));
-        std::fs::rename(&opts.out_dir, &old).map_err(|e| TrainError::io(&opts.out_dir, e))?;
-        std::fs::rename(&staged, &opts.out_dir).map_err(|e| TrainError::io(&staged, e))?;
-        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
-    } else {
-        std::fs::rename(&staged, &opts.out_dir).map_err(|e| TrainError::io(&staged, e))?;
-    }
+    crate::swap_in(staging, &opts.out_dir)?;
     Ok(report)
 }

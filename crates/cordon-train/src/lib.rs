@@ -303,7 +303,7 @@ fn long_variants(items: &[LabelledText], seed: u64) -> Vec<LabelledText> {
     out
 }
 
-fn labelled(examples: &[&Example]) -> Vec<LabelledText> {
+pub(crate) fn labelled(examples: &[&Example]) -> Vec<LabelledText> {
     examples
         .iter()
         .map(|e| LabelledText {
@@ -369,12 +369,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
     };
 
     // Write to a sibling temporary directory, check it through ONNX Runtime, then swap it in.
-    let parent = opts.out_dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".train-")
-        .tempdir_in(parent)
-        .map_err(|e| TrainError::io(parent, e))?;
+    let staging = staging(&opts.out_dir)?;
     let write = |card: &ModelCard| -> Result<(), TrainError> {
         let path = staging.path().join(CARD_FILE);
         let json = serde_json::to_vec_pretty(card).expect("card serializes");
@@ -461,14 +456,33 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, TrainError> {
     card.metrics = serde_json::to_value(&report).expect("report serializes");
     write(&card)?;
 
+    swap_in(staging, &opts.out_dir)?;
+    Ok(report)
+}
+
+/// A temporary directory beside `out_dir` to write a model into, checked before it replaces
+/// `out_dir` ([`swap_in`]).
+pub(crate) fn staging(out_dir: &Path) -> Result<tempfile::TempDir, TrainError> {
+    let parent = out_dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
+    tempfile::Builder::new()
+        .prefix(".train-")
+        .tempdir_in(parent)
+        .map_err(|e| TrainError::io(parent, e))
+}
+
+/// Renames the staged directory into `out_dir`'s place (the old one moved aside, then removed),
+/// so a watcher never sees a half-written model.
+pub(crate) fn swap_in(staging: tempfile::TempDir, out_dir: &Path) -> Result<(), TrainError> {
     let staged = staging.keep();
-    if opts.out_dir.exists() {
+    if out_dir.exists() {
+        let parent = out_dir.parent().unwrap_or(Path::new("."));
         let old = parent.join(format!(".old-{}", std::process::id()));
-        std::fs::rename(&opts.out_dir, &old).map_err(|e| TrainError::io(&opts.out_dir, e))?;
-        std::fs::rename(&staged, &opts.out_dir).map_err(|e| TrainError::io(&staged, e))?;
+        std::fs::rename(out_dir, &old).map_err(|e| TrainError::io(out_dir, e))?;
+        std::fs::rename(&staged, out_dir).map_err(|e| TrainError::io(&staged, e))?;
         std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
     } else {
-        std::fs::rename(&staged, &opts.out_dir).map_err(|e| TrainError::io(&staged, e))?;
+        std::fs::rename(&staged, out_dir).map_err(|e| TrainError::io(&staged, e))?;
     }
-    Ok(report)
+    Ok(())
 }
