@@ -174,6 +174,63 @@ pub struct Case {
     pub language: Option<String>,
 }
 
+/// What a recorded decision did (the `decisions.action` column; the database refuses any other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionAction {
+    /// Hidden from public search.
+    Suppress,
+    /// Public again.
+    Restore,
+    /// Hidden until a person decides (a report hold).
+    Hold,
+    /// Every item of a channel hidden.
+    SuppressChannel,
+    /// A channel's block lifted.
+    RestoreChannel,
+}
+
+impl DecisionAction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionAction::Suppress => "suppress",
+            DecisionAction::Restore => "restore",
+            DecisionAction::Hold => "hold",
+            DecisionAction::SuppressChannel => "suppress_channel",
+            DecisionAction::RestoreChannel => "restore_channel",
+        }
+    }
+
+    /// Parses a stored name; any other is an error, never silently a restore.
+    pub fn parse(name: &str) -> Option<DecisionAction> {
+        [
+            DecisionAction::Suppress,
+            DecisionAction::Restore,
+            DecisionAction::Hold,
+            DecisionAction::SuppressChannel,
+            DecisionAction::RestoreChannel,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
+    }
+
+    /// The verdict action that announces it.
+    pub fn verdict_action(self) -> Action {
+        match self {
+            DecisionAction::Suppress | DecisionAction::SuppressChannel => Action::Suppress,
+            DecisionAction::Hold => Action::Hold,
+            DecisionAction::Restore | DecisionAction::RestoreChannel => Action::Restore,
+        }
+    }
+}
+
+impl std::fmt::Display for DecisionAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A moderator's decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
@@ -185,8 +242,8 @@ pub struct Decision {
     pub item_id: String,
     /// The item version decided.
     pub item_version: u64,
-    /// suppress or restore.
-    pub action: String,
+    /// What it did.
+    pub action: DecisionAction,
     /// Who decided.
     pub moderator: String,
     /// The policy reason code.
@@ -328,7 +385,13 @@ pub(crate) fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision,
         case_id: row.try_get("case_id")?,
         item_id: row.try_get("item_id")?,
         item_version: row.try_get::<i64, _>("item_version")? as u64,
-        action: row.try_get("action")?,
+        action: {
+            let name: String = row.try_get("action")?;
+            DecisionAction::parse(&name).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "action".into(),
+                source: format!("unknown decision action `{name}`").into(),
+            })?
+        },
         moderator: row.try_get("moderator")?,
         reason: row.try_get("reason")?,
         note: row.try_get("note")?,
@@ -341,11 +404,7 @@ pub(crate) fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision,
 impl Decision {
     /// The verdict that announces this decision on the verdicts topic.
     pub fn verdict(&self) -> Verdict {
-        let action = match self.action.as_str() {
-            "suppress" | "suppress_channel" => Action::Suppress,
-            "hold" => Action::Hold,
-            _ => Action::Restore,
-        };
+        let action = self.action.verdict_action();
         Verdict {
             item_id: self.item_id.clone(),
             item_version: self.item_version,
@@ -944,5 +1003,37 @@ impl ReviewStore {
             outbox_pending: row.try_get("outbox")?,
             outbox_refused: row.try_get("refused")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod decision_action_tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_action_parses_back_and_nothing_else_does() {
+        for a in [
+            DecisionAction::Suppress,
+            DecisionAction::Restore,
+            DecisionAction::Hold,
+            DecisionAction::SuppressChannel,
+            DecisionAction::RestoreChannel,
+        ] {
+            assert_eq!(DecisionAction::parse(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        assert_eq!(
+            DecisionAction::parse("restor"),
+            None,
+            "never silently a restore"
+        );
+        assert_eq!(
+            DecisionAction::SuppressChannel.verdict_action(),
+            Action::Suppress
+        );
+        assert_eq!(
+            DecisionAction::RestoreChannel.verdict_action(),
+            Action::Restore
+        );
     }
 }

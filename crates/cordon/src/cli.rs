@@ -265,15 +265,24 @@ fn spawn_lag_gauge(
     });
 }
 
-async fn run(config: Config, roles: &str) -> Result<ExitCode> {
-    let roles: Vec<&str> = roles.split(',').map(str::trim).collect();
-    let all = roles.contains(&"all");
-    for r in &roles {
-        if !matches!(*r, "all" | "worker" | "indexer" | "api" | "context") {
-            bail!("unknown role `{r}` (expected worker, indexer, api, context or all)");
-        }
-    }
-    let has = |r: &str| all || roles.contains(&r);
+/// What a `cordon run` process does (`--role`, comma-separated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Every role below (the context role only when `context.enabled`).
+    All,
+    /// Classifies the content topic in the worker group.
+    Worker,
+    /// Maintains the search index from the content and verdicts topics.
+    Indexer,
+    /// Search, item and review endpoints, the console, the outbox relay, the report consumer.
+    Api,
+    /// Decides the items the worker sends the context stage.
+    Context,
+}
+
+async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
+    let all = roles.contains(&Role::All);
+    let has = |r: Role| all || roles.contains(&r);
     let shutdown = CancellationToken::new();
     watch_signals(
         shutdown.clone(),
@@ -307,7 +316,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     let mut search: Option<SearchHandle> = None;
 
-    if has("indexer") {
+    if has(Role::Indexer) {
         let (index, handle) = ContentIndex::open(&IndexSettings {
             dir: config.index.dir.clone(),
             writer_memory_bytes: config.index.writer_memory_mb * 1024 * 1024,
@@ -327,9 +336,9 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     }
 
     // The context role runs under `all` only when the context stage is on.
-    let context_role = roles.contains(&"context") || (all && config.context.enabled);
+    let context_role = roles.contains(&Role::Context) || (all && config.context.enabled);
     let mut store = None;
-    if has("worker") || has("api") || context_role {
+    if has(Role::Worker) || has(Role::Api) || context_role {
         store = Some(
             connect_store(&config, &shutdown)
                 .await?
@@ -337,7 +346,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
         );
     }
 
-    if has("worker") {
+    if has(Role::Worker) {
         let model = Arc::new(ModelSlot::from_pointee(crate::model::load(&config)?));
         tokio::spawn(crate::model::watch(
             Arc::clone(&config),
@@ -414,7 +423,7 @@ async fn run(config: Config, roles: &str) -> Result<ExitCode> {
     }
 
     let mut app = None;
-    if has("api") {
+    if has(Role::Api) {
         let store = store.clone().context("api store")?;
         let search = match search {
             Some(s) => s,

@@ -45,8 +45,8 @@ enum Command {
     Run {
         /// Comma-separated roles: worker, indexer, api, context, or all (context only when
         /// context.enabled).
-        #[arg(long, default_value = "all")]
-        role: String,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+        role: Vec<cli::Role>,
     },
     /// Scores JSON lines (`id`, `text`) offline: one JSON line out per line in.
     Classify {
