@@ -229,7 +229,7 @@ fn is_trusted_proxy(s: &ApiState, peer: IpAddr) -> bool {
 /// The user the trusted SSO proxy names, in `proxy` mode. A request that carries the header
 /// more than once is refused: which one would the proxy have meant?
 fn proxy_user(s: &ApiState, request: &Request) -> Result<Option<String>, Refusal> {
-    if s.config.auth.mode != "proxy" {
+    if s.config.auth.mode != crate::config::AuthMode::Proxy {
         return Ok(None);
     }
     let Some(peer) = request
@@ -330,7 +330,7 @@ pub async fn sign_in(
     c: &Credentials,
     client: IpAddr,
 ) -> Result<(Cookie<'static>, Viewer), ApiError> {
-    if s.config.auth.mode != "password" {
+    if s.config.auth.mode != crate::config::AuthMode::Password {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             "passwords are off: sign in through the single-sign-on proxy".into(),

@@ -483,13 +483,33 @@ impl Default for ApiConfig {
     }
 }
 
+/// How moderators prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Argon2 passwords and session cookies.
+    Password,
+    /// A trusted single-sign-on proxy names the user.
+    Proxy,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// How moderators sign in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// `password` (argon2 passwords, session cookies) or `proxy` (a trusted reverse proxy names
     /// the user in `proxy_header`; the account must exist and its role comes from Cordon).
-    pub mode: String,
+    pub mode: AuthMode,
     /// The header the single-sign-on proxy sets to the signed-in user name (`proxy` mode).
     pub proxy_header: String,
     /// Peer addresses allowed to set `proxy_header`; the header is ignored from anyone else.
@@ -507,7 +527,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            mode: "password".into(),
+            mode: AuthMode::Password,
             proxy_header: "x-forwarded-user".into(),
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
             session_hours: 12,
@@ -575,7 +595,7 @@ impl Default for ShutdownConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter, e.g. `info,cordon=debug`; `RUST_LOG` wins when set.
     pub filter: String,
 }
@@ -583,7 +603,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: "text".into(),
+            format: LogFormat::Text,
             filter: "info".into(),
         }
     }
@@ -606,10 +626,6 @@ impl Config {
             .extract()
             .context("invalid configuration")?;
         anyhow::ensure!(
-            config.log.format == "text" || config.log.format == "json",
-            "log.format must be `text` or `json`"
-        );
-        anyhow::ensure!(
             config
                 .context
                 .band_low
@@ -619,10 +635,6 @@ impl Config {
         anyhow::ensure!(
             config.context.batch_size >= 1 && config.context.sessions >= 1,
             "context.batch_size and context.sessions must be at least 1"
-        );
-        anyhow::ensure!(
-            config.auth.mode == "password" || config.auth.mode == "proxy",
-            "auth.mode must be `password` or `proxy`"
         );
         anyhow::ensure!(
             !config.console.reasons.is_empty(),

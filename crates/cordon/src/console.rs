@@ -216,7 +216,7 @@ async fn login_page(State(s): State<ApiState>, Query(q): Query<LoginQuery>) -> M
     login_markup(
         safe_next(q.next.as_deref()),
         None,
-        s.config.auth.mode == "proxy",
+        s.config.auth.mode == crate::config::AuthMode::Proxy,
     )
 }
 
@@ -244,7 +244,11 @@ async fn login_form(
         Ok((cookie, _)) => (jar.add(cookie), Redirect::to(&next)).into_response(),
         Err(ApiError(status, message)) => (
             status,
-            login_markup(&next, Some(&message), s.config.auth.mode == "proxy"),
+            login_markup(
+                &next,
+                Some(&message),
+                s.config.auth.mode == crate::config::AuthMode::Proxy,
+            ),
         )
             .into_response(),
     }
