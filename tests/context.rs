@@ -37,6 +37,27 @@ fn candidates(d: &Deployment) -> Result<Vec<(String, String, f64)>> {
         .collect()
 }
 
+/// Up to `n` candidates the worker sends to the context stage: not suppressed by the fast model,
+/// top fast score at least the band's 0.05.
+fn in_band(all: &[(String, String, f64)], n: usize) -> Vec<&(String, String, f64)> {
+    all.iter()
+        .filter(|(_, action, top)| action != "suppress" && *top >= 0.05)
+        .take(n)
+        .collect()
+}
+
+/// Sends `(id, text)` items to the content topic.
+fn produce<'a>(d: &Deployment, items: impl IntoIterator<Item = (String, &'a str)>) -> Result<()> {
+    let lines: String = items
+        .into_iter()
+        .map(|(id, text)| item(&id, text) + "\n")
+        .collect();
+    let file = d.dir.path().join("items.jsonl");
+    std::fs::write(&file, lines)?;
+    d.command(&["produce", &file.display().to_string()])?;
+    Ok(())
+}
+
 fn item(id: &str, text: &str) -> String {
     json!({
         "id": id, "kind": "channel_post", "channel": {"id": "ctx", "subscribers": 1000},
@@ -50,11 +71,7 @@ fn item(id: &str, text: &str) -> String {
 async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() -> Result<()> {
     let d = Deployment::new("").await?;
     let all = candidates(&d)?;
-    let band: Vec<&(String, String, f64)> = all
-        .iter()
-        .filter(|(_, action, top)| action != "suppress" && *top >= 0.05)
-        .take(12)
-        .collect();
+    let band = in_band(&all, 12);
     let below = all
         .iter()
         .find(|(_, action, top)| action == "allow" && *top < 0.01)
@@ -67,15 +84,15 @@ async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() ->
 
     let cordon = d.start_with_env("all", &[("CORDON_CONTEXT__ENABLED", "true")])?;
     d.wait_ready().await?;
-    let mut lines = String::new();
-    for (k, (text, _, _)) in band.iter().enumerate() {
-        lines += &(item(&format!("ctx/band/{k}"), text) + "\n");
-    }
-    lines += &(item("ctx/below", &below.0) + "\n");
-    lines += &(item("ctx/sure", &sure.0) + "\n");
-    let file = d.dir.path().join("items.jsonl");
-    std::fs::write(&file, lines)?;
-    d.command(&["produce", &file.display().to_string()])?;
+    let items = band
+        .iter()
+        .enumerate()
+        .map(|(k, (text, _, _))| (format!("ctx/band/{k}"), text.as_str()))
+        .chain([
+            ("ctx/below".to_string(), below.0.as_str()),
+            ("ctx/sure".to_string(), sure.0.as_str()),
+        ]);
+    produce(&d, items)?;
 
     // Every in-band item ends with the context stage's verdict in force, carrying both scores.
     let mut reviewed = Vec::new();
@@ -193,11 +210,7 @@ async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() ->
 async fn a_head_of_another_fast_model_decides_nothing() -> Result<()> {
     let d = Deployment::new("").await?;
     let all = candidates(&d)?;
-    let band: Vec<&(String, String, f64)> = all
-        .iter()
-        .filter(|(_, action, top)| action != "suppress" && *top >= 0.05)
-        .take(8)
-        .collect();
+    let band = in_band(&all, 8);
     let reviews = band.iter().filter(|(_, a, _)| a == "review").count();
     let copy = d.dir.path().join("context-model");
     std::fs::create_dir_all(&copy)?;
@@ -219,14 +232,12 @@ async fn a_head_of_another_fast_model_decides_nothing() -> Result<()> {
         ],
     )?;
     d.wait_ready().await?;
-    let lines: String = band
-        .iter()
-        .enumerate()
-        .map(|(k, (text, _, _))| item(&format!("other/{k}"), text) + "\n")
-        .collect();
-    let file = d.dir.path().join("items.jsonl");
-    std::fs::write(&file, lines)?;
-    d.command(&["produce", &file.display().to_string()])?;
+    produce(
+        &d,
+        band.iter()
+            .enumerate()
+            .map(|(k, (text, _, _))| (format!("other/{k}"), text.as_str())),
+    )?;
     let metrics = || async {
         let text = reqwest::get(format!("http://{}/metrics", cordon.http()))
             .await?

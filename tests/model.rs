@@ -207,16 +207,8 @@ async fn hot_reload_swaps_good_models_and_refuses_bad_ones() -> Result<()> {
 
 #[test]
 fn eval_reports_rates_and_rejects_bad_files() -> Result<()> {
-    let out = Command::new(cordon_bin())
-        .args(["eval", "--data", "models/eval/heldout.jsonl", "--json"])
-        .current_dir(repo_root())
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let (ok, json, err) = eval_json(&["--data", "models/eval/heldout.jsonl"])?;
+    assert!(ok, "{err}");
     let report = &json["report"];
     for key in ["precision", "recall", "f1", "false_positive_rate"] {
         for part in ["overall", "suppressed"] {
@@ -293,16 +285,8 @@ fn eval_reports_rates_and_rejects_bad_files() -> Result<()> {
 #[test]
 fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
     for data in ["models/eval/heldout.jsonl", "models/eval/second.jsonl"] {
-        let out = Command::new(cordon_bin())
-            .args(["eval", "--data", data, "--json"])
-            .current_dir(repo_root())
-            .output()?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json: Value = serde_json::from_slice(&out.stdout)?;
+        let (ok, json, err) = eval_json(&["--data", data])?;
+        assert!(ok, "{err}");
         let variants = json["adversarial"].as_object().context("adversarial")?;
         assert_eq!(variants.len(), 9, "{data}");
         for (name, r) in variants {
@@ -333,17 +317,11 @@ fn adversarial_variants_keep_the_bare_offers_score() -> Result<()> {
     Ok(())
 }
 
-/// Runs `cordon eval --json` with the context model in `dir` on the second evaluation set.
-fn eval_with_context(dir: &Path) -> Result<(bool, Value, String)> {
+/// Runs `cordon eval --json ARGS`: (success, the JSON printed, stderr).
+fn eval_json(args: &[&str]) -> Result<(bool, Value, String)> {
     let out = Command::new(cordon_bin())
-        .args([
-            "eval",
-            "--data",
-            "models/eval/second.jsonl",
-            "--json",
-            "--context",
-        ])
-        .arg(dir)
+        .args(["eval", "--json"])
+        .args(args)
         .current_dir(repo_root())
         .output()?;
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -352,6 +330,12 @@ fn eval_with_context(dir: &Path) -> Result<(bool, Value, String)> {
         json,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     ))
+}
+
+/// `cordon eval --json` with the context model in `dir` on the second evaluation set.
+fn eval_with_context(dir: &Path) -> Result<(bool, Value, String)> {
+    let dir = dir.display().to_string();
+    eval_json(&["--data", "models/eval/second.jsonl", "--context", &dir])
 }
 
 /// The context stage's model follows the same rules as the fast one: it is refused when it was

@@ -182,11 +182,16 @@ pub fn check_canaries<T: serde::de::DeserializeOwned, E>(
     Ok(Ok(()))
 }
 
-/// Whether every score of a smoke inference is a probability.
-pub fn smoke_ok(scores: &[Scores]) -> bool {
-    scores
+/// Checks a smoke inference: every score a probability, else why the model is refused.
+pub fn check_smoke(scores: &[Scores]) -> Result<(), String> {
+    if scores
         .iter()
         .all(|s| s.0.iter().all(|p| (0.0..=1.0).contains(p)))
+    {
+        Ok(())
+    } else {
+        Err("smoke inference produced scores outside [0, 1]".into())
+    }
 }
 
 /// The process's ONNX Runtime environment, once [`init_runtime`] has run.
@@ -281,12 +286,12 @@ impl Classifier {
             sessions: pool,
             next: AtomicUsize::new(0),
         };
-        if !smoke_ok(&classifier.score(&["smoke test", ""])?) {
-            return Err(ClassifierError::Incompatible {
+        check_smoke(&classifier.score(&["smoke test", ""])?).map_err(|why| {
+            ClassifierError::Incompatible {
                 model: dir.to_path_buf(),
-                why: "smoke inference produced scores outside [0, 1]".into(),
-            });
-        }
+                why,
+            }
+        })?;
         classifier.check_canaries()?;
         Ok(classifier)
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cordon_classifier::onnx::{HEAD_EMBEDDING, HEAD_FAST_LOGITS};
-use cordon_classifier::{check_canaries, smoke_ok};
+use cordon_classifier::{check_canaries, check_smoke};
 use cordon_domain::{Action, Category, Policy, Scores};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -252,12 +252,12 @@ impl ContextModel {
             sessions: pool,
             next: AtomicUsize::new(0),
         };
-        if !smoke_ok(&model.score(&["smoke test", ""], &[Scores::default(); 2])?) {
-            return Err(ContextError::Incompatible {
+        check_smoke(&model.score(&["smoke test", ""], &[Scores::default(); 2])?).map_err(
+            |why| ContextError::Incompatible {
                 model: dir.to_path_buf(),
-                why: "smoke inference produced scores outside [0, 1]".into(),
-            });
-        }
+                why,
+            },
+        )?;
         model.check_canaries()?;
         Ok(model)
     }

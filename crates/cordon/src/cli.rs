@@ -280,6 +280,25 @@ pub enum Role {
     Context,
 }
 
+/// A member of `group` on `topic`, with the lag gauge of `role` kept up to date.
+fn role_consumer(
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+    role: &'static str,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<Arc<StreamConsumer>> {
+    let consumer = Arc::new(group_consumer(kafka, group, &[topic])?);
+    spawn_lag_gauge(
+        metrics.clone(),
+        role,
+        Arc::clone(&consumer),
+        shutdown.clone(),
+    );
+    Ok(consumer)
+}
+
 async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
     let all = roles.contains(&Role::All);
     let has = |r: Role| all || roles.contains(&r);
@@ -354,17 +373,14 @@ async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
             metrics.clone(),
             shutdown.clone(),
         ));
-        let consumer = Arc::new(group_consumer(
+        let consumer = role_consumer(
             &kafka,
             &config.kafka.worker_group,
-            &[&config.kafka.content_topic],
-        )?);
-        spawn_lag_gauge(
-            metrics.clone(),
+            &config.kafka.content_topic,
             "worker",
-            Arc::clone(&consumer),
-            shutdown.clone(),
-        );
+            &metrics,
+            &shutdown,
+        )?;
         let worker = Worker {
             config: (*config).clone(),
             metrics: metrics.clone(),
@@ -399,17 +415,14 @@ async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
             },
             shutdown.clone(),
         ));
-        let consumer = Arc::new(group_consumer(
+        let consumer = role_consumer(
             &kafka,
             &config.kafka.context_group,
-            &[&config.kafka.context_topic],
-        )?);
-        spawn_lag_gauge(
-            metrics.clone(),
+            &config.kafka.context_topic,
             "context",
-            Arc::clone(&consumer),
-            shutdown.clone(),
-        );
+            &metrics,
+            &shutdown,
+        )?;
         let role = crate::context::ContextWorker {
             config: (*config).clone(),
             metrics: metrics.clone(),

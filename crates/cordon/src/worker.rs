@@ -508,10 +508,12 @@ impl Worker {
             return Ok(Vec::new());
         }
         let model = self.model.load_full();
-        let texts: Vec<String> = items.iter().map(ContentItem::classifier_text).collect();
-        let scoring = Arc::clone(&model);
+        let texts: Arc<Vec<String>> =
+            Arc::new(items.iter().map(ContentItem::classifier_text).collect());
+        let (scoring, read) = (Arc::clone(&model), Arc::clone(&texts));
         let stages = self.metrics.stage_seconds.clone();
         let scored = tokio::task::spawn_blocking(move || {
+            let texts = read;
             let started = Instant::now();
             let classifier = &scoring.classifier;
             let features: Vec<_> = texts.iter().map(|t| classifier.featurize(t)).collect();
@@ -531,8 +533,9 @@ impl Worker {
         let now = Utc::now();
         Ok(items
             .iter()
+            .zip(texts.iter())
             .zip(scores)
-            .map(|(item, scores)| {
+            .map(|((item, text), scores)| {
                 let d = model.policy.decide(&scores);
                 self.metrics
                     .classified
@@ -553,9 +556,7 @@ impl Worker {
                 let explanation = if d.action == Action::Allow {
                     Vec::new()
                 } else {
-                    model
-                        .classifier
-                        .explain(&item.classifier_text(), d.category, EXPLAIN_FEATURES)
+                    model.classifier.explain(text, d.category, EXPLAIN_FEATURES)
                 };
                 let context = self
                     .context_band
@@ -563,18 +564,16 @@ impl Worker {
                     .map(|_| ContextRequest {
                         item_id: item.id.clone(),
                         item_version: item.version,
-                        text: context_text(&model.classifier, &item.classifier_text(), &scores),
+                        text: context_text(&model.classifier, text, &scores),
                         lang: item.lang.clone(),
                         reach: item.channel.subscribers,
                         fast_scores: scores,
                         fast_model: model_version.clone(),
                         fast_action: d.action,
                         fast_explanation: if explanation.is_empty() {
-                            model.classifier.explain(
-                                &item.classifier_text(),
-                                scores.top().0,
-                                EXPLAIN_FEATURES,
-                            )
+                            model
+                                .classifier
+                                .explain(text, scores.top().0, EXPLAIN_FEATURES)
                         } else {
                             explanation.clone()
                         },
