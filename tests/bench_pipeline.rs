@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{eventually, index_offsets, metric_sum, repo_root, Deployment, WORKER_STAGES};
+use cordon_ops::{names, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
@@ -519,7 +520,6 @@ async fn hollow_pipeline(
     rate: f64,
     secs: u64,
 ) -> Result<f64> {
-    use rdkafka::consumer::StreamConsumer;
     let settings = cordon_stream::KafkaSettings {
         brokers: brokers.to_string(),
         ..Default::default()
@@ -534,14 +534,13 @@ async fn hollow_pipeline(
         &[spec("hollow.content"), spec("hollow.verdicts")],
     )
     .await?;
-    let worker: StreamConsumer =
-        cordon_stream::group_consumer(&settings, "hollow", &["hollow.content"])?;
+    let worker = cordon_stream::GroupConsumer::new(&settings, "hollow", &["hollow.content"])?;
     let pass = {
         let kafka = kafka.clone();
         tokio::spawn(async move {
             let verdict = "v".repeat(500);
             while let Ok(message) = worker.recv().await {
-                let key = message.key().unwrap_or_default().to_vec();
+                let key = message.key.unwrap_or_default();
                 let record = FutureRecord::to("hollow.verdicts")
                     .key(&key)
                     .payload(&verdict);
@@ -551,7 +550,7 @@ async fn hollow_pipeline(
             anyhow::Ok(())
         })
     };
-    let reader = cordon_stream::assigned_reader(
+    let reader = cordon_stream::AssignedReader::new(
         &settings,
         &["hollow.content", "hollow.verdicts"],
         &Default::default(),
@@ -608,7 +607,7 @@ async fn drained(http: &str, total: usize) -> Result<()> {
     Ok(())
 }
 
-const INDEXER_STAGES: [&str; 2] = ["apply", "commit"];
+const INDEXER_STAGES: [Stage; 2] = [Stage::Apply, Stage::Commit];
 
 /// Stage times and CPU seconds at one moment, to report a phase as the difference of two.
 struct Snapshot {
@@ -621,16 +620,21 @@ struct Snapshot {
 impl Snapshot {
     async fn take(pids: &[(&'static str, u32)], http: &[String; 2]) -> Result<Snapshot> {
         let mut stages = BTreeMap::new();
-        for (process, names) in [
+        for (process, role_stages) in [
             (&http[0], &WORKER_STAGES[..]),
             (&http[1], &INDEXER_STAGES[..]),
         ] {
-            for stage in names {
-                let metric =
-                    |part: &str| format!("cordon_stage_seconds_{part}{{stage=\"{stage}\"}}");
+            for stage in role_stages {
+                let metric = |part: &str| {
+                    format!(
+                        "{}_{part}{{stage=\"{}\"}}",
+                        names::STAGE_SECONDS,
+                        stage.as_str()
+                    )
+                };
                 let sum = metric_sum(process, &metric("sum")).await?;
                 let count = metric_sum(process, &metric("count")).await?;
-                stages.insert(*stage, (sum, count));
+                stages.insert(stage.as_str(), (sum, count));
             }
         }
         let mut cpu = BTreeMap::new();

@@ -17,6 +17,7 @@ use cordon_e2e::{
     cases, cordon_bin, eventually, ids_with, index_offsets, metric_sum, repo_root, wait_applied,
     write_items, CordonProcess, Deployment,
 };
+use cordon_ops::names;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
@@ -275,7 +276,7 @@ async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> 
         || async {
             Ok((metric_sum(
                 &worker.http(),
-                "cordon_retries_total{dependency=\"database\"}",
+                &format!("{}{{dependency=\"database\"}}", names::RETRIES_TOTAL),
             )
             .await?
                 >= 2.0)
@@ -283,14 +284,14 @@ async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> 
         },
     )
     .await?;
-    let classified_during = metric_sum(&worker.http(), "cordon_classified_total").await?;
+    let classified_during = metric_sum(&worker.http(), names::CLASSIFIED_TOTAL).await?;
     let started = Instant::now();
     let (status, _) = admin.get("/v1/cases").await?;
     assert_eq!(status, 503);
     assert!(started.elapsed() < Duration::from_secs(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        metric_sum(&worker.http(), "cordon_classified_total").await?,
+        metric_sum(&worker.http(), names::CLASSIFIED_TOTAL).await?,
         classified_during
     );
 
@@ -324,7 +325,7 @@ async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> 
         Duration::from_secs(20),
         "the verdict to wait in the outbox",
         || async {
-            Ok((metric_sum(&api.http(), "cordon_outbox_pending").await? >= 1.0).then_some(()))
+            Ok((metric_sum(&api.http(), names::OUTBOX_PENDING).await? >= 1.0).then_some(()))
         },
     )
     .await?;

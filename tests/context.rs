@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cordon_e2e::{eventually, Deployment};
+use cordon_e2e::{eventually, wait_applied, Deployment};
+use cordon_ops::names;
 use serde_json::{json, Value};
 
 /// Items from the second evaluation set with the fast model's decision and top score.
@@ -156,9 +157,9 @@ async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() ->
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert_eq!(value("cordon_context_requested_total"), band.len() as f64);
-    assert_eq!(value("cordon_context_decided_total"), band.len() as f64);
-    assert_eq!(value("cordon_context_model_info"), 1.0);
+    assert_eq!(value(names::CONTEXT_REQUESTED_TOTAL), band.len() as f64);
+    assert_eq!(value(names::CONTEXT_DECIDED_TOTAL), band.len() as f64);
+    assert_eq!(value(names::CONTEXT_MODEL_INFO), 1.0);
 
     // A person outranks the context stage: restoring a reviewed item (or suppressing an allowed
     // one) is the verdict in force, and stays so.
@@ -249,12 +250,20 @@ async fn a_head_of_another_fast_model_decides_nothing() -> Result<()> {
         let text = metrics().await?;
         let skipped = text
             .lines()
-            .find_map(|l| l.strip_prefix("cordon_context_skipped_total{reason=\"fast_model\"} "))
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "{}{{reason=\"fast_model\"}} ",
+                    names::CONTEXT_SKIPPED_TOTAL
+                ))
+            })
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or(0);
         Ok((skipped == band.len()).then_some(()))
     })
     .await?;
+    // The skips are counted before the indexer has applied every fast verdict.
+    let versions = (0..band.len()).map(|k| (format!("other/{k}"), 1)).collect();
+    wait_applied(&d, &versions, Duration::from_secs(60)).await?;
     let mut cases = 0;
     for k in 0..band.len() {
         let (status, body) = d.get(&format!("/v1/items/other/{k}")).await?;

@@ -371,7 +371,12 @@ async fn the_api_survives_hostile_requests_and_answers_4xx_for_bad_input() -> Re
     let health = reqwest::get(format!("http://{}/healthz", d.api)).await?;
     assert_eq!(health.status(), 200);
     assert!(
-        cordon_e2e::metric_sum(&cordon.http(), "cordon_http_request_seconds_count").await? > 0.0
+        cordon_e2e::metric_sum(
+            &cordon.http(),
+            &format!("{}_count", cordon_ops::names::HTTP_REQUEST_SECONDS)
+        )
+        .await?
+            > 0.0
     );
     Ok(())
 }

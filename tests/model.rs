@@ -124,7 +124,10 @@ async fn reloads(worker_http: &str, outcome: &str) -> Result<u64> {
         .await?
         .text()
         .await?;
-    let needle = format!("cordon_model_reloads_total{{outcome=\"{outcome}\"}} ");
+    let needle = format!(
+        "{}{{outcome=\"{outcome}\"}} ",
+        cordon_ops::names::MODEL_RELOADS_TOTAL
+    );
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix(&needle))

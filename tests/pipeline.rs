@@ -12,6 +12,7 @@ use cordon_e2e::{
     cases, eventually, ids_with, metric_sum, repo_root, signed_report, wait_applied, Deployment,
     WORKER_STAGES,
 };
+use cordon_ops::names;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
@@ -102,7 +103,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
         .headers()
         .and_then(|h| {
             h.iter()
-                .find(|h| h.key == "cordon.error")
+                .find(|h| h.key == cordon_worker::ERROR_HEADER)
                 .and_then(|h| h.value)
         })
         .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -117,12 +118,19 @@ async fn sample_feed_end_to_end() -> Result<()> {
         .text()
         .await?;
     assert!(
-        metrics.contains("cordon_dead_lettered_total{reason=\"json\"} 1"),
+        metrics.contains(&format!(
+            "{}{{reason=\"json\"}} 1",
+            names::DEAD_LETTERED_TOTAL
+        )),
         "{metrics}"
     );
     // Every worker stage reports its time per batch.
     for stage in WORKER_STAGES {
-        let line = format!("cordon_stage_seconds_count{{stage=\"{stage}\"}}");
+        let line = format!(
+            "{}_count{{stage=\"{}\"}}",
+            names::STAGE_SECONDS,
+            stage.as_str()
+        );
         let count = metric_sum(&worker.http(), &line).await?;
         assert!(count > 0.0, "{stage}: {metrics}");
     }
@@ -351,12 +359,14 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
                 .await?
                 .text()
                 .await?;
-            Ok(
-                (metrics.contains("cordon_reports_total{outcome=\"skipped\",source=\"kafka\"} 1")
-                    && metrics
-                        .contains("cordon_reports_total{outcome=\"filed\",source=\"kafka\"} 1"))
-                .then_some(()),
-            )
+            Ok((metrics.contains(&format!(
+                "{}{{outcome=\"skipped\",source=\"kafka\"}} 1",
+                names::REPORTS_TOTAL
+            )) && metrics.contains(&format!(
+                "{}{{outcome=\"filed\",source=\"kafka\"}} 1",
+                names::REPORTS_TOTAL
+            )))
+            .then_some(()))
         },
     )
     .await?;
@@ -452,7 +462,8 @@ async fn a_late_older_version_gets_no_verdict() -> Result<()> {
                 .await?
                 .text()
                 .await?;
-            Ok(m.contains("cordon_decoded_total 1").then_some(()))
+            Ok(m.contains(&format!("{} 1", names::DECODED_TOTAL))
+                .then_some(()))
         },
     )
     .await?;
@@ -465,7 +476,8 @@ async fn a_late_older_version_gets_no_verdict() -> Result<()> {
                 .await?
                 .text()
                 .await?;
-            Ok(m.contains("cordon_stale_items_total 1").then_some(()))
+            Ok(m.contains(&format!("{} 1", names::STALE_ITEMS_TOTAL))
+                .then_some(()))
         },
     )
     .await?;

@@ -11,6 +11,7 @@ use cordon_e2e::{
     eventually, report_signature, signed_report, CordonProcess, Deployment, REVIEW_EVERYTHING,
     TEST_REPORT_KEY, TEST_REPORT_KEY_ID,
 };
+use cordon_ops::names;
 use serde_json::{json, Value};
 
 /// A content item of the test feed.
@@ -267,8 +268,10 @@ async fn anonymous_requests_cannot_crash_probe_or_steer_search() -> Result<()> {
         "the report after the NUL one to be filed",
         || async {
             let count = |outcome: &str| {
-                let prefix =
-                    format!("cordon_reports_total{{outcome=\"{outcome}\",source=\"kafka\"}}");
+                let prefix = format!(
+                    "{}{{outcome=\"{outcome}\",source=\"kafka\"}}",
+                    names::REPORTS_TOTAL
+                );
                 let http = http_ops.clone();
                 async move { cordon_e2e::metric_sum(&http, &prefix).await }
             };
@@ -305,7 +308,7 @@ async fn anonymous_requests_cannot_crash_probe_or_steer_search() -> Result<()> {
         || async {
             let dead = cordon_e2e::metric_sum(
                 &cordon.http(),
-                "cordon_dead_lettered_total{reason=\"too_deep\"}",
+                &format!("{}{{reason=\"too_deep\"}}", names::DEAD_LETTERED_TOTAL),
             )
             .await?;
             Ok((dead == 1.0).then_some(()))
@@ -513,7 +516,7 @@ async fn every_decision_route_obeys_the_case_rules() -> Result<()> {
     for (what, body) in [
         (
             "channel key",
-            json!({"item_id": "channel:chan:1", "action": "restore", "reason": "not_illegal", "item_version": 0}),
+            json!({"item_id": format!("{}chan:1", cordon_domain::Verdict::CHANNEL_KEY_PREFIX), "action": "restore", "reason": "not_illegal", "item_version": 0}),
         ),
         (
             "huge version",
@@ -967,19 +970,23 @@ async fn a_message_too_large_to_copy_is_dead_lettered_bounded_and_the_partition_
         "the copy is cut to worker.dead_letter_max_bytes"
     );
     assert_eq!(
-        headers.get("cordon.error.code").map(String::as_str),
+        headers
+            .get(cordon_worker::ERROR_CODE_HEADER)
+            .map(String::as_str),
         Some("too_large")
     );
     assert_eq!(
-        headers.get("cordon.truncated").map(String::as_str),
+        headers
+            .get(cordon_worker::TRUNCATED_HEADER)
+            .map(String::as_str),
         Some("true")
     );
     assert_eq!(
-        headers.get("cordon.original.bytes"),
+        headers.get(cordon_worker::ORIGINAL_BYTES_HEADER),
         Some(&big.len().to_string())
     );
     assert_eq!(
-        headers.get("cordon.original.sha256"),
+        headers.get(cordon_worker::ORIGINAL_SHA256_HEADER),
         Some(&hex::encode(sha2::Sha256::digest(big.as_bytes())))
     );
     let metrics = reqwest::get(format!("http://{}/metrics", cordon.http()))
@@ -987,7 +994,10 @@ async fn a_message_too_large_to_copy_is_dead_lettered_bounded_and_the_partition_
         .text()
         .await?;
     assert!(
-        metrics.contains("cordon_dead_lettered_total{reason=\"too_large\"} 1"),
+        metrics.contains(&format!(
+            "{}{{reason=\"too_large\"}} 1",
+            names::DEAD_LETTERED_TOTAL
+        )),
         "{metrics}"
     );
     Ok(())
@@ -1047,7 +1057,7 @@ async fn a_paused_worker_publishes_nothing_for_partitions_it_lost() -> Result<()
     };
     for round in 0..2u64 {
         let (older, newer) = (2 * round + 1, 2 * round + 2);
-        let scored_before = cordon_e2e::metric_sum(&a.http(), "cordon_classified_total")
+        let scored_before = cordon_e2e::metric_sum(&a.http(), names::CLASSIFIED_TOTAL)
             .await
             .unwrap_or(0.0);
         d.command(&["produce", &feed(older)?.display().to_string()])?;
@@ -1055,7 +1065,7 @@ async fn a_paused_worker_publishes_nothing_for_partitions_it_lost() -> Result<()
             Duration::from_secs(60),
             "worker A to be scoring",
             || async {
-                let scored = cordon_e2e::metric_sum(&a.http(), "cordon_classified_total")
+                let scored = cordon_e2e::metric_sum(&a.http(), names::CLASSIFIED_TOTAL)
                     .await
                     .unwrap_or(0.0);
                 Ok((scored > scored_before).then_some(()))
@@ -1087,7 +1097,7 @@ async fn a_paused_worker_publishes_nothing_for_partitions_it_lost() -> Result<()
             stale.is_empty(),
             "round {round}: the verdicts topic ends on older versions: {stale:?}"
         );
-        let fenced = cordon_e2e::metric_sum(&a.http(), "cordon_fenced_total")
+        let fenced = cordon_e2e::metric_sum(&a.http(), names::FENCED_TOTAL)
             .await
             .unwrap_or(0.0);
         eprintln!("[security] round {round}: worker A fenced {fenced} verdicts so far");

@@ -9,16 +9,15 @@
 //! `libonnxruntime.so` before loading a model.
 
 pub mod onnx;
+mod runtime;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 use cordon_domain::{Action, Category, Contribution, Policy, Scores};
 use cordon_text::{FeatureConfig, Featurizer, TextFeatures};
-use ort::session::Session;
-use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
+
+pub use runtime::{init_runtime, Device, Input, RuntimeError, SessionPool};
 
 /// File name of the ONNX graph inside a model directory.
 pub const MODEL_FILE: &str = "model.onnx";
@@ -84,39 +83,9 @@ pub enum ClassifierError {
         /// What does not match.
         why: String,
     },
-    /// ONNX Runtime could not be loaded or failed.
-    #[error("ONNX Runtime: {0}")]
-    Runtime(String),
-    /// The model produced output of the wrong shape.
-    #[error("model output has shape {0:?}, expected [batch, 6]")]
-    OutputShape(Vec<i64>),
-}
-
-fn runtime<E: std::fmt::Display>(e: E) -> ClassifierError {
-    ClassifierError::Runtime(e.to_string())
-}
-
-static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
-
-/// Loads the ONNX Runtime shared library from `library` and creates the process's one runtime
-/// environment. Later calls return immediately.
-pub fn init_runtime(library: &Path) -> Result<(), ClassifierError> {
-    if ENVIRONMENT.get().is_some() {
-        return Ok(());
-    }
-    if !library.is_file() {
-        return Err(ClassifierError::Runtime(format!(
-            "library {} not found (run scripts/setup.sh or set model.onnxruntime)",
-            library.display()
-        )));
-    }
-    let env = ort::init_from(library)
-        .map_err(runtime)?
-        .with_name("cordon")
-        .build()
-        .map_err(runtime)?;
-    let _ = ENVIRONMENT.set(env);
-    Ok(())
+    /// ONNX Runtime could not be loaded or failed, or the graph's output has the wrong shape.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }
 
 /// One line of a model's [`CANARY_FILE`]: a text, whether the model must flag it under its card's
@@ -194,19 +163,13 @@ pub fn check_smoke(scores: &[Scores]) -> Result<(), String> {
     }
 }
 
-/// The process's ONNX Runtime environment, once [`init_runtime`] has run.
-pub fn environment() -> Option<&'static ort::environment::Environment> {
-    ENVIRONMENT.get()
-}
-
 /// A loaded model: its card, its featurizer and a pool of inference sessions.
 pub struct Classifier {
     card: ModelCard,
     dir: PathBuf,
     featurizer: Featurizer,
     weights: Option<onnx::LinearWeights>,
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    sessions: SessionPool,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -257,26 +220,12 @@ impl Classifier {
         threads: usize,
     ) -> Result<Classifier, ClassifierError> {
         let card = ModelCard::read(dir)?;
-        let env = ENVIRONMENT
-            .get()
-            .ok_or_else(|| ClassifierError::Runtime("init_runtime was not called".to_string()))?;
         let model_path = dir.join(MODEL_FILE);
         let bytes = std::fs::read(&model_path).map_err(|source| ClassifierError::Io {
             path: model_path.clone(),
             source,
         })?;
-        let mut pool = Vec::with_capacity(sessions.max(1));
-        for _ in 0..sessions.max(1) {
-            let session = Session::builder(env)
-                .map_err(runtime)?
-                .with_intra_threads(threads.max(1))
-                .map_err(runtime)?
-                .with_inter_threads(1)
-                .map_err(runtime)?
-                .commit_from_memory(&bytes)
-                .map_err(runtime)?;
-            pool.push(Mutex::new(session));
-        }
+        let pool = SessionPool::new(&bytes, sessions, threads, Device::Cpu)?;
         let weights = onnx::read_linear(&bytes);
         let classifier = Classifier {
             featurizer: Featurizer::new(card.features.clone()),
@@ -284,7 +233,6 @@ impl Classifier {
             card,
             dir: dir.to_path_buf(),
             sessions: pool,
-            next: AtomicUsize::new(0),
         };
         check_smoke(&classifier.score(&["smoke test", ""])?).map_err(|why| {
             ClassifierError::Incompatible {
@@ -297,7 +245,7 @@ impl Classifier {
     }
 
     fn check_canaries(&self) -> Result<(), ClassifierError> {
-        let outcome = check_canaries::<serde_json::Map<String, serde_json::Value>, _>(
+        let outcome = check_canaries::<serde_json::Map<String, serde_json::Value>, ClassifierError>(
             &self.dir,
             &self.card.policy,
             |c| Ok(self.score(&[c.text.as_str()])?.remove(0)),
@@ -435,22 +383,19 @@ impl Classifier {
                 input[row * len + col] = i64::from(*id);
             }
         }
-        let tensor = Tensor::from_array(([rows, len], input)).map_err(runtime)?;
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        let mut session = self.sessions[slot]
-            .lock()
-            .map_err(|_| runtime("a session mutex was poisoned"))?;
-        let outputs = session
-            .run(ort::inputs![INPUT => tensor])
-            .map_err(runtime)?;
-        let value = outputs
-            .get(OUTPUT)
-            .ok_or_else(|| runtime(format!("model has no output `{OUTPUT}`")))?;
-        let (shape, data) = value.try_extract_tensor::<f32>().map_err(runtime)?;
         let categories = Category::ALL.len();
-        if shape.len() != 2 || shape[0] as usize != rows || shape[1] as usize != categories {
-            return Err(ClassifierError::OutputShape(shape.to_vec()));
-        }
+        let data = self.sessions.run(
+            vec![(
+                INPUT,
+                Input::Int64 {
+                    shape: [rows, len],
+                    data: input,
+                },
+            )],
+            OUTPUT,
+            rows,
+            categories,
+        )?;
         Ok(data
             .chunks_exact(categories)
             .map(|row| {

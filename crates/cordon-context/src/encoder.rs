@@ -8,15 +8,12 @@
 //! the card's fingerprint and runs a smoke inference.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use ort::session::Session;
-use ort::value::Tensor;
+use cordon_classifier::{Input, SessionPool};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{runtime, ContextError, Device};
+use crate::{ContextError, Device};
 
 /// File name of the graph inside an encoder directory.
 pub const ENCODER_FILE: &str = "encoder.onnx";
@@ -49,8 +46,7 @@ pub struct Encoder {
     card: EncoderCard,
     dir: PathBuf,
     tokenizer: tokenizers::Tokenizer,
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    sessions: SessionPool,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -61,29 +57,6 @@ impl std::fmt::Debug for Encoder {
             .field("sessions", &self.sessions.len())
             .finish()
     }
-}
-
-/// Builds a session for `bytes` on `device` (falling back to the CPU, with a log line, when the
-/// device is not available to this ONNX Runtime).
-pub(crate) fn session(
-    bytes: &[u8],
-    threads: usize,
-    device: Device,
-) -> Result<Session, ContextError> {
-    let env = cordon_classifier::environment()
-        .ok_or_else(|| ContextError::Runtime("init_runtime was not called".into()))?;
-    let mut builder = Session::builder(env)
-        .map_err(runtime)?
-        .with_intra_threads(threads.max(1))
-        .map_err(runtime)?
-        .with_inter_threads(1)
-        .map_err(runtime)?;
-    if device == Device::Cuda {
-        builder = builder
-            .with_execution_providers([ort::ep::CUDA::default().build()])
-            .map_err(runtime)?;
-    }
-    builder.commit_from_memory(bytes).map_err(runtime)
 }
 
 impl Encoder {
@@ -120,15 +93,12 @@ impl Encoder {
                     why: format!("{TOKENIZER_FILE}: {e}"),
                 }
             })?;
-        let pool = (0..sessions.max(1))
-            .map(|_| session(&bytes, threads, device).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pool = SessionPool::new(&bytes, sessions, threads, device)?;
         let encoder = Encoder {
             card,
             dir: dir.to_path_buf(),
             tokenizer,
             sessions: pool,
-            next: AtomicUsize::new(0),
         };
         let smoke = encoder.embed(&["smoke test", ""])?;
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -177,25 +147,28 @@ impl Encoder {
                 mask[r * len + c] = 1;
             }
         }
-        let input_ids = Tensor::from_array(([batch, len], input_ids)).map_err(runtime)?;
-        let mask = Tensor::from_array(([batch, len], mask)).map_err(runtime)?;
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        let mut session = self.sessions[slot]
-            .lock()
-            .map_err(|_| runtime("a session mutex was poisoned"))?;
-        let outputs = session
-            .run(ort::inputs!["input_ids" => input_ids, "attention_mask" => mask])
-            .map_err(runtime)?;
-        let value = outputs
-            .get("sentence_embedding")
-            .ok_or_else(|| runtime("encoder has no output `sentence_embedding`"))?;
-        let (shape, data) = value.try_extract_tensor::<f32>().map_err(runtime)?;
         let dims = self.card.dimensions;
-        if shape.len() != 2 || shape[0] as usize != batch || shape[1] as usize != dims {
-            return Err(ContextError::Runtime(format!(
-                "encoder output has shape {shape:?}, expected [{batch}, {dims}]"
-            )));
-        }
+        let data = self.sessions.run(
+            vec![
+                (
+                    "input_ids",
+                    Input::Int64 {
+                        shape: [batch, len],
+                        data: input_ids,
+                    },
+                ),
+                (
+                    "attention_mask",
+                    Input::Int64 {
+                        shape: [batch, len],
+                        data: mask,
+                    },
+                ),
+            ],
+            "sentence_embedding",
+            batch,
+            dims,
+        )?;
         Ok(data.chunks_exact(dims).map(<[f32]>::to_vec).collect())
     }
 }

@@ -12,14 +12,11 @@
 mod encoder;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cordon_classifier::onnx::{HEAD_EMBEDDING, HEAD_FAST_LOGITS};
-use cordon_classifier::{check_canaries, check_smoke};
+use cordon_classifier::{check_canaries, check_smoke, Input, SessionPool};
 use cordon_domain::{Action, Category, Policy, Scores};
-use ort::session::Session;
-use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
 
 pub use encoder::{Encoder, EncoderCard, ENCODER_CARD_FILE, ENCODER_FILE, TOKENIZER_FILE};
@@ -32,17 +29,7 @@ pub const CONTEXT_CARD_FILE: &str = "context.json";
 /// `{"text", "fast_scores", "flagged"}` the model must decide as recorded under its card's policy.
 pub use cordon_classifier::CANARY_FILE;
 
-/// Where ONNX Runtime runs a graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Device {
-    /// The CPU.
-    #[default]
-    Cpu,
-    /// An NVIDIA GPU through ONNX Runtime's CUDA execution provider, where the ONNX Runtime
-    /// library has it; otherwise the CPU (ONNX Runtime logs the fallback).
-    Cuda,
-}
+pub use cordon_classifier::Device;
 
 /// Why a context model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +58,12 @@ pub enum ContextError {
         /// What does not match.
         why: String,
     },
-    /// ONNX Runtime or the tokenizer failed.
-    #[error("ONNX Runtime: {0}")]
+    /// The tokenizer failed, or the model was given inconsistent inputs.
+    #[error("context model: {0}")]
     Runtime(String),
+    /// ONNX Runtime failed.
+    #[error(transparent)]
+    Onnx(#[from] cordon_classifier::RuntimeError),
 }
 
 pub(crate) fn runtime<E: std::fmt::Display>(e: E) -> ContextError {
@@ -178,8 +168,7 @@ pub struct ContextModel {
     card: ContextCard,
     dir: PathBuf,
     encoder: Arc<Encoder>,
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    sessions: SessionPool,
 }
 
 impl std::fmt::Debug for ContextModel {
@@ -242,15 +231,12 @@ impl ContextModel {
             });
         }
         let bytes = read(&dir.join(HEAD_FILE))?;
-        let pool = (0..sessions.max(1))
-            .map(|_| encoder::session(&bytes, threads, device).map(Mutex::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pool = SessionPool::new(&bytes, sessions, threads, device)?;
         let model = ContextModel {
             card,
             dir: dir.to_path_buf(),
             encoder,
             sessions: pool,
-            next: AtomicUsize::new(0),
         };
         check_smoke(&model.score(&["smoke test", ""], &[Scores::default(); 2])?).map_err(
             |why| ContextError::Incompatible {
@@ -321,22 +307,27 @@ impl ContextModel {
             return Err(runtime("embeddings of the wrong size"));
         }
         let logits: Vec<f32> = fast.iter().flat_map(fast_logits).collect();
-        let embedding = Tensor::from_array(([batch, dims], flat)).map_err(runtime)?;
-        let logits = Tensor::from_array(([batch, 6], logits)).map_err(runtime)?;
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        let mut session = self.sessions[slot]
-            .lock()
-            .map_err(|_| runtime("a session mutex was poisoned"))?;
-        let outputs = session
-            .run(ort::inputs![HEAD_EMBEDDING => embedding, HEAD_FAST_LOGITS => logits])
-            .map_err(runtime)?;
-        let value = outputs
-            .get(cordon_classifier::OUTPUT)
-            .ok_or_else(|| runtime("head has no output `scores`"))?;
-        let (shape, data) = value.try_extract_tensor::<f32>().map_err(runtime)?;
-        if shape.len() != 2 || shape[0] as usize != batch || shape[1] != 6 {
-            return Err(runtime(format!("head output has shape {shape:?}")));
-        }
+        let data = self.sessions.run(
+            vec![
+                (
+                    HEAD_EMBEDDING,
+                    Input::Float {
+                        shape: [batch, dims],
+                        data: flat,
+                    },
+                ),
+                (
+                    HEAD_FAST_LOGITS,
+                    Input::Float {
+                        shape: [batch, 6],
+                        data: logits,
+                    },
+                ),
+            ],
+            cordon_classifier::OUTPUT,
+            batch,
+            6,
+        )?;
         Ok(data
             .chunks_exact(6)
             .map(|row| {

@@ -7,14 +7,16 @@
 //!
 //! It does no I/O.
 
+mod category;
 mod content;
 mod policy;
 mod verdict;
 
+pub use category::{Category, Scores};
 pub use content::{
     check_id, is_invisible, is_web_url, json_depth_within, Channel, ContentItem, ContentKind,
     DecodeError, DecodeLimits, Media, MediaKind, MAX_ID_BYTES, MAX_JSON_DEPTH, MAX_LANG_BYTES,
     MAX_MEDIA,
 };
-pub use policy::{Category, Policy, PolicyDecision, Scores, Thresholds};
+pub use policy::{Policy, PolicyDecision, Thresholds};
 pub use verdict::{Action, Contribution, DecidedBy, Stage, Verdict, Visibility};

@@ -509,7 +509,7 @@ async fn audit_account(
     sqlx::query("INSERT INTO audit_log (actor, action, after, note) VALUES ($1, $2, $3, $4)")
         .bind(actor)
         .bind(action)
-        .bind(serde_json::to_value(account).unwrap_or_default())
+        .bind(serde_json::to_value(account)?)
         .bind(note)
         .execute(&mut **tx)
         .await?;

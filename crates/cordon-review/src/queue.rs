@@ -16,45 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Row, Transaction};
 
-use crate::{case_from_row, Case, ReviewError, ReviewStore, CASE_COLUMNS};
-
-/// What a person may do in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Works the ordinary queue.
-    Moderator,
-    /// Also works escalated cases.
-    Senior,
-    /// Everything a senior does, and manages accounts.
-    Admin,
-}
-
-impl Role {
-    /// Parses `moderator`, `senior` or `admin`.
-    pub fn parse(name: &str) -> Option<Role> {
-        match name {
-            "moderator" => Some(Role::Moderator),
-            "senior" => Some(Role::Senior),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    /// The role's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Moderator => "moderator",
-            Role::Senior => "senior",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Whether the role sees and decides escalated cases.
-    pub fn is_senior(self) -> bool {
-        matches!(self, Role::Senior | Role::Admin)
-    }
-}
+use crate::{
+    case_from_row, Case, CaseSource, CaseState, ReviewError, ReviewStore, Role, CASE_COLUMNS,
+};
 
 /// The queue priority of a case: its score, plus a little for reach (log scale, 0.1 per factor
 /// of ten) and a quarter per distinct reporter. Age is added when the queue is ordered.
@@ -118,7 +82,7 @@ pub(crate) fn check_may_act(
             )));
         }
     }
-    let held_by_other = case.state == "claimed"
+    let held_by_other = case.state == CaseState::Claimed
         && case.lease_until.is_some_and(|t| t > Utc::now())
         && case.claimed_by.as_deref().is_some_and(|c| c != moderator);
     if held_by_other {
@@ -184,7 +148,7 @@ pub(crate) async fn lock_for_decision(
             "item {item_id} has an escalated case: senior moderators decide it"
         )));
     }
-    Ok(resolves.or_else(|| cases.into_iter().find(|c| c.state != "resolved")))
+    Ok(resolves.or_else(|| cases.into_iter().find(|c| c.state != CaseState::Resolved)))
 }
 
 /// Most cases one moderator may hold claimed at once; claiming more is refused until one is
@@ -212,7 +176,8 @@ pub(crate) async fn audit(
     after: Option<&Case>,
     note: Option<&str>,
 ) -> Result<(), ReviewError> {
-    let json = |c: Option<&Case>| c.map(|c| serde_json::to_value(c).unwrap_or_default());
+    let json = |c: Option<&Case>| c.map(serde_json::to_value).transpose();
+    let (before_json, after_json) = (json(before)?, json(after)?);
     sqlx::query(
         "INSERT INTO audit_log (actor, action, case_id, item_id, before, after, note)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -221,8 +186,8 @@ pub(crate) async fn audit(
     .bind(action)
     .bind(before.or(after).map(|c| c.id))
     .bind(item_id)
-    .bind(json(before))
-    .bind(json(after))
+    .bind(before_json)
+    .bind(after_json)
     .bind(note)
     .execute(&mut **tx)
     .await?;
@@ -318,7 +283,7 @@ impl ReviewStore {
         let mut tx = self.pool.begin().await?;
         let before = lock_case(&mut tx, case_id).await?;
         check_may_act(&before, moderator, role, expected_version)?;
-        if before.state == "resolved" {
+        if before.state == CaseState::Resolved {
             return Err(ReviewError::Conflict(format!("case {case_id} is resolved")));
         }
         let after = sqlx::query(&format!(
@@ -388,16 +353,16 @@ impl ReviewStore {
 pub struct CaseFilter {
     /// open, claimed, escalated or resolved; `None` lists the unresolved ones.
     #[serde(default, deserialize_with = "empty_as_none")]
-    pub state: Option<String>,
+    pub state: Option<CaseState>,
     /// The category that brought the case.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub category: Option<String>,
     /// The item's language (`unknown` for cases without one).
     #[serde(default, deserialize_with = "empty_as_none")]
     pub language: Option<String>,
-    /// `model` or `report`.
+    /// What brought the case.
     #[serde(default, deserialize_with = "empty_as_none")]
-    pub source: Option<String>,
+    pub source: Option<CaseSource>,
     /// Only cases queued at least this many hours ago.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub min_age_hours: Option<f64>,
@@ -452,10 +417,7 @@ impl ReviewStore {
         role: Role,
         limit: i64,
     ) -> Result<Vec<Case>, ReviewError> {
-        for value in [&filter.category, &filter.language, &filter.source]
-            .into_iter()
-            .flatten()
-        {
+        for value in [&filter.category, &filter.language].into_iter().flatten() {
             if value.len() > MAX_FILTER_BYTES {
                 return Err(ReviewError::Invalid(format!(
                     "a filter value has at most {MAX_FILTER_BYTES} bytes"
@@ -467,13 +429,6 @@ impl ReviewStore {
             return Err(ReviewError::Invalid(
                 "ages are hours from 0 to 1,000,000".into(),
             ));
-        }
-        if let Some(state) = &filter.state {
-            if !["open", "claimed", "escalated", "resolved"].contains(&state.as_str()) {
-                return Err(ReviewError::Invalid(format!(
-                    "state must be open, claimed, escalated or resolved, not `{state}`"
-                )));
-            }
         }
         let rows = sqlx::query(&format!(
             "SELECT {CASE_COLUMNS} FROM cases
@@ -488,11 +443,11 @@ impl ReviewStore {
                       priority + EXTRACT(EPOCH FROM now() - created_at) / 86400.0 DESC, id
              LIMIT $8"
         ))
-        .bind(&filter.state)
+        .bind(filter.state.map(CaseState::as_str))
         .bind(role.is_senior())
         .bind(&filter.category)
         .bind(&filter.language)
-        .bind(&filter.source)
+        .bind(filter.source.map(CaseSource::as_str))
         .bind(filter.min_age_hours)
         .bind(filter.max_age_hours)
         .bind(limit)

@@ -338,7 +338,12 @@ impl ReviewStore {
         let mut held: bool = row.try_get("held")?;
         let opened = match &before {
             None => Some("report:open"),
-            Some(b) if b.state == "resolved" && after.state != "resolved" => Some("report:reopen"),
+            Some(b)
+                if b.state == crate::CaseState::Resolved
+                    && after.state != crate::CaseState::Resolved =>
+            {
+                Some("report:reopen")
+            }
             Some(_) => None,
         };
         if let Some(action) = opened {
@@ -354,7 +359,7 @@ impl ReviewStore {
             )
             .await?;
         }
-        if !held && after.state != "resolved" && vouched_total >= limits.hold_at {
+        if !held && after.state != crate::CaseState::Resolved && vouched_total >= limits.hold_at {
             let decision = sqlx::query(&format!(
                 "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason)
                  VALUES ($1, $2, $3, 'hold', $4, $5) RETURNING {}",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cordon_e2e::TestDb;
+use cordon_review::test_support::TestDb;
 use cordon_review::{AccountChange, ReviewError, ReviewStore, Role};
 
 const PASSWORD: &str = "correct horse battery staple";

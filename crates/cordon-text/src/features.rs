@@ -5,7 +5,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::normalize::normalize;
+use crate::normalize::{is_alnum, normalize};
 
 /// Version of the featurization algorithm. Bump it whenever the same text and configuration
 /// would produce different feature ids; models trained with another version are refused.
@@ -73,7 +73,8 @@ pub enum FeatureError {
 impl FeatureConfig {
     /// A short stable hash of the configuration and the algorithm version.
     pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        // A struct of numbers always serializes.
+        let canonical = serde_json::to_vec(self).expect("a FeatureConfig serializes");
         format!("{:016x}", xxh3_64_with_seed(&canonical, 0))
     }
 
@@ -185,11 +186,6 @@ impl TextFeatures {
     /// Whether there is no window (only before the first [`Featurizer::featurize`]).
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
-    }
-
-    /// The most feature ids in one window.
-    pub fn longest(&self) -> usize {
-        self.windows().map(<[u32]>::len).max().unwrap_or(0)
     }
 
     fn clear(&mut self) {
@@ -466,16 +462,6 @@ fn is_symbol_token(c: char) -> bool {
             && !is_alnum(c)
             && !c.is_whitespace()
             && !matches!(c as u32, 0x3000..=0x303F | 0xFE30..=0xFE4F | 0xFF00..=0xFF0F))
-}
-
-/// `char::is_alphanumeric` with fast paths for ASCII, Latin-1 and Cyrillic.
-pub(crate) fn is_alnum(c: char) -> bool {
-    match c as u32 {
-        0..=0x7F => c.is_ascii_alphanumeric(),
-        0xC0..=0xFF => c != '×' && c != '÷',
-        0x400..=0x481 | 0x48A..=0x52F => true,
-        _ => c.is_alphanumeric(),
-    }
 }
 
 /// Punctuation that ends a sentence when a space or the end of the text follows it.

@@ -212,7 +212,7 @@ fn is_line_break(c: char) -> bool {
 }
 
 fn is_word_char(c: char) -> bool {
-    crate::features::is_alnum(c) || matches!(c, '@' | '$' | '|')
+    is_alnum(c) || matches!(c, '@' | '$' | '|')
 }
 
 const SEPARATORS: &[char] = &['.', '-', '_', '*', '·', '|', '/', ' ', '•', '+', '~'];
@@ -225,8 +225,8 @@ fn join_spelled(chars: &[char]) -> Vec<char> {
         // A run is letter (sep+ letter){2,} where each letter stands alone.
         let standalone = |j: usize| {
             is_letter(chars[j])
-                && (j == 0 || !crate::features::is_alnum(chars[j - 1]))
-                && (j + 1 == chars.len() || !crate::features::is_alnum(chars[j + 1]))
+                && (j == 0 || !is_alnum(chars[j - 1]))
+                && (j + 1 == chars.len() || !is_alnum(chars[j + 1]))
         };
         if standalone(i) {
             let mut letters = vec![chars[i]];
@@ -379,6 +379,16 @@ pub fn normalize(text: &str) -> String {
         end_token(&mut out, token_start);
     }
     out
+}
+
+/// `char::is_alphanumeric` with fast paths for ASCII, Latin-1 and Cyrillic.
+pub(crate) fn is_alnum(c: char) -> bool {
+    match c as u32 {
+        0..=0x7F => c.is_ascii_alphanumeric(),
+        0xC0..=0xFF => c != '×' && c != '÷',
+        0x400..=0x481 | 0x48A..=0x52F => true,
+        _ => c.is_alphanumeric(),
+    }
 }
 
 #[cfg(test)]

@@ -2,25 +2,18 @@
 //!
 //! See `cordon --help`, README.md and docs/ARCHITECTURE.md.
 
-mod api;
-mod auth;
-mod cli;
+mod commands;
 mod config;
-mod console;
-mod context;
-mod extract;
-mod indexer;
-mod limits;
-mod media;
-mod metrics;
-mod model;
-mod retry;
-mod serve;
-mod worker;
+mod run;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+
+use crate::commands::{classify, eval, produce, train, user};
+use crate::config::{Config, LogFormat, REFERENCE};
 
 /// Keeps illegal-goods offers out of a messaging platform's public search.
 #[derive(Parser)]
@@ -46,7 +39,7 @@ enum Command {
         /// Comma-separated roles: worker, indexer, api, context, or all (context only when
         /// context.enabled).
         #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
-        role: Vec<cli::Role>,
+        role: Vec<run::Role>,
     },
     /// Scores JSON lines (`id`, `text`) offline: one JSON line out per line in.
     Classify {
@@ -184,9 +177,120 @@ enum UserCommand {
     List,
 }
 
+/// Runs a parsed command line.
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config)?;
+    match cli.command {
+        Command::Run { role } => runtime()?.block_on(run::run(config, &role)),
+        Command::Classify { input } => classify::classify(&config, &input),
+        Command::Produce {
+            file,
+            topic,
+            no_validate,
+        } => runtime()?.block_on(produce::produce(&config, &file, topic, no_validate)),
+        Command::Train {
+            corpus,
+            out,
+            per_template,
+            seed,
+            epochs,
+            learning_rate,
+            l2,
+            validation,
+            eval,
+        } => train::train(
+            &config,
+            corpus,
+            out,
+            per_template,
+            cordon_train::SgdConfig {
+                epochs,
+                learning_rate,
+                l2,
+                seed,
+            },
+            validation,
+            eval,
+        ),
+        Command::TrainContext {
+            corpus,
+            out,
+            encoder,
+            per_template,
+            seed,
+            train_texts,
+            calibration_texts,
+            test_texts,
+            band_low,
+            validation,
+            eval,
+            threads,
+        } => train::train_context(
+            &config,
+            cordon_train::context::ContextOptions {
+                corpus_dir: corpus,
+                out_dir: out,
+                fast_model: config.model.dir.clone(),
+                encoder: encoder.unwrap_or_else(|| {
+                    cordon_worker::cache_dir().join("encoder/multilingual-e5-small")
+                }),
+                per_template,
+                seed,
+                train_texts,
+                calibration_texts,
+                test_texts,
+                band_low,
+                targets: cordon_train::calibrate::Targets::default(),
+                validation_file: validation.is_file().then_some(validation),
+                eval_files: eval.into_iter().filter(|p| p.is_file()).collect(),
+                cache_dir: cordon_worker::cache_dir().join("embeddings"),
+                threads,
+            },
+        ),
+        Command::Eval {
+            data,
+            context,
+            encoder,
+            json,
+        } => eval::eval(&config, &data, context.as_deref(), encoder, json),
+        Command::User { action } => runtime()?.block_on(user::user(&config, action)),
+        Command::Config { reference } => {
+            if reference {
+                print!("{REFERENCE}");
+            } else {
+                print!("{}", toml::to_string_pretty(&config)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging(config: &Config) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.filter))
+        .context("invalid log.filter")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli::dispatch(cli) {
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

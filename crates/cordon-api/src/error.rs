@@ -1,0 +1,119 @@
+//! The one error type at the HTTP edge: every rejection and failure answers `{"error": ...}`
+//! with a fitting status. What went wrong inside travels with the response to the logging
+//! middleware (`observe` in lib.rs), never to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cordon_review::ReviewError;
+use serde_json::json;
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The client's mistake or a refusal (a 4xx status), and what to fix.
+    Refused(StatusCode, String),
+    /// The review database is unreachable: 503, try again shortly.
+    Unavailable(String),
+    /// The review database refused a value of the request: 400.
+    Unstorable(String),
+    /// A failure inside Cordon: 500, the answer names no path, query or message.
+    Internal(String),
+}
+
+/// The cause of a failed request, for the logging middleware: attached to the response, never
+/// sent.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Whether it is Cordon's fault (logged as an error) rather than a dependency's or the
+    /// input's (a warning).
+    pub internal: bool,
+    /// What went wrong.
+    pub cause: String,
+}
+
+impl ApiError {
+    /// A failure inside Cordon, with its cause for the log.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    /// A bad request.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::Refused(StatusCode::BAD_REQUEST, message.into())
+    }
+
+    /// Its status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Refused(status, _) => *status,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unstorable(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client is told.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::Refused(_, message) => message,
+            ApiError::Unavailable(_) => "the review database is unavailable; try again shortly",
+            ApiError::Unstorable(_) => "invalid request: a value the review database cannot store",
+            ApiError::Internal(_) => "internal error (logged)",
+        }
+    }
+
+    /// The cause to log, if any.
+    fn failure(self) -> Option<Failure> {
+        match self {
+            ApiError::Refused(..) => None,
+            ApiError::Unavailable(cause) | ApiError::Unstorable(cause) => Some(Failure {
+                internal: false,
+                cause,
+            }),
+            ApiError::Internal(cause) => Some(Failure {
+                internal: true,
+                cause,
+            }),
+        }
+    }
+
+    /// `body` answered with this error's status, carrying its cause to the logging middleware
+    /// (for answers that are not JSON: the console's pages).
+    pub fn respond(self, body: impl IntoResponse) -> Response {
+        let mut response = (self.status(), body).into_response();
+        if let Some(failure) = self.failure() {
+            response.extensions_mut().insert(failure);
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(json!({ "error": self.message() }));
+        self.respond(body)
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> Self {
+        let status = match &e {
+            ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
+            ReviewError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ReviewError::Conflict(_) => StatusCode::CONFLICT,
+            ReviewError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ReviewError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ReviewError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            _ if e.is_bad_input() => return ApiError::Unstorable(e.to_string()),
+            _ if e.is_unavailable() => return ApiError::Unavailable(e.to_string()),
+            _ => return ApiError::internal(format!("review database: {e}")),
+        };
+        ApiError::Refused(status, e.to_string())
+    }
+}
+
+impl From<cordon_index::IndexError> for ApiError {
+    fn from(e: cordon_index::IndexError) -> Self {
+        ApiError::internal(format!("index: {e}"))
+    }
+}

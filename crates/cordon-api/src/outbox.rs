@@ -1,0 +1,83 @@
+//! The outbox relay: publishes moderators' decisions, queued in the review database in the same
+//! transaction as the decision, to the verdicts topic — so a decision is never lost nor
+//! published without being recorded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cordon_ops::{Dependency, Metrics};
+use cordon_review::ReviewStore;
+use cordon_stream::{Publisher, Record};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::settings::ApiSettings;
+
+/// Publishes moderator verdicts from the outbox until `shutdown`, and refreshes queue gauges.
+pub(crate) async fn relay_outbox(
+    store: ReviewStore,
+    publisher: Publisher,
+    settings: Arc<ApiSettings>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let interval = Duration::from_millis(settings.api.outbox_interval_ms);
+    let mut last_stats = Instant::now() - Duration::from_secs(60);
+    loop {
+        let topic = settings.verdicts_topic.clone();
+        let publisher = &publisher;
+        let result = store
+            .relay_outbox(500, |rows| async move {
+                let records: Vec<Record> = rows
+                    .into_iter()
+                    .map(|r| Record {
+                        topic: topic.clone(),
+                        key: Some(r.key),
+                        payload: r.payload.into_bytes(),
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                let refused = publisher
+                    .publish_all(&records)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(refused
+                    .into_iter()
+                    .map(|r| {
+                        error!(item_id = %records[r.index].key.as_deref().unwrap_or(""), bytes = records[r.index].payload.len(), error = %r.error, "a moderator verdict can never be published; set aside in the outbox");
+                        (r.index, r.error.to_string())
+                    })
+                    .collect())
+            })
+            .await;
+        let published = match result {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "outbox relay failed; decisions stay queued");
+                metrics.retried(Dependency::Outbox);
+                0
+            }
+        };
+        if published > 0 {
+            info!(published, "moderator verdicts published");
+        }
+        if last_stats.elapsed() >= Duration::from_secs(2) || published > 0 {
+            last_stats = Instant::now();
+            if let Ok(stats) = store.stats().await {
+                metrics.queue_depth.set(stats.open_cases);
+                metrics
+                    .oldest_case_age_seconds
+                    .set(stats.oldest_open_age_seconds as i64);
+                metrics.outbox_pending.set(stats.outbox_pending);
+                metrics.outbox_refused.set(stats.outbox_refused);
+            }
+        }
+        if published == 500 {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Console accounts (admins only).
+
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::extract::ApiResult;
+use crate::extract::{Json, Path};
+use crate::ApiState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use cordon_review::{AccountChange, Role};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::info;
+
+pub(crate) fn parse_role(name: &str) -> Result<Role, ApiError> {
+    Role::parse(name).ok_or_else(|| {
+        ApiError::Refused(
+            StatusCode::BAD_REQUEST,
+            format!("role must be moderator, senior or admin, not `{name}`"),
+        )
+    })
+}
+
+pub(crate) async fn accounts(State(s): State<ApiState>, Admin(_): Admin) -> ApiResult<Value> {
+    Ok(Json(json!({ "accounts": s.store.accounts().await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAccountBody {
+    username: String,
+    role: String,
+    /// Absent for an account that signs in only through the SSO proxy.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+pub(crate) async fn add_account(
+    State(s): State<ApiState>,
+    Admin(me): Admin,
+    Json(body): Json<NewAccountBody>,
+) -> ApiResult<Value> {
+    let role = parse_role(&body.role)?;
+    let account = s
+        .store
+        .add_account(&me.username, &body.username, role, body.password)
+        .await?;
+    info!(admin = %me.username, username = %account.username, role = role.as_str(), "account created");
+    Ok(Json(json!(account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccountChangeBody {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+pub(crate) async fn update_account(
+    State(s): State<ApiState>,
+    Admin(me): Admin,
+    Path(username): Path<String>,
+    Json(body): Json<AccountChangeBody>,
+) -> ApiResult<Value> {
+    if username == me.username && (body.disabled == Some(true) || body.role.is_some()) {
+        return Err(ApiError::Refused(
+            StatusCode::BAD_REQUEST,
+            "admins do not disable or demote themselves; ask another admin".into(),
+        ));
+    }
+    let change = AccountChange {
+        role: body.role.as_deref().map(parse_role).transpose()?,
+        disabled: body.disabled,
+        password: body.password,
+    };
+    let account = s
+        .store
+        .update_account(&me.username, &username, change)
+        .await?;
+    info!(admin = %me.username, username = %account.username, "account changed");
+    Ok(Json(json!(account)))
+}

@@ -1,0 +1,177 @@
+//! User reports: `POST /v1/reports`, signed by a platform key or a trusted flagger.
+
+use crate::error::ApiError;
+use crate::extract::ApiResult;
+use crate::extract::Json;
+use crate::{index_read, lookup, ApiState};
+use axum::extract::State;
+use axum::http::StatusCode;
+use cordon_domain::Visibility;
+use cordon_review::{NewReport, ReportLane, ReportLimits, ReportOutcome, ReviewError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::info;
+
+/// A user report, from the HTTP API or the reports topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    item_id: String,
+    reason: String,
+    #[serde(default)]
+    details: Option<String>,
+    reporter: String,
+    /// `<key id>:<hex HMAC-SHA256>` of the reporter for this item, by the platform's backend or
+    /// a trusted flagger (see [`report_mac`]).
+    #[serde(default)]
+    signature: Option<String>,
+}
+
+/// Longest reporter id a report may carry, in bytes.
+pub(crate) const MAX_REPORTER_BYTES: usize = 128;
+
+/// The MAC a report signature carries: over one reporter reporting one item, so a signature can
+/// be neither replayed for other items nor lent to other reporters. The platform's backend
+/// computes the same: `hex(HMAC-SHA256(key, "cordon-report-v1\n" + item_id + "\n" + reporter))`.
+pub(crate) fn report_mac(secret: &[u8], item_id: &str, reporter: &str) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(format!("cordon-report-v1\n{item_id}\n{reporter}").as_bytes());
+    mac
+}
+
+/// Who vouches for a report's reporter: its lane, the reporter id namespaced by lane (so an
+/// unverified string never shares a track record with a signed identity), and a trusted
+/// flagger's weight. A missing signature (unless `reports.accept_unsigned`), an unknown key or a
+/// wrong signature is refused with 401.
+pub(crate) fn vouch(
+    s: &ApiState,
+    body: &ReportBody,
+) -> Result<(ReportLane, String, Option<f32>), ApiError> {
+    use hmac::Mac;
+    let cfg = &s.settings.reports;
+    let refused = |why: &str| ApiError::Refused(StatusCode::UNAUTHORIZED, why.to_string());
+    if body.reporter.is_empty() || body.reporter.len() > MAX_REPORTER_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "reporter must have 1 to {MAX_REPORTER_BYTES} bytes"
+        )));
+    }
+    let Some(signature) = &body.signature else {
+        if cfg.accept_unsigned {
+            return Ok((ReportLane::Unverified, format!("u:{}", body.reporter), None));
+        }
+        return Err(refused(
+            "a report needs the platform's signature of its reporter (field `signature`)",
+        ));
+    };
+    let (key_id, mac) = signature
+        .split_once(':')
+        .ok_or_else(|| refused("signature must be `<key id>:<hex HMAC>`"))?;
+    let mac = hex::decode(mac).map_err(|_| refused("signature must be `<key id>:<hex HMAC>`"))?;
+    let (lane, secret, reporter, weight) = if let Some(key) = cfg.platform_keys.get(key_id) {
+        (
+            ReportLane::Platform,
+            key,
+            format!("p:{}", body.reporter),
+            None,
+        )
+    } else if let Some(f) = cfg.trusted_flaggers.get(key_id) {
+        (
+            ReportLane::TrustedFlagger,
+            &f.secret,
+            format!("f:{key_id}:{}", body.reporter),
+            Some(f.weight),
+        )
+    } else {
+        return Err(refused("the signature names an unknown key"));
+    };
+    report_mac(secret.expose(), &body.item_id, &body.reporter)
+        .verify_slice(&mac)
+        .map_err(|_| refused("the signature does not match"))?;
+    Ok((lane, reporter, weight))
+}
+
+/// Why a report was not filed: the request's fault (answered as is, never retried) or the
+/// store's (retried by the reports consumer while the database is unavailable).
+pub enum ReportFailure {
+    /// Bad request, bad signature, unknown item, rate limit.
+    Refused(ApiError),
+    /// The review store failed.
+    Store(ReviewError),
+}
+
+impl From<ReportFailure> for ApiError {
+    fn from(f: ReportFailure) -> ApiError {
+        match f {
+            ReportFailure::Refused(e) => e,
+            ReportFailure::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Files a report against the item's current indexed version. An item public search does not
+/// show (unknown, suppressed, held, pending, in a blocked channel) answers 404 alike, so a
+/// report cannot tell a hidden item from one that never existed.
+pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ReportFailure> {
+    let (lane, reporter, flagger_weight) = vouch(s, &body).map_err(ReportFailure::Refused)?;
+    let state = lookup(s, &body.item_id)
+        .await
+        .map_err(ReportFailure::Refused)?
+        .filter(|st| st.visibility == Visibility::Visible);
+    let found = match state.and_then(|st| {
+        let scores = st.verdict().and_then(|v| v.scores);
+        st.content.map(|c| (c, scores))
+    }) {
+        Some((content, scores)) => {
+            let search = s.search.clone();
+            let channel = content.channel.id.clone();
+            let blocked = index_read(move || search.channel_blocked(&channel))
+                .await
+                .map_err(ReportFailure::Refused)?;
+            (!blocked).then_some((content, scores))
+        }
+        None => None,
+    };
+    let Some((content, scores)) = found else {
+        return Err(ReportFailure::Refused(ApiError::Refused(
+            StatusCode::NOT_FOUND,
+            "no such item in public search".into(),
+        )));
+    };
+    let r = &s.settings.reports;
+    let limits = ReportLimits {
+        per_reporter_per_hour: r.per_reporter_per_hour,
+        per_item_per_hour: r.per_item_per_hour,
+        hold_at: r.hold_at,
+    };
+    let outcome = s
+        .store
+        .report(
+            &NewReport {
+                item_id: body.item_id.clone(),
+                item_version: content.version,
+                reporter,
+                lane,
+                flagger_weight,
+                reason: body.reason,
+                details: body.details,
+                scores,
+                language: content.lang,
+            },
+            limits,
+        )
+        .await
+        .map_err(ReportFailure::Store)?;
+    info!(item_id = %body.item_id, case_id = outcome.case_id, lane = lane.as_str(), reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
+    Ok(outcome)
+}
+
+pub(crate) async fn report(
+    State(s): State<ApiState>,
+    Json(body): Json<ReportBody>,
+) -> ApiResult<Value> {
+    let outcome = file_report(&s, body).await;
+    let label = if outcome.is_ok() { "filed" } else { "refused" };
+    s.metrics.reports.with_label_values(&["http", label]).inc();
+    Ok(Json(json!(outcome?)))
+}

@@ -1,0 +1,104 @@
+//! Public search and the item view.
+
+use crate::auth::Viewer;
+use crate::error::ApiError;
+use crate::extract::ApiResult;
+use crate::extract::{Json, Path, Query};
+use crate::{index_read, lookup, ApiState};
+use axum::extract::State;
+use axum::http::StatusCode;
+use cordon_index::PlainQuery;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub(crate) struct SearchParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default = "one")]
+    page: usize,
+    #[serde(default = "twenty")]
+    per_page: usize,
+}
+
+pub(crate) fn one() -> usize {
+    1
+}
+
+pub(crate) fn twenty() -> usize {
+    20
+}
+
+pub(crate) async fn search(
+    State(s): State<ApiState>,
+    Query(p): Query<SearchParams>,
+) -> ApiResult<Value> {
+    let limits = &s.settings.api;
+    if p.page == 0 || p.per_page == 0 || p.per_page > limits.max_page_size {
+        return Err(ApiError::bad_request(format!(
+            "page must be >= 1 and per_page between 1 and {}",
+            limits.max_page_size
+        )));
+    }
+    if p.q.len() > limits.max_query_bytes {
+        return Err(ApiError::bad_request(format!(
+            "q is at most {} bytes",
+            limits.max_query_bytes
+        )));
+    }
+    let offset = (p.page - 1).saturating_mul(p.per_page);
+    if offset.saturating_add(p.per_page) > limits.max_search_depth {
+        return Err(ApiError::bad_request(format!(
+            "search pages go {} results deep at most; narrow the query",
+            limits.max_search_depth
+        )));
+    }
+    let query = PlainQuery::parse(&p.q).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let search = s.search.clone();
+    let page = index_read(move || search.search(&query, offset, p.per_page)).await?;
+    Ok(Json(json!({
+        "total": page.total,
+        "page": p.page,
+        "per_page": p.per_page,
+        "items": page.items.into_iter().map(|h| h.item).collect::<Vec<_>>(),
+    })))
+}
+
+pub(crate) async fn item(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let state = lookup(&s, &id).await?;
+    let (cases, decisions) = s.store.history(&id, me.role).await?;
+    let Some(state) = state else {
+        if cases.is_empty() && decisions.is_empty() {
+            return Err(ApiError::Refused(
+                StatusCode::NOT_FOUND,
+                format!("item {id} not found"),
+            ));
+        }
+        return Ok(Json(
+            json!({ "id": id, "indexed": false, "cases": cases, "decisions": decisions }),
+        ));
+    };
+    let channel_suppressed = match &state.content {
+        Some(c) => {
+            let search = s.search.clone();
+            let channel = c.channel.id.clone();
+            index_read(move || search.channel_blocked(&channel)).await?
+        }
+        None => false,
+    };
+    Ok(Json(json!({
+        "id": id,
+        "indexed": true,
+        "visibility": state.visibility,
+        "channel_suppressed": channel_suppressed,
+        "verdict": state.verdict(),
+        "content": state.content,
+        "verdicts": state.verdicts,
+        "cases": cases,
+        "decisions": decisions,
+    })))
+}

@@ -1,0 +1,269 @@
+//! The indexer role: applies the content and verdicts topics to the Tantivy index.
+//!
+//! It reads every partition of both topics from the offsets stored in the index's last commit,
+//! applies records in order, and commits the index together with the offsets it has applied at
+//! most every `commit_interval_ms` while changes are pending. So the index never runs ahead of or
+//! behind the offsets it reports, and a crash replays only what was not committed (applying a
+//! record twice is harmless: content is versioned and verdicts follow precedence).
+
+//!
+//! Architecture invariant: the offsets live only in the index's commits (`commit` below);
+//! nothing is committed to Kafka.
+//!
+//! API boundary: [`start`] with an [`IndexerSettings`] built from the `[index]` section
+//! ([`IndexConfig`]); it returns the search handle the HTTP role reads.
+
+mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use cordon_domain::{ContentItem, Verdict};
+use cordon_index::{Applied, ContentIndex, IndexSettings, Offsets, SearchHandle};
+use cordon_ops::{spawn_lag_gauge, Dependency, Metrics, Stage};
+use cordon_stream::{AssignedReader, KafkaSettings, Received};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use settings::{IndexConfig, IndexerSettings};
+
+/// The kind of a record the indexer applies, by the topic it came from (the `kind` label of
+/// `cordon_indexed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A content item from the content topic.
+    Content,
+    /// A verdict from the verdicts topic.
+    Verdict,
+}
+
+impl RecordKind {
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Content => "content",
+            RecordKind::Verdict => "verdict",
+        }
+    }
+}
+
+/// What applying one record did (the `outcome` label of `cordon_indexed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The item's state changed.
+    Changed,
+    /// The record was older than what the index holds.
+    Stale,
+    /// The record could not be read.
+    Invalid,
+}
+
+impl Outcome {
+    fn of(applied: Option<Applied>) -> Outcome {
+        match applied {
+            Some(Applied::Changed { .. }) => Outcome::Changed,
+            Some(Applied::Stale) => Outcome::Stale,
+            None => Outcome::Invalid,
+        }
+    }
+
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Changed => "changed",
+            Outcome::Stale => "stale",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// Starts the indexer role: opens the index, joins its partitions from the committed offsets.
+/// Returns the search handle and the future that runs the role until `shutdown`.
+pub fn start(
+    settings: IndexerSettings,
+    kafka: &KafkaSettings,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(SearchHandle, impl Future<Output = Result<()>>)> {
+    let (index, handle) = ContentIndex::open(&IndexSettings {
+        dir: settings.index.dir.clone(),
+        writer_memory_bytes: settings.index.writer_memory_mb * 1024 * 1024,
+        premoderation: settings.index.premoderation,
+    })?;
+    let indexer = Indexer::new(settings, metrics, index, kafka)?;
+    spawn_lag_gauge(
+        &indexer.metrics,
+        "indexer",
+        Arc::clone(&indexer.consumer),
+        shutdown.clone(),
+    );
+    Ok((handle, indexer.run(shutdown)))
+}
+
+/// The indexer and its state.
+struct Indexer {
+    settings: IndexerSettings,
+    metrics: Metrics,
+    index: ContentIndex,
+    consumer: Arc<AssignedReader>,
+    offsets: Offsets,
+    dirty_since: Option<Instant>,
+    applied_verdicts: Vec<DateTime<Utc>>,
+    /// Time spent applying records since the last commit.
+    apply_time: Duration,
+}
+
+impl Indexer {
+    /// Opens a reader positioned at the index's committed offsets.
+    fn new(
+        settings: IndexerSettings,
+        metrics: Metrics,
+        index: ContentIndex,
+        kafka: &KafkaSettings,
+    ) -> Result<Indexer> {
+        let offsets = index.committed_offsets().clone();
+        let topics = [
+            settings.content_topic.as_str(),
+            settings.verdicts_topic.as_str(),
+        ];
+        let consumer =
+            AssignedReader::new(kafka, &topics, &offsets).context("assigning partitions")?;
+        info!(?offsets, "indexer resuming from committed offsets");
+        let indexer = Indexer {
+            settings,
+            metrics,
+            index,
+            consumer: Arc::new(consumer),
+            offsets,
+            dirty_since: None,
+            applied_verdicts: Vec::new(),
+            apply_time: Duration::ZERO,
+        };
+        indexer.report_offsets();
+        Ok(indexer)
+    }
+
+    /// Applies records until `shutdown`, then commits what was applied.
+    async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        let interval = Duration::from_millis(self.settings.index.commit_interval_ms);
+        loop {
+            let wait = match self.dirty_since {
+                Some(since) => interval.saturating_sub(since.elapsed()),
+                None => Duration::from_millis(500),
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Err(_) => {}
+                    Ok(Ok(message)) => {
+                        let started = Instant::now();
+                        self.apply(&message)?;
+                        self.apply_time += started.elapsed();
+                    }
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "receiving failed; retrying");
+                        self.metrics.retried(Dependency::Kafka);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            if self
+                .dirty_since
+                .is_some_and(|since| since.elapsed() >= interval)
+            {
+                self.commit()?;
+            }
+        }
+        info!("indexer stopping: committing the index");
+        if self.dirty_since.is_some() {
+            self.commit()?;
+        }
+        tokio::task::block_in_place(|| self.index.close()).context("closing the index")?;
+        Ok(())
+    }
+
+    fn apply(&mut self, message: &Received) -> Result<()> {
+        let kind = if message.topic == self.settings.content_topic {
+            RecordKind::Content
+        } else {
+            RecordKind::Verdict
+        };
+        let outcome = if kind == RecordKind::Content {
+            match ContentItem::decode(message.payload(), &self.settings.limits) {
+                Ok(item) => {
+                    let id = item.id.clone();
+                    let applied = self.index.apply_content(item)?;
+                    debug!(item_id = %id, ?applied, "content applied");
+                    Some(applied)
+                }
+                // The worker dead-letters it; the index has nothing to show.
+                Err(_) => None,
+            }
+        } else {
+            match message.payload().map(serde_json::from_slice::<Verdict>) {
+                Some(Ok(verdict)) => {
+                    let decided_at = verdict.decided_at;
+                    let id = verdict.item_id.clone();
+                    let applied = self.index.apply_verdict(verdict)?;
+                    debug!(item_id = %id, ?applied, "verdict applied");
+                    if let Applied::Changed { before, after } = applied {
+                        if before.is_some_and(|b| b != after) {
+                            self.applied_verdicts.push(decided_at);
+                        }
+                    }
+                    Some(applied)
+                }
+                Some(Err(e)) => {
+                    warn!(offset = message.offset, error = %e, "skipping an unreadable verdict");
+                    None
+                }
+                None => None,
+            }
+        };
+        self.metrics
+            .indexed
+            .with_label_values(&[kind.as_str(), Outcome::of(outcome).as_str()])
+            .inc();
+        self.offsets
+            .entry(message.topic.clone())
+            .or_default()
+            .insert(message.partition, message.offset + 1);
+        self.dirty_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Publishes the committed offsets as `cordon_index_committed_offset`.
+    fn report_offsets(&self) {
+        for (topic, partitions) in &self.offsets {
+            for (partition, offset) in partitions {
+                self.metrics
+                    .index_offset
+                    .with_label_values(&[topic.as_str(), &partition.to_string()])
+                    .set(*offset);
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let offsets = self.offsets.clone();
+        tokio::task::block_in_place(|| self.index.commit(&offsets))
+            .context("committing the index")?;
+        self.report_offsets();
+        self.metrics.observe_stage(Stage::Commit, started);
+        self.metrics.observe_stage_secs(
+            Stage::Apply,
+            std::mem::take(&mut self.apply_time).as_secs_f64(),
+        );
+        let now = Utc::now();
+        for decided_at in self.applied_verdicts.drain(..) {
+            let secs = (now - decided_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            self.metrics.verdict_apply_seconds.observe(secs.max(0.0));
+        }
+        self.dirty_since = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! Operational pieces every Cordon role uses, kept apart so that roles never depend on each
+//! other:
+//!
+//! - [`Metrics`]: the one Prometheus registry, with every exposed name in [`names`] and the
+//!   closed label sets [`Stage`] and [`Dependency`] as types.
+//! - [`retry()`]: retries an operation on a dependency until it succeeds or shutdown interrupts it
+//!   ([`Interrupted`]); while it retries, nothing new is consumed (backpressure).
+//! - [`watch_signals`]: SIGINT/SIGTERM start a graceful shutdown bounded by a deadline.
+//! - [`spawn_lag_gauge`]: keeps `cordon_consumer_lag{role}` current for a consumer.
+//! - [`Secret`]: a configured secret that is never printed.
+//!
+//! Architecture invariant: no role logic lives here, and nothing here names a role crate.
+
+mod lag;
+mod metrics;
+mod retry;
+mod secret;
+mod shutdown;
+
+pub use lag::spawn_lag_gauge;
+pub use metrics::{names, Dependency, Metrics, Stage};
+pub use retry::{retry, Interrupted};
+pub use secret::Secret;
+pub use shutdown::watch_signals;
