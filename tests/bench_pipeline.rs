@@ -14,6 +14,9 @@
 //! 2. Backlog: a worker and an indexer process (as deployed) on the broker and PostgreSQL drain
 //!    every item produced before they started: items/s from the first verdict to the last one
 //!    applied in the index, with progress every second.
+//!    Then the index is rebuilt: a fresh indexer alone drains those records (content and
+//!    verdicts), once committing every `commit_interval_ms` throughout and once with the
+//!    adaptive policy (`behind_commit_interval_ms` while behind); items/s and CPU µs per item.
 //! 3. Sustained: traffic offered at `CORDON_BENCH_RATE` items/s (default 20,000) for
 //!    `CORDON_BENCH_SUSTAIN_SECS` (default 20) while the pipeline runs; the rate it kept up with
 //!    and the backlog it had left when the traffic stopped.
@@ -22,17 +25,24 @@
 //!    search reads) showing it suppressed; p50/p95/p99.
 //! 5. Memory over time (`CORDON_BENCH_SOAK_SECS`, default 0 = skipped; 600 for the target): the
 //!    latency phase's traffic for that long, resident memory of every process every 10 s.
+//! 6. Idle: no traffic for `CORDON_BENCH_IDLE_SECS` (default 20), the CPU each process uses with
+//!    the local broker's short fetch wait, then again after restarting Cordon with the default.
 //!
-//! Every phase reports per-stage time (from `cordon_stage_seconds`) and the CPU seconds of each
-//! process; the end, peak memory.
+//! Every phase reports per-stage time (from `cordon_stage_seconds`), the CPU of each process in
+//! cores and in µs per item; the end, peak memory.
 //!
 //! Results: a table on stdout and `target/pipeline-bench.json`.
+
+mod bench_obvious;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cordon_e2e::{eventually, index_offsets, metric_sum, repo_root, Deployment, WORKER_STAGES};
+use cordon_e2e::{
+    eventually, index_offsets, metric_sum, repo_root, Deployment, LOCAL_FETCH_WAIT_MAX_MS,
+    WORKER_STAGES,
+};
 use cordon_ops::{names, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -271,7 +281,7 @@ async fn main() -> Result<()> {
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bench-raw")
         // The fetch settings Cordon's own consumers use.
-        .set("fetch.wait.max.ms", cordon_stream::FETCH_WAIT_MAX_MS)
+        .set("fetch.wait.max.ms", LOCAL_FETCH_WAIT_MAX_MS.to_string())
         .set(
             "max.partition.fetch.bytes",
             cordon_stream::MAX_PARTITION_FETCH_BYTES,
@@ -300,6 +310,35 @@ async fn main() -> Result<()> {
     let hollow_rate = hollow_pipeline(&brokers, &kafka, &mix, offered, sustain_secs).await?;
     eprintln!("[bench] hollow pipeline (broker only) kept up with {hollow_rate:.0} items/s");
 
+    // The same job written the obvious way, on the same backlog (its own consumer group).
+    cordon_stream::ensure_topics(
+        &cordon_stream::KafkaSettings {
+            brokers: brokers.clone(),
+            ..Default::default()
+        },
+        &[cordon_stream::TopicSpec {
+            name: "obvious.verdicts".into(),
+            partitions: 4,
+            compacted: false,
+        }],
+    )
+    .await?;
+    let cpu_before = cpu_seconds(std::process::id())?;
+    let obvious = {
+        let (brokers, model) = (brokers.clone(), repo_root().join("models/cordon-linear"));
+        tokio::task::spawn_blocking(move || {
+            bench_obvious::drain(&brokers, "cordon.content", &model, n)
+        })
+        .await??
+    };
+    let obvious_cpu = cpu_seconds(std::process::id())? - cpu_before;
+    let obvious_rate = obvious.items as f64 / obvious.seconds;
+    eprintln!(
+        "[bench] the obvious pipeline drained the backlog at {obvious_rate:.0} items/s, \
+         {:.0} CPU µs per item",
+        obvious_cpu * 1e6 / n as f64
+    );
+
     worker.restart()?;
     indexer.restart()?;
     let pids = [
@@ -317,8 +356,49 @@ async fn main() -> Result<()> {
     drained(&indexer.http(), n).await?;
     let backlog_secs = first_verdict.elapsed().as_secs_f64();
     let backlog_rate = n as f64 / backlog_secs;
-    let backlog = Snapshot::take(&pids, &http).await?.since(&before);
+    let backlog = per_item(Snapshot::take(&pids, &http).await?.since(&before), n);
     eprintln!("[bench] backlog of {n} drained at {backlog_rate:.0} items/s");
+
+    // 2b. Rebuilding an index: a fresh indexer drains the backlog's content and verdicts alone
+    // (the broker's record flow is the same), once committing at the short interval throughout
+    // (the policy before adaptive commits) and once with the adaptive policy as configured.
+    let target: i64 = index_offsets(&indexer.http()).await?.values().sum();
+    let mut rebuild = serde_json::Map::new();
+    for (policy, behind_ms) in [("fixed", Some(commit_ms.as_str())), ("adaptive", None)] {
+        let dir = d.dir.path().join(format!("rebuild-{policy}"));
+        let dir = dir.display().to_string();
+        let mut env = vec![
+            defaults[0],
+            defaults[1],
+            ("CORDON_INDEX__DIR", dir.as_str()),
+        ];
+        // The adaptive policy as deployed; the fixed one commits at the short interval always.
+        env.extend(behind_ms.map(|ms| ("CORDON_INDEX__BEHIND_COMMIT_INTERVAL_MS", ms)));
+        let mut rebuilding = d.start_with_env("indexer", &env)?;
+        let started = Instant::now();
+        eventually(Duration::from_secs(900), "the rebuilt index", || async {
+            let at: i64 = index_offsets(&rebuilding.http())
+                .await
+                .unwrap_or_default()
+                .values()
+                .sum();
+            Ok((at >= target).then_some(()))
+        })
+        .await?;
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(rebuilding.pid())?;
+        rebuilding.terminate(Duration::from_secs(30))?;
+        eprintln!(
+            "[bench] index rebuilt ({policy} commits) from {target} records in {secs:.1} s: \
+             {:.0} items/s, {:.0} CPU µs per item",
+            n as f64 / secs,
+            cpu * 1e6 / n as f64
+        );
+        rebuild.insert(
+            policy.into(),
+            json!({"behind_commit_interval_ms": behind_ms.unwrap_or("default"), "seconds": secs, "items_per_s": n as f64 / secs, "cpu_us_per_item": cpu * 1e6 / n as f64}),
+        );
+    }
 
     // 3. Sustained: traffic at the offered rate while the pipeline runs.
     let before = Snapshot::take(&pids, &http).await?;
@@ -336,7 +416,7 @@ async fn main() -> Result<()> {
     let left = n as f64 + sent as f64 - applied_verdicts(&indexer.http()).await?;
     drained(&indexer.http(), n + sent).await?;
     let sustained_rate = sent as f64 / started.elapsed().as_secs_f64();
-    let sustained = Snapshot::take(&pids, &http).await?.since(&before);
+    let sustained = per_item(Snapshot::take(&pids, &http).await?.since(&before), sent);
     eprintln!(
         "[bench] offered {:.0} items/s for {traffic_secs:.0} s; the pipeline kept up with \
          {sustained_rate:.0} items/s ({left:.0} items left when the traffic stopped)",
@@ -384,7 +464,10 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let background_sent = background.await??;
-    let latency_phase = Snapshot::take(&pids, &http).await?.since(&before);
+    let latency_phase = per_item(
+        Snapshot::take(&pids, &http).await?.since(&before),
+        background_sent + p,
+    );
     eprintln!("[bench] latency run: {background_sent} background items, {p} probes");
     latencies.sort_by(f64::total_cmp);
 
@@ -412,14 +495,47 @@ async fn main() -> Result<()> {
         load.await??;
     }
 
+    // 6. Idle: no traffic, with the local fetch wait and then with the default one.
+    let idle_secs: u64 = env_or("CORDON_BENCH_IDLE_SECS", 20);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = Snapshot::take(&pids, &http).await?;
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle_local = Snapshot::take(&pids, &http).await?.since(&before);
+    eprintln!("[bench] idle, fetch wait {LOCAL_FETCH_WAIT_MAX_MS} ms: {idle_local}");
     let mut processes = serde_json::Map::new();
     for (name, pid) in pids {
         let (cpu, mem) = (cpu_seconds(pid)?, memory_mib(pid, "VmHWM")?);
+        // Resident memory that is not file-backed (the index's memory-mapped segments count as
+        // resident too), at the end of the run.
+        let anon = memory_mib(pid, "RssAnon")?;
         processes.insert(
             name.into(),
-            json!({"cpu_seconds": cpu, "peak_rss_mib": mem}),
+            json!({"cpu_seconds": cpu, "peak_rss_mib": mem, "rss_anon_mib_at_end": anon}),
         );
     }
+    let default_wait = cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS.to_string();
+    let with_default_wait = [
+        defaults[0],
+        defaults[1],
+        ("CORDON_KAFKA__FETCH_WAIT_MAX_MS", default_wait.as_str()),
+    ];
+    worker.terminate(Duration::from_secs(30))?;
+    indexer.terminate(Duration::from_secs(30))?;
+    let worker = d.start_with_env("worker", &with_default_wait)?;
+    let indexer = d.start_with_env("indexer,api", &with_default_wait)?;
+    d.wait_ready().await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pids = [
+        ("worker", worker.pid()),
+        ("indexer+api", indexer.pid()),
+        ("broker", d.broker.pid().context("broker pid")?),
+    ];
+    let http = [worker.http(), indexer.http()];
+    let before = Snapshot::take(&pids, &http).await?;
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let idle_default = Snapshot::take(&pids, &http).await?.since(&before);
+    eprintln!("[bench] idle, fetch wait {default_wait} ms: {idle_default}");
+
     let slowest = [tantivy_rate, classifier_rate, consume_rate]
         .into_iter()
         .fold(f64::INFINITY, f64::min);
@@ -428,7 +544,16 @@ async fn main() -> Result<()> {
     report.insert("backlog".into(), json!({"items_per_s": backlog_rate, "share_of_slowest_limit": backlog_rate / slowest, "phase": backlog}));
     report.insert("sustained".into(), json!({"offered_items_per_s": offered, "items_per_s": sustained_rate, "share_of_slowest_limit": sustained_rate / slowest, "share_of_hollow_pipeline": sustained_rate / hollow_rate, "left_when_traffic_stopped": left, "phase": sustained}));
     report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "probes_not_suppressed_within_10s": unsuppressed, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99), "phase": latency_phase}));
+    report.insert(
+        "obvious_pipeline".into(),
+        json!({"backlog_items_per_s": obvious_rate, "cpu_us_per_item": obvious_cpu * 1e6 / n as f64, "cordon_backlog_ratio": backlog_rate / obvious_rate}),
+    );
+    report.insert("index_rebuild".into(), Value::Object(rebuild.clone()));
     report.insert("soak_rss_mib".into(), json!(soak));
+    report.insert(
+        "idle".into(),
+        json!({"local_fetch_wait": idle_local, "default_fetch_wait": idle_default}),
+    );
     report.insert("processes".into(), Value::Object(processes.clone()));
 
     println!("| measure | value |\n|---|---|");
@@ -438,21 +563,32 @@ async fn main() -> Result<()> {
     println!(
         "| hollow pipeline (broker only, same record flow, sustained) | {hollow_rate:.0} items/s |"
     );
-    println!("| pipeline draining a backlog | {backlog_rate:.0} items/s ({:.0} % of the slowest limit) |", 100.0 * backlog_rate / slowest);
+    println!("| the obvious single-process pipeline draining the same backlog | {obvious_rate:.0} items/s, {:.0} CPU µs per item |", obvious_cpu * 1e6 / n as f64);
+    println!("| pipeline draining a backlog | {backlog_rate:.0} items/s ({:.0} % of the slowest limit; {:.2}× the obvious pipeline) |", 100.0 * backlog_rate / slowest, backlog_rate / obvious_rate);
+    for (policy, r) in &rebuild {
+        println!(
+            "| index rebuilt from the backlog's records, {policy} commits | {:.0} items/s, {:.0} CPU µs per item |",
+            r["items_per_s"].as_f64().unwrap_or(0.0),
+            r["cpu_us_per_item"].as_f64().unwrap_or(0.0)
+        );
+    }
     println!("| **pipeline sustained** (offered {offered:.0}/s) | **{sustained_rate:.0} items/s** ({:.0} % of the hollow pipeline; {left:.0} items behind when the traffic stopped) |", 100.0 * sustained_rate / hollow_rate);
     println!("| suppression latency at {rate:.0} items/s ({} probes) | p50 {:.3} s, p95 {:.3} s, p99 {:.3} s |", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.95), percentile(&latencies, 0.99));
     for (phase, v) in [
         ("backlog", &backlog),
         ("sustained", &sustained),
         ("latency", &latency_phase),
+        ("idle (local fetch wait)", &idle_local),
+        ("idle (default fetch wait)", &idle_default),
     ] {
         println!("| {phase} phase | {} |", v);
     }
     for (name, v) in &processes {
         println!(
-            "| {name} | {:.1} CPU s, peak {:.0} MiB |",
+            "| {name} | {:.1} CPU s, peak {:.0} MiB, anonymous at the end {:.0} MiB |",
             v["cpu_seconds"].as_f64().unwrap_or(0.0),
-            v["peak_rss_mib"].as_f64().unwrap_or(0.0)
+            v["peak_rss_mib"].as_f64().unwrap_or(0.0),
+            v["rss_anon_mib_at_end"].as_f64().unwrap_or(0.0)
         );
     }
     if let (Some(first), Some(last)) = (soak.first(), soak.last()) {
@@ -463,6 +599,25 @@ async fn main() -> Result<()> {
     std::fs::write(&out, serde_json::to_string_pretty(&Value::Object(report))?)?;
     eprintln!("[bench] results in {}", out.display());
     Ok(())
+}
+
+/// A phase's report with each process's CPU time per item (µs) added.
+fn per_item(mut phase: Value, items: usize) -> Value {
+    let secs = phase["seconds"].as_f64().unwrap_or(0.0);
+    let per_item: serde_json::Map<String, Value> = phase["cpu_cores"]
+        .as_object()
+        .map(|cores| {
+            cores
+                .iter()
+                .map(|(name, c)| {
+                    let us = c.as_f64().unwrap_or(0.0) * secs * 1e6 / items.max(1) as f64;
+                    (name.clone(), json!(us.round()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    phase["cpu_us_per_item"] = Value::Object(per_item);
+    phase
 }
 
 /// What traffic is made of.
@@ -522,6 +677,7 @@ async fn hollow_pipeline(
 ) -> Result<f64> {
     let settings = cordon_stream::KafkaSettings {
         brokers: brokers.to_string(),
+        fetch_wait_max_ms: LOCAL_FETCH_WAIT_MAX_MS,
         ..Default::default()
     };
     let spec = |name: &str| cordon_stream::TopicSpec {

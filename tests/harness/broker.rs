@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use crate::{free_port, wait_for_port};
 
+/// The consumers' fetch wait (`kafka.fetch_wait_max_ms`) of every deployment on this broker:
+/// tansu holds a fetch for its whole wait when nothing is new, so the default 500 ms would put
+/// half a second on every hop (see `cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS`).
+pub const LOCAL_FETCH_WAIT_MAX_MS: u64 = 20;
+
 /// A tansu broker process on a free loopback port with a durable SQLite store.
 pub struct Broker {
     child: Option<Child>,

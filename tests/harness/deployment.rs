@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::session::is_public;
 use crate::{
     cordon_bin, eventually, free_port, http_client, repo_root, Broker, CordonProcess, Session,
-    TestDb, TEST_PASSWORD, TEST_REPORT_KEY, TEST_REPORT_KEY_ID,
+    TestDb, LOCAL_FETCH_WAIT_MAX_MS, TEST_PASSWORD, TEST_REPORT_KEY, TEST_REPORT_KEY_ID,
 };
 
 /// A whole Cordon deployment for a test: broker, database, index directory, a config file, and
@@ -56,7 +56,7 @@ impl Deployment {
         std::fs::write(
             &config,
             format!(
-                "[kafka]\nbrokers = \"{}\"\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
+                "[kafka]\nbrokers = \"{}\"\nfetch_wait_max_ms = {LOCAL_FETCH_WAIT_MAX_MS}\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
                  [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\nmax_search_depth = 1000000\n\
                  searches_per_second = 1000000\nsign_ins_per_minute = 1000000\n\
                  [reports.platform_keys]\n{TEST_REPORT_KEY_ID} = \"{TEST_REPORT_KEY}\"\n\

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{DateTime, Index, IndexReader, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DateTime, DocAddress, DocSet, Index, IndexReader, Order, ReloadPolicy, TantivyDocument, Term,
+    TERMINATED,
+};
 
 use crate::{schema, tantivy_err, Fields, IndexError, ItemState, CHANNEL_BLOCK};
 
@@ -294,22 +297,34 @@ impl SearchHandle {
 
     /// The committed state of one item.
     pub fn get(&self, id: &str) -> Result<Option<ItemState>, IndexError> {
+        // An id names at most one live document. Reading its postings segment by segment
+        // skips what a query costs (weights, scorers, a collector): the writer looks up every
+        // record's item here.
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.id, id),
-            IndexRecordOption::Basic,
-        );
-        let hits = searcher
-            .search(&query, &TopDocs::with_limit(1).order_by_score())
-            .map_err(tantivy_err(&self.dir))?;
-        match hits.first() {
-            None => Ok(None),
-            Some((_, address)) => {
-                let doc: TantivyDocument =
-                    searcher.doc(*address).map_err(tantivy_err(&self.dir))?;
-                self.decode_state(&doc).map(Some)
+        let term = Term::from_field_text(self.fields.id, id);
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let postings = segment
+                .inverted_index(self.fields.id)
+                .and_then(|index| Ok(index.read_postings(&term, IndexRecordOption::Basic)?))
+                .map_err(tantivy_err(&self.dir))?;
+            let Some(mut postings) = postings else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if segment
+                    .alive_bitset()
+                    .is_none_or(|alive| alive.is_alive(doc))
+                {
+                    let address = DocAddress::new(ord as u32, doc);
+                    let doc: TantivyDocument =
+                        searcher.doc(address).map_err(tantivy_err(&self.dir))?;
+                    return self.decode_state(&doc).map(Some);
+                }
+                doc = postings.advance();
             }
         }
+        Ok(None)
     }
 
     /// Number of documents (items and verdict-only placeholders) committed.

@@ -1,10 +1,11 @@
 //! The indexer role: applies the content and verdicts topics to the Tantivy index.
 //!
 //! It reads every partition of both topics from the offsets stored in the index's last commit,
-//! applies records in order, and commits the index together with the offsets it has applied at
-//! most every `commit_interval_ms` while changes are pending. So the index never runs ahead of or
-//! behind the offsets it reports, and a crash replays only what was not committed (applying a
-//! record twice is harmless: content is versioned and verdicts follow precedence).
+//! applies records in order, and commits the index together with the offsets it has applied
+//! when changes have been pending for the [`CommitPolicy`]'s interval: `commit_interval_ms` while
+//! it keeps up, `behind_commit_interval_ms` while it drains a backlog. So the index never runs
+//! ahead of or behind the offsets it reports, and a crash replays only what was not committed
+//! (applying a record twice is harmless: content is versioned and verdicts follow precedence).
 
 //!
 //! Architecture invariant: the offsets live only in the index's commits (`commit` below);
@@ -13,6 +14,7 @@
 //! API boundary: [`start`] with an [`IndexerSettings`] built from the `[index]` section
 //! ([`IndexConfig`]); it returns the search handle the HTTP role reads.
 
+mod commit_policy;
 mod settings;
 
 use std::future::Future;
@@ -25,9 +27,11 @@ use cordon_domain::{ContentItem, Verdict};
 use cordon_index::{Applied, ContentIndex, IndexSettings, Offsets, SearchHandle};
 use cordon_ops::{spawn_lag_gauge, Dependency, Metrics, Stage};
 use cordon_stream::{AssignedReader, KafkaSettings, Received};
+use prometheus::IntCounter;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use commit_policy::{CommitPolicy, Pace};
 pub use settings::{IndexConfig, IndexerSettings};
 
 /// The kind of a record the indexer applies, by the topic it came from (the `kind` label of
@@ -110,6 +114,11 @@ struct Indexer {
     index: ContentIndex,
     consumer: Arc<AssignedReader>,
     offsets: Offsets,
+    policy: CommitPolicy,
+    /// Whether the newest record applied showed a backlog.
+    pace: Pace,
+    /// `cordon_indexed_total` by record kind and outcome, looked up once.
+    indexed: [[IntCounter; 3]; 2],
     dirty_since: Option<Instant>,
     applied_verdicts: Vec<DateTime<Utc>>,
     /// Time spent applying records since the last commit.
@@ -132,7 +141,17 @@ impl Indexer {
         let consumer =
             AssignedReader::new(kafka, &topics, &offsets).context("assigning partitions")?;
         info!(?offsets, "indexer resuming from committed offsets");
+        let indexed = [RecordKind::Content, RecordKind::Verdict].map(|kind| {
+            [Outcome::Changed, Outcome::Stale, Outcome::Invalid].map(|outcome| {
+                metrics
+                    .indexed
+                    .with_label_values(&[kind.as_str(), outcome.as_str()])
+            })
+        });
         let indexer = Indexer {
+            policy: settings.index.commit_policy(),
+            pace: Pace::CaughtUp,
+            indexed,
             settings,
             metrics,
             index,
@@ -148,10 +167,9 @@ impl Indexer {
 
     /// Applies records until `shutdown`, then commits what was applied.
     async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
-        let interval = Duration::from_millis(self.settings.index.commit_interval_ms);
         loop {
             let wait = match self.dirty_since {
-                Some(since) => interval.saturating_sub(since.elapsed()),
+                Some(since) => self.policy.remaining(since.elapsed(), self.pace),
                 None => Duration::from_millis(500),
             };
             tokio::select! {
@@ -172,7 +190,7 @@ impl Indexer {
             }
             if self
                 .dirty_since
-                .is_some_and(|since| since.elapsed() >= interval)
+                .is_some_and(|since| self.policy.remaining(since.elapsed(), self.pace).is_zero())
             {
                 self.commit()?;
             }
@@ -223,16 +241,31 @@ impl Indexer {
                 None => None,
             }
         };
-        self.metrics
-            .indexed
-            .with_label_values(&[kind.as_str(), Outcome::of(outcome).as_str()])
-            .inc();
-        self.offsets
-            .entry(message.topic.clone())
-            .or_default()
-            .insert(message.partition, message.offset + 1);
+        self.indexed[kind as usize][Outcome::of(outcome) as usize].inc();
+        match self.offsets.get_mut(&message.topic) {
+            Some(partitions) => partitions.insert(message.partition, message.offset + 1),
+            None => self
+                .offsets
+                .entry(message.topic.clone())
+                .or_default()
+                .insert(message.partition, message.offset + 1),
+        };
         self.dirty_since.get_or_insert_with(Instant::now);
+        self.keep_pace(message.timestamp_ms);
         Ok(())
+    }
+
+    /// Notes whether the record just applied shows a backlog (the commit interval follows).
+    fn keep_pace(&mut self, timestamp_ms: Option<i64>) {
+        let age = timestamp_ms.map(|t| {
+            let millis = Utc::now().timestamp_millis().saturating_sub(t);
+            Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+        });
+        let pace = self.policy.pace(age);
+        if pace != self.pace {
+            debug!(?pace, record_age = ?age, "indexer pace changed");
+            self.pace = pace;
+        }
     }
 
     /// Publishes the committed offsets as `cordon_index_committed_offset`.

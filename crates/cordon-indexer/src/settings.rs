@@ -1,8 +1,11 @@
 //! The `[index]` configuration section (docs/configuration.md).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::CommitPolicy;
 
 /// Indexer settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -10,8 +13,15 @@ use serde::{Deserialize, Serialize};
 pub struct IndexConfig {
     /// Index directory.
     pub dir: PathBuf,
-    /// Milliseconds between index commits while changes are pending (bounds suppression latency).
+    /// Milliseconds between index commits while changes are pending and the indexer keeps up
+    /// (bounds suppression latency).
     pub commit_interval_ms: u64,
+    /// Milliseconds between index commits while the indexer is behind (see `behind_after_ms`):
+    /// larger commits drain a backlog faster.
+    pub behind_commit_interval_ms: u64,
+    /// The indexer is behind while the newest record it applied had waited longer than this in
+    /// its topic (Kafka timestamp against this machine's clock).
+    pub behind_after_ms: u64,
     /// Writer memory budget in MiB.
     pub writer_memory_mb: usize,
     /// Pre-moderation: hide new items until their verdict arrives, and review items until a
@@ -24,8 +34,21 @@ impl Default for IndexConfig {
         IndexConfig {
             dir: ".cordon/index".into(),
             commit_interval_ms: 100,
+            behind_commit_interval_ms: 500,
+            behind_after_ms: 1000,
             writer_memory_mb: 64,
             premoderation: false,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// The commit policy these settings describe.
+    pub fn commit_policy(&self) -> CommitPolicy {
+        CommitPolicy {
+            caught_up: Duration::from_millis(self.commit_interval_ms),
+            behind: Duration::from_millis(self.behind_commit_interval_ms),
+            behind_after: Duration::from_millis(self.behind_after_ms),
         }
     }
 }

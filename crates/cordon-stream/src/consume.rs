@@ -26,6 +26,9 @@ pub struct Received {
     pub payload: Option<Vec<u8>>,
     /// Its headers in order (a header without a value has an empty one).
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Its timestamp in milliseconds since the epoch (the producer's create time or the
+    /// broker's append time), if it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Received {
@@ -44,6 +47,7 @@ impl Received {
                         .collect()
                 })
                 .unwrap_or_default(),
+            timestamp_ms: message.timestamp().to_millis(),
         }
     }
 

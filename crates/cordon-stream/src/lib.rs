@@ -85,25 +85,40 @@ pub struct Refused {
 }
 
 /// How to reach the brokers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct KafkaSettings {
     /// Bootstrap servers, comma-separated `host:port`.
     pub brokers: String,
+    /// How long a consumer's fetch may wait at the broker for new records, in milliseconds
+    /// (librdkafka's `fetch.wait.max.ms`; `client` may override it).
+    pub fetch_wait_max_ms: u64,
     /// Extra librdkafka settings applied to every client (security, timeouts, ...).
     pub client: BTreeMap<String, String>,
 }
 
-/// How long a consumer's fetch may wait at the broker for new records, in milliseconds, unless
-/// `client` says otherwise. librdkafka's default of 500 ms puts up to half a second on every hop
-/// of the pipeline with a broker that holds a fetch for its whole wait when nothing is new
-/// (tansu does); this bounds each hop's idle wait.
-pub const FETCH_WAIT_MAX_MS: &str = "20";
+/// The fetch wait consumers use unless configured otherwise: librdkafka's and Kafka's 500 ms.
+/// A Kafka broker answers a fetch as soon as a record arrives, so a long wait costs no latency
+/// and keeps idle consumers from polling the broker. A broker that holds every fetch for its
+/// whole wait when nothing is new (the local tansu broker does) puts up to this wait on every
+/// hop of the pipeline: its local configuration sets a short wait instead (`scripts/run-local.sh`,
+/// the tests) and pays for it in idle polling.
+pub const DEFAULT_FETCH_WAIT_MAX_MS: u64 = 500;
 
 /// Most bytes one fetch brings per partition, unless `client` says otherwise: 8 MiB instead of
 /// librdkafka's 1 MiB, so a consumer that fell behind catches up in fewer, larger fetches (a
 /// broker's cost per fetch can grow with the backlog; tansu's does). librdkafka's
 /// `queued.max.messages.kbytes` still bounds what is buffered.
 pub const MAX_PARTITION_FETCH_BYTES: &str = "8388608";
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: String::new(),
+            fetch_wait_max_ms: DEFAULT_FETCH_WAIT_MAX_MS,
+            client: BTreeMap::new(),
+        }
+    }
+}
 
 impl KafkaSettings {
     pub(crate) fn config(&self) -> ClientConfig {
@@ -125,7 +140,7 @@ impl KafkaSettings {
 
     pub(crate) fn consumer_config(&self) -> ClientConfig {
         self.config_with(&[
-            ("fetch.wait.max.ms", FETCH_WAIT_MAX_MS),
+            ("fetch.wait.max.ms", &self.fetch_wait_max_ms.to_string()),
             ("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES),
         ])
     }

@@ -96,6 +96,11 @@ pub struct KafkaConfig {
     /// Largest record Cordon produces, in bytes (librdkafka's `message.max.bytes`); keep it at
     /// most the broker's limit. A larger record is set aside, never retried.
     pub max_message_bytes: usize,
+    /// Milliseconds a consumer's fetch may wait at the broker for new records (librdkafka's
+    /// `fetch.wait.max.ms`). Kafka answers as soon as a record arrives, so the default costs no
+    /// latency; a broker that holds fetches for the whole wait (the local tansu broker) needs a
+    /// short one, paid for in idle polling.
+    pub fetch_wait_max_ms: u64,
     /// Extra librdkafka settings for every client (e.g. `"security.protocol" = "SASL_SSL"`).
     pub client: BTreeMap<String, String>,
 }
@@ -105,6 +110,7 @@ impl KafkaConfig {
     pub fn settings(&self) -> KafkaSettings {
         KafkaSettings {
             brokers: self.brokers.clone(),
+            fetch_wait_max_ms: self.fetch_wait_max_ms,
             client: self.client.clone(),
         }
     }
@@ -125,6 +131,7 @@ impl Default for KafkaConfig {
             partitions: 4,
             delivery_timeout_secs: 30,
             max_message_bytes: 1_000_000,
+            fetch_wait_max_ms: cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS,
             client: BTreeMap::new(),
         }
     }
