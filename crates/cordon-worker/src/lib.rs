@@ -51,8 +51,8 @@ pub use dead_letter::{
 pub use finisher::{Acks, Effects, InOrder, Slot};
 pub use model::{load as load_model, LoadedModel, ModelSlot};
 pub use settings::{
-    cache_dir, ContextConfig, ContextSettings, ModelConfig, PolicyConfig, Topics, WorkerConfig,
-    WorkerSettings,
+    cache_dir, default_encoder_dir, ContextConfig, ContextSettings, ModelConfig, PolicyConfig,
+    Topics, WorkerConfig, WorkerSettings,
 };
 pub use worker::Worker;
 

@@ -55,7 +55,7 @@ impl ContextConfig {
     /// The encoder directory to load.
     pub fn encoder_dir(&self) -> PathBuf {
         if self.encoder.as_os_str().is_empty() {
-            cache_dir().join("encoder/multilingual-e5-small")
+            default_encoder_dir()
         } else {
             self.encoder.clone()
         }
@@ -98,6 +98,12 @@ impl ModelConfig {
         }
         cache_dir().join("lib/libonnxruntime.so")
     }
+}
+
+/// Where `scripts/setup.sh` puts the converted encoder: the encoder every command and the
+/// context role load unless told otherwise.
+pub fn default_encoder_dir() -> PathBuf {
+    cache_dir().join("encoder/multilingual-e5-small")
 }
 
 /// Where the set-up script caches downloads and builds.

@@ -232,9 +232,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 corpus_dir: corpus,
                 out_dir: out,
                 fast_model: config.model.dir.clone(),
-                encoder: encoder.unwrap_or_else(|| {
-                    cordon_worker::cache_dir().join("encoder/multilingual-e5-small")
-                }),
+                encoder: encoder.unwrap_or_else(cordon_worker::default_encoder_dir),
                 per_template,
                 seed,
                 train_texts,

@@ -18,8 +18,7 @@ pub fn cascade(
     set: &Path,
 ) -> Result<cordon_train::context::CascadeReport> {
     use cordon_context::{ContextModel, Device, Encoder};
-    let encoder =
-        encoder.unwrap_or_else(|| cordon_worker::cache_dir().join("encoder/multilingual-e5-small"));
+    let encoder = encoder.unwrap_or_else(cordon_worker::default_encoder_dir);
     let encoder = Arc::new(Encoder::load(&encoder, 1, 2, Device::Cpu)?);
     let context = ContextModel::load(dir, encoder, 1, 2, Device::Cpu)?;
     let rule = cordon_train::context::Cascade {
