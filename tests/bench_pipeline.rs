@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    eventually, index_offsets, metric_sum, repo_root, Deployment, LOCAL_FETCH_WAIT_MAX_MS,
-    WORKER_STAGES,
+    eventually, index_offsets, metric_sum, repo_root, CordonProcess, Deployment,
+    LOCAL_FETCH_WAIT_MAX_MS, WORKER_STAGES,
 };
 use cordon_ops::{names, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -333,20 +333,15 @@ async fn main() -> Result<()> {
     };
     let obvious_cpu = cpu_seconds(std::process::id())? - cpu_before;
     let obvious_rate = obvious.items as f64 / obvious.seconds;
+    let obvious_us = obvious_cpu * 1e6 / n as f64;
     eprintln!(
         "[bench] the obvious pipeline drained the backlog at {obvious_rate:.0} items/s, \
-         {:.0} CPU µs per item",
-        obvious_cpu * 1e6 / n as f64
+         {obvious_us:.0} CPU µs per item"
     );
 
     worker.restart()?;
     indexer.restart()?;
-    let pids = [
-        ("worker", worker.pid()),
-        ("indexer+api", indexer.pid()),
-        ("broker", d.broker.pid().context("broker pid")?),
-    ];
-    let http = [worker.http(), indexer.http()];
+    let (pids, http) = watched(&d, &worker, &indexer)?;
     // 2. Backlog: the pipeline drains what was produced before it started.
     let first_verdict = eventually(Duration::from_secs(120), "the first verdict", || async {
         Ok((applied_verdicts(&indexer.http()).await? > 0.0).then(Instant::now))
@@ -356,7 +351,7 @@ async fn main() -> Result<()> {
     drained(&indexer.http(), n).await?;
     let backlog_secs = first_verdict.elapsed().as_secs_f64();
     let backlog_rate = n as f64 / backlog_secs;
-    let backlog = per_item(Snapshot::take(&pids, &http).await?.since(&before), n);
+    let backlog = Snapshot::take(&pids, &http).await?.since(&before, n);
     eprintln!("[bench] backlog of {n} drained at {backlog_rate:.0} items/s");
 
     // 2b. Rebuilding an index: a fresh indexer drains the backlog's content and verdicts alone
@@ -386,17 +381,18 @@ async fn main() -> Result<()> {
         })
         .await?;
         let secs = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(rebuilding.pid())?;
+        let (rate, us) = (
+            n as f64 / secs,
+            cpu_seconds(rebuilding.pid())? * 1e6 / n as f64,
+        );
         rebuilding.terminate(Duration::from_secs(30))?;
         eprintln!(
             "[bench] index rebuilt ({policy} commits) from {target} records in {secs:.1} s: \
-             {:.0} items/s, {:.0} CPU µs per item",
-            n as f64 / secs,
-            cpu * 1e6 / n as f64
+             {rate:.0} items/s, {us:.0} CPU µs per item"
         );
         rebuild.insert(
             policy.into(),
-            json!({"behind_commit_interval_ms": behind_ms.unwrap_or("default"), "seconds": secs, "items_per_s": n as f64 / secs, "cpu_us_per_item": cpu * 1e6 / n as f64}),
+            json!({"behind_commit_interval_ms": behind_ms.unwrap_or("default"), "seconds": secs, "items_per_s": rate, "cpu_us_per_item": us}),
         );
     }
 
@@ -416,7 +412,7 @@ async fn main() -> Result<()> {
     let left = n as f64 + sent as f64 - applied_verdicts(&indexer.http()).await?;
     drained(&indexer.http(), n + sent).await?;
     let sustained_rate = sent as f64 / started.elapsed().as_secs_f64();
-    let sustained = per_item(Snapshot::take(&pids, &http).await?.since(&before), sent);
+    let sustained = Snapshot::take(&pids, &http).await?.since(&before, sent);
     eprintln!(
         "[bench] offered {:.0} items/s for {traffic_secs:.0} s; the pipeline kept up with \
          {sustained_rate:.0} items/s ({left:.0} items left when the traffic stopped)",
@@ -464,10 +460,9 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let background_sent = background.await??;
-    let latency_phase = per_item(
-        Snapshot::take(&pids, &http).await?.since(&before),
-        background_sent + p,
-    );
+    let latency_phase = Snapshot::take(&pids, &http)
+        .await?
+        .since(&before, background_sent + p);
     eprintln!("[bench] latency run: {background_sent} background items, {p} probes");
     latencies.sort_by(f64::total_cmp);
 
@@ -500,7 +495,7 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = Snapshot::take(&pids, &http).await?;
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
-    let idle_local = Snapshot::take(&pids, &http).await?.since(&before);
+    let idle_local = Snapshot::take(&pids, &http).await?.since(&before, 0);
     eprintln!("[bench] idle, fetch wait {LOCAL_FETCH_WAIT_MAX_MS} ms: {idle_local}");
     let mut processes = serde_json::Map::new();
     for (name, pid) in pids {
@@ -525,15 +520,10 @@ async fn main() -> Result<()> {
     let indexer = d.start_with_env("indexer,api", &with_default_wait)?;
     d.wait_ready().await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let pids = [
-        ("worker", worker.pid()),
-        ("indexer+api", indexer.pid()),
-        ("broker", d.broker.pid().context("broker pid")?),
-    ];
-    let http = [worker.http(), indexer.http()];
+    let (pids, http) = watched(&d, &worker, &indexer)?;
     let before = Snapshot::take(&pids, &http).await?;
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
-    let idle_default = Snapshot::take(&pids, &http).await?.since(&before);
+    let idle_default = Snapshot::take(&pids, &http).await?.since(&before, 0);
     eprintln!("[bench] idle, fetch wait {default_wait} ms: {idle_default}");
 
     let slowest = [tantivy_rate, classifier_rate, consume_rate]
@@ -546,7 +536,7 @@ async fn main() -> Result<()> {
     report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "probes_not_suppressed_within_10s": unsuppressed, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99), "phase": latency_phase}));
     report.insert(
         "obvious_pipeline".into(),
-        json!({"backlog_items_per_s": obvious_rate, "cpu_us_per_item": obvious_cpu * 1e6 / n as f64, "cordon_backlog_ratio": backlog_rate / obvious_rate}),
+        json!({"backlog_items_per_s": obvious_rate, "cpu_us_per_item": obvious_us, "cordon_backlog_ratio": backlog_rate / obvious_rate}),
     );
     report.insert("index_rebuild".into(), Value::Object(rebuild.clone()));
     report.insert("soak_rss_mib".into(), json!(soak));
@@ -563,7 +553,7 @@ async fn main() -> Result<()> {
     println!(
         "| hollow pipeline (broker only, same record flow, sustained) | {hollow_rate:.0} items/s |"
     );
-    println!("| the obvious single-process pipeline draining the same backlog | {obvious_rate:.0} items/s, {:.0} CPU µs per item |", obvious_cpu * 1e6 / n as f64);
+    println!("| the obvious single-process pipeline draining the same backlog | {obvious_rate:.0} items/s, {obvious_us:.0} CPU µs per item |");
     println!("| pipeline draining a backlog | {backlog_rate:.0} items/s ({:.0} % of the slowest limit; {:.2}× the obvious pipeline) |", 100.0 * backlog_rate / slowest, backlog_rate / obvious_rate);
     for (policy, r) in &rebuild {
         println!(
@@ -601,23 +591,18 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// A phase's report with each process's CPU time per item (µs) added.
-fn per_item(mut phase: Value, items: usize) -> Value {
-    let secs = phase["seconds"].as_f64().unwrap_or(0.0);
-    let per_item: serde_json::Map<String, Value> = phase["cpu_cores"]
-        .as_object()
-        .map(|cores| {
-            cores
-                .iter()
-                .map(|(name, c)| {
-                    let us = c.as_f64().unwrap_or(0.0) * secs * 1e6 / items.max(1) as f64;
-                    (name.clone(), json!(us.round()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    phase["cpu_us_per_item"] = Value::Object(per_item);
-    phase
+/// The processes a phase watches — their pids, and the worker's and indexer's HTTP addresses.
+type Watched = ([(&'static str, u32); 3], [String; 2]);
+
+fn watched(d: &Deployment, worker: &CordonProcess, indexer: &CordonProcess) -> Result<Watched> {
+    Ok((
+        [
+            ("worker", worker.pid()),
+            ("indexer+api", indexer.pid()),
+            ("broker", d.broker.pid().context("broker pid")?),
+        ],
+        [worker.http(), indexer.http()],
+    ))
 }
 
 /// What traffic is made of.
@@ -805,8 +790,8 @@ impl Snapshot {
     }
 
     /// The phase from `before` to this snapshot: ms per batch of each stage, and each process's
-    /// CPU use in cores.
-    fn since(&self, before: &Snapshot) -> Value {
+    /// CPU use in cores and, when the phase had `items`, in µs per item.
+    fn since(&self, before: &Snapshot, items: usize) -> Value {
         let secs = self.at.duration_since(before.at).as_secs_f64();
         let mut stages = serde_json::Map::new();
         for (stage, (sum, count)) in &self.stages {
@@ -820,13 +805,17 @@ impl Snapshot {
             }
         }
         let mut cores = serde_json::Map::new();
+        let mut per_item = serde_json::Map::new();
         for (name, cpu) in &self.cpu {
-            let cpu0 = before.cpu.get(name).copied().unwrap_or_default();
+            let used = cpu - before.cpu.get(name).copied().unwrap_or_default();
             cores.insert(
                 name.to_string(),
-                json!(((cpu - cpu0) / secs * 100.0).round() / 100.0),
+                json!((used / secs * 100.0).round() / 100.0),
             );
+            if items > 0 {
+                per_item.insert(name.to_string(), json!((used * 1e6 / items as f64).round()));
+            }
         }
-        json!({"seconds": (secs * 10.0).round() / 10.0, "ms_per_batch": stages, "cpu_cores": cores})
+        json!({"seconds": (secs * 10.0).round() / 10.0, "ms_per_batch": stages, "cpu_cores": cores, "cpu_us_per_item": per_item})
     }
 }
