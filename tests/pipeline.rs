@@ -50,6 +50,39 @@ async fn sample_deployment() -> Result<(
     Ok((d, feed, expected, versions))
 }
 
+/// The last record the verdicts topic holds for `key` (read from the start to its current end).
+async fn last_verdict(brokers: &str, key: &str) -> Result<Value> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-last-verdict")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some("cordon.verdicts"), Duration::from_secs(10))?;
+    let mut ends = BTreeMap::new();
+    for p in metadata.topics()[0].partitions() {
+        let (_, high) =
+            consumer.fetch_watermarks("cordon.verdicts", p.id(), Duration::from_secs(10))?;
+        if high > 0 {
+            ends.insert(p.id(), high);
+        }
+    }
+    consumer.subscribe(&["cordon.verdicts"])?;
+    let mut last = None;
+    while !ends.is_empty() {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await??;
+        if m.key() == Some(key.as_bytes()) {
+            last = Some(serde_json::from_slice(m.payload().context("payload")?)?);
+        }
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+    }
+    last.context("no verdict for the key")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_feed_end_to_end() -> Result<()> {
     let (d, feed, expected, versions) = sample_deployment().await?;
@@ -157,6 +190,29 @@ async fn sample_feed_end_to_end() -> Result<()> {
     let (_, item) = d.get(&format!("/v1/items/{restored}")).await?;
     assert_eq!(item["verdict"]["decided_by"]["by"], "human");
     assert_eq!(item["decisions"][0]["moderator"], "ann");
+
+    // The platform sends the restored item again at the same version (a re-delivery): the worker
+    // scores it, finds the person's decision and publishes that, so the compacted verdicts topic
+    // still ends on the person's restore, not on the model's suppression.
+    let line = std::fs::read_to_string(&feed)?
+        .lines()
+        .find(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["id"] == restored.as_str()))
+        .context("the restored item's line")?
+        .to_string();
+    let again = d.dir.path().join("again.jsonl");
+    std::fs::write(&again, line + "\n")?;
+    let finished = format!("{}_count", names::END_TO_END_SECONDS);
+    let before = metric_sum(&worker.http(), &finished).await?;
+    d.command(&["produce", &again.display().to_string()])?;
+    eventually(
+        Duration::from_secs(30),
+        "the re-sent item to be scored",
+        || async { Ok((metric_sum(&worker.http(), &finished).await? > before).then_some(())) },
+    )
+    .await?;
+    let last = last_verdict(&d.broker.addr(), &restored).await?;
+    assert_eq!(last["decided_by"]["by"], "human", "{last}");
+    assert_eq!(last["action"], "restore", "{last}");
 
     // A moderator decides a queued case: it is resolved and the item is suppressed.
     let case_item = review.iter().next().context("a review item")?.clone();

@@ -10,6 +10,27 @@ use crate::{
     ReviewStore, Role, CASE_COLUMNS, DECISION_COLUMNS,
 };
 
+/// What [`ReviewStore::check_versions`] found for a batch.
+#[derive(Debug, Default)]
+pub struct VersionCheck {
+    /// The newest version ever seen of each item id.
+    pub newest: HashMap<String, u64>,
+    /// The latest human decision on an item's newest version, as a verdict, by (id, version).
+    pub decided: HashMap<(String, u64), Verdict>,
+}
+
+impl VersionCheck {
+    /// Whether `version` of `id` is current: no newer version of the item was seen.
+    pub fn is_current(&self, id: &str, version: u64) -> bool {
+        self.newest.get(id).is_none_or(|v| *v <= version)
+    }
+
+    /// The person's decision on this item version, if there is one.
+    pub fn decision(&self, id: &str, version: u64) -> Option<&Verdict> {
+        self.decided.get(&(id.to_string(), version))
+    }
+}
+
 /// `(item_id, version)` rows as a map.
 fn versions_of(rows: &[sqlx::postgres::PgRow]) -> Result<HashMap<String, u64>, ReviewError> {
     rows.iter()
@@ -76,34 +97,53 @@ impl ReviewStore {
         Ok(result.rows_affected())
     }
 
-    /// Records the versions of a batch and returns, for each item id, the newest version ever
-    /// seen (this batch included). A version below it arrived late and is stale.
-    pub async fn newest_versions(
+    /// Records the versions of a batch and returns, in one round trip, the newest version ever
+    /// seen of each item id (this batch included; a version below it arrived late and is stale)
+    /// and the latest human decision on each item's newest version, if a person decided it.
+    pub async fn check_versions(
         &self,
         items: &[(String, u64)],
-    ) -> Result<HashMap<String, u64>, ReviewError> {
+    ) -> Result<VersionCheck, ReviewError> {
         let mut newest: HashMap<&str, u64> = HashMap::new();
         for (id, version) in items {
             let v = newest.entry(id.as_str()).or_insert(*version);
             *v = (*v).max(*version);
         }
+        let mut check = VersionCheck::default();
         if newest.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(check);
         }
         let (ids, versions): (Vec<&str>, Vec<i64>) =
             newest.into_iter().map(|(i, v)| (i, v as i64)).unzip();
-        let rows = sqlx::query(
-            "INSERT INTO item_versions (item_id, version)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[])
-             ON CONFLICT (item_id) DO UPDATE
-                 SET version = GREATEST(item_versions.version, EXCLUDED.version)
-             RETURNING item_id, version",
-        )
+        let rows = sqlx::query(&format!(
+            "WITH seen AS (
+                 INSERT INTO item_versions (item_id, version)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[])
+                 ON CONFLICT (item_id) DO UPDATE
+                     SET version = GREATEST(item_versions.version, EXCLUDED.version)
+                 RETURNING item_id, version)
+             SELECT seen.item_id AS seen_item, seen.version AS seen_version, d.*
+             FROM seen LEFT JOIN LATERAL (
+                 SELECT {DECISION_COLUMNS} FROM decisions
+                 WHERE decisions.item_id = seen.item_id AND decisions.item_version = seen.version
+                 ORDER BY decisions.id DESC LIMIT 1) d ON true"
+        ))
         .bind(&ids)
         .bind(&versions)
         .fetch_all(&self.pool)
         .await?;
-        versions_of(&rows)
+        for row in &rows {
+            let id: String = row.try_get("seen_item")?;
+            let version = row.try_get::<i64, _>("seen_version")? as u64;
+            if row.try_get::<Option<i64>, _>("id")?.is_some() {
+                let decision = decision_from_row(row)?;
+                check
+                    .decided
+                    .insert((id.clone(), version), decision.verdict());
+            }
+            check.newest.insert(id, version);
+        }
+        Ok(check)
     }
 
     /// The newest version seen of each of these items that has one (read-only: the worker's
@@ -121,39 +161,6 @@ impl ReviewStore {
                 .fetch_all(&self.pool)
                 .await?;
         versions_of(&rows)
-    }
-
-    /// The latest human decision for each of these item versions that has one, as verdicts.
-    pub async fn human_verdicts(
-        &self,
-        keys: &[(String, u64)],
-    ) -> Result<HashMap<(String, u64), Verdict>, ReviewError> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let ids: Vec<&str> = keys.iter().map(|(i, _)| i.as_str()).collect();
-        let versions: Vec<i64> = keys.iter().map(|(_, v)| *v as i64).collect();
-        let rows = sqlx::query(&format!(
-            "SELECT DISTINCT ON (d.item_id, d.item_version) {}
-             FROM decisions d JOIN UNNEST($1::text[], $2::bigint[]) AS k(i, v)
-               ON d.item_id = k.i AND d.item_version = k.v
-             ORDER BY d.item_id, d.item_version, d.id DESC",
-            DECISION_COLUMNS
-                .split(", ")
-                .map(|c| format!("d.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .bind(&ids)
-        .bind(&versions)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = HashMap::new();
-        for row in &rows {
-            let d = decision_from_row(row)?;
-            out.insert((d.item_id.clone(), d.item_version), d.verdict());
-        }
-        Ok(out)
     }
 
     /// One case.

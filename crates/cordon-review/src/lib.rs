@@ -31,6 +31,7 @@ pub use accounts::{
     MAX_SESSIONS_PER_ACCOUNT, MIN_PASSWORD_CHARS,
 };
 
+pub use cases::VersionCheck;
 pub(crate) use decisions::{check_id, check_reason, check_text};
 pub use decisions::{MAX_ID_BYTES, MAX_NOTE_CHARS, MAX_REASON_CHARS};
 pub use error::ReviewError;

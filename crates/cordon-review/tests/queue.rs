@@ -148,12 +148,17 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
         0
     );
     // The worker finds the human decision when it re-scores the same version.
-    let humans = store
-        .human_verdicts(&[("a".into(), 1), ("b".into(), 1)])
+    let check = store
+        .check_versions(&[("a".into(), 1), ("b".into(), 1)])
         .await
         .unwrap();
-    assert_eq!(humans.len(), 1);
-    assert_eq!(humans[&("a".to_string(), 1)].action, Action::Restore);
+    assert_eq!(check.decided.len(), 1);
+    assert_eq!(check.decision("a", 1).unwrap().action, Action::Restore);
+    assert!(check.decision("b", 1).is_none());
+    // A newer version was not decided: the decision on the old one does not carry over.
+    let check = store.check_versions(&[("a".into(), 2)]).await.unwrap();
+    assert!(check.decided.is_empty());
+    assert!(!check.is_current("a", 1));
     // A row the broker can never take is set aside (counted), and later decisions still flow.
     let again = DecisionRequest {
         item_id: "c".into(),
@@ -846,20 +851,22 @@ async fn bulk_decisions_report_each_case() {
 }
 
 #[tokio::test]
-async fn newest_versions_remember_the_highest_version_seen() {
+async fn checked_versions_remember_the_highest_version_seen() {
     let db = TestDb::create().await.unwrap();
     let store = store(&db).await;
     let seen = store
-        .newest_versions(&[("a".into(), 2), ("a".into(), 1), ("b".into(), 1)])
+        .check_versions(&[("a".into(), 2), ("a".into(), 1), ("b".into(), 1)])
         .await
-        .unwrap();
+        .unwrap()
+        .newest;
     assert_eq!((seen["a"], seen["b"]), (2, 1));
     // A late older version sees the newer one; a newer one moves the mark.
-    let seen = store
-        .newest_versions(&[("a".into(), 1), ("b".into(), 3)])
+    let check = store
+        .check_versions(&[("a".into(), 1), ("b".into(), 3)])
         .await
         .unwrap();
-    assert_eq!((seen["a"], seen["b"]), (2, 3));
+    assert_eq!((check.newest["a"], check.newest["b"]), (2, 3));
+    assert!(!check.is_current("a", 1) && check.is_current("b", 3));
 }
 
 #[tokio::test]

@@ -311,27 +311,20 @@ impl ContextWorker {
             .iter()
             .map(|r| (r.item_id.clone(), r.item_version))
             .collect();
-        let Ok(newest) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
-            self.store.newest_versions(&keys)
-        })
-        .await
-        else {
-            return false;
-        };
-        let Ok(humans) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
-            self.store.human_verdicts(&keys)
+        let Ok(check) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
+            self.store.check_versions(&keys)
         })
         .await
         else {
             return false;
         };
         requests.retain(|r| {
-            if newest.get(&r.item_id).is_some_and(|v| *v > r.item_version) {
+            if !check.is_current(&r.item_id, r.item_version) {
                 debug!(item_id = %r.item_id, version = r.item_version, "stale version skipped by the context stage");
                 m.context_skipped.with_label_values(&["stale"]).inc();
                 return false;
             }
-            if humans.contains_key(&(r.item_id.clone(), r.item_version)) {
+            if check.decision(&r.item_id, r.item_version).is_some() {
                 m.context_skipped.with_label_values(&["human"]).inc();
                 return false;
             }

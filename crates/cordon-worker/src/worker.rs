@@ -1,4 +1,4 @@
-//! The worker role: content topic → decode → versions → classify → policy → verdicts topic +
+//! The worker role: content topic → decode → classify → versions → policy → verdicts topic +
 //! review queue.
 //!
 //! Per batch, in this order: dead-letter what does not decode, score the rest, hand every verdict
@@ -262,11 +262,14 @@ impl Worker {
         m.decoded.inc_by(items.len() as u64);
         m.observe_stage(Stage::Decode, stage);
 
+        let classified = self.classify(&items).await?;
+        // One round trip, after classification so that a person's decision made meanwhile is
+        // still found: record the batch's versions, read the newest seen and people's decisions.
         // A version older than one already seen arrived late: it gets no verdict and no case.
         let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
         let stage = Instant::now();
-        let Ok(newest) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
-            self.store.newest_versions(&keys)
+        let Ok(check) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
+            self.store.check_versions(&keys)
         })
         .await
         else {
@@ -274,28 +277,22 @@ impl Worker {
         };
         let snapshot_at = Instant::now();
         m.observe_stage(Stage::Versions, stage);
-        items.retain(|item| {
-            let current = newest.get(&item.id).is_none_or(|v| *v <= item.version);
-            if !current {
-                debug!(item_id = %item.id, version = item.version, "stale version skipped");
-                m.stale_items.inc();
-            }
-            current
-        });
-
-        let verdicts = self.classify(&items).await?;
-        let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
-        let Ok(humans) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
-            self.store.human_verdicts(&keys)
-        })
-        .await
-        else {
-            return Ok(None);
-        };
+        let (items, verdicts): (Vec<ContentItem>, Vec<_>) = items
+            .into_iter()
+            .zip(classified)
+            .filter(|(item, _)| {
+                let current = check.is_current(&item.id, item.version);
+                if !current {
+                    debug!(item_id = %item.id, version = item.version, "stale version skipped");
+                    m.stale_items.inc();
+                }
+                current
+            })
+            .unzip();
         let topics = &self.settings.topics;
         let mut cases = Vec::new();
         for (item, classified) in items.iter().zip(verdicts) {
-            let verdict = match humans.get(&(item.id.clone(), item.version)) {
+            let verdict = match check.decision(&item.id, item.version) {
                 Some(human) => human.clone(),
                 None => {
                     match classified.context {
