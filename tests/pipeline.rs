@@ -168,6 +168,22 @@ async fn sample_feed_end_to_end() -> Result<()> {
         assert!(count > 0.0, "{stage}: {metrics}");
     }
 
+    // Every role counts the requests its Kafka clients send, from their statistics.
+    for (process, role, client, request) in [
+        (&worker, "worker", "consumer", "Fetch"),
+        (&worker, "worker", "producer", "Produce"),
+        (&indexer, "indexer", "consumer", "Fetch"),
+    ] {
+        let line = format!(
+            "{}{{client=\"{client}\",request=\"{request}\",role=\"{role}\"}}",
+            names::KAFKA_REQUESTS_TOTAL
+        );
+        eventually(Duration::from_secs(20), &line, || async {
+            Ok((metric_sum(&process.http(), &line).await? > 0.0).then_some(()))
+        })
+        .await?;
+    }
+
     // A moderator restores a suppressed item: it becomes searchable again, with its history.
     let restored = suppressed
         .iter()

@@ -44,7 +44,7 @@ use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use cordon_index::SearchHandle;
-use cordon_ops::Metrics;
+use cordon_ops::{spawn_kafka_metrics, KafkaClient, Metrics};
 use cordon_review::ReviewStore;
 use cordon_stream::{GroupConsumer, KafkaSettings, Publisher};
 use tokio_util::sync::CancellationToken;
@@ -97,6 +97,13 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> Result<ApiState> {
     let settings = Arc::new(settings);
+    spawn_kafka_metrics(
+        &deps.metrics,
+        "api",
+        KafkaClient::Producer,
+        deps.publisher.telemetry(),
+        shutdown.clone(),
+    );
     tokio::spawn(outbox::relay_outbox(
         deps.store.clone(),
         deps.publisher,
@@ -119,6 +126,13 @@ pub fn start(
         report_consumer::GROUP,
         &[&state.settings.reports_topic],
     )?;
+    spawn_kafka_metrics(
+        &state.metrics,
+        "api",
+        KafkaClient::Consumer,
+        reports.telemetry(),
+        shutdown.clone(),
+    );
     tokio::spawn(report_consumer::consume_reports(
         state.clone(),
         reports,

@@ -18,14 +18,13 @@ mod commit_policy;
 mod settings;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use cordon_domain::{ContentItem, Verdict};
 use cordon_index::{Applied, ContentIndex, IndexSettings, Offsets, SearchHandle};
-use cordon_ops::{spawn_lag_gauge, Dependency, Metrics, Stage};
+use cordon_ops::{spawn_kafka_metrics, Dependency, KafkaClient, Metrics, Stage};
 use cordon_stream::{AssignedReader, KafkaSettings, Received};
 use prometheus::IntCounter;
 use tokio_util::sync::CancellationToken;
@@ -98,10 +97,11 @@ pub fn start(
         premoderation: settings.index.premoderation,
     })?;
     let indexer = Indexer::new(settings, metrics, index, kafka)?;
-    spawn_lag_gauge(
+    spawn_kafka_metrics(
         &indexer.metrics,
         "indexer",
-        Arc::clone(&indexer.consumer),
+        KafkaClient::Consumer,
+        indexer.consumer.telemetry(),
         shutdown.clone(),
     );
     Ok((handle, indexer.run(shutdown)))
@@ -112,7 +112,7 @@ struct Indexer {
     settings: IndexerSettings,
     metrics: Metrics,
     index: ContentIndex,
-    consumer: Arc<AssignedReader>,
+    consumer: AssignedReader,
     offsets: Offsets,
     policy: CommitPolicy,
     /// Whether the newest record applied showed a backlog.
@@ -155,7 +155,7 @@ impl Indexer {
             settings,
             metrics,
             index,
-            consumer: Arc::new(consumer),
+            consumer,
             offsets,
             dirty_since: None,
             applied_verdicts: Vec::new(),

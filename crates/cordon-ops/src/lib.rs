@@ -6,18 +6,19 @@
 //! - [`retry()`]: retries an operation on a dependency until it succeeds or shutdown interrupts it
 //!   ([`Interrupted`]); while it retries, nothing new is consumed (backpressure).
 //! - [`watch_signals`]: SIGINT/SIGTERM start a graceful shutdown bounded by a deadline.
-//! - [`spawn_lag_gauge`]: keeps `cordon_consumer_lag{role}` current for a consumer.
+//! - [`spawn_kafka_metrics`]: keeps a Kafka client's `cordon_consumer_lag{role}` and
+//!   `cordon_kafka_requests_total` current from librdkafka's statistics.
 //! - [`Secret`]: a configured secret that is never printed.
 //!
 //! Architecture invariant: no role logic lives here, and nothing here names a role crate.
 
-mod lag;
+mod kafka;
 mod metrics;
 mod retry;
 mod secret;
 mod shutdown;
 
-pub use lag::spawn_lag_gauge;
+pub use kafka::{spawn_kafka_metrics, KafkaClient};
 pub use metrics::{names, Dependency, Metrics, Stage};
 pub use retry::{retry, Interrupted};
 pub use secret::Secret;

@@ -43,6 +43,8 @@ pub mod names {
     pub const VERDICT_APPLY_SECONDS: &str = "cordon_verdict_apply_seconds";
     /// `cordon_consumer_lag`.
     pub const CONSUMER_LAG: &str = "cordon_consumer_lag";
+    /// `cordon_kafka_requests_total`.
+    pub const KAFKA_REQUESTS_TOTAL: &str = "cordon_kafka_requests_total";
     /// `cordon_indexed_total`.
     pub const INDEXED_TOTAL: &str = "cordon_indexed_total";
     /// `cordon_index_committed_offset`.
@@ -111,6 +113,8 @@ pub struct Metrics {
     pub verdict_apply_seconds: Histogram,
     /// Consumer lag in messages, by role.
     pub consumer_lag: IntGaugeVec,
+    /// Requests Kafka clients sent to the brokers, by role, client kind and request type.
+    pub kafka_requests: IntCounterVec,
     /// Records applied by the indexer, by kind (content, verdict) and outcome (changed, stale, invalid).
     pub indexed: IntCounterVec,
     /// The next offset per topic and partition in the index's last commit: what it has applied.
@@ -242,6 +246,11 @@ impl Metrics {
                 &["role"],
             )
             .expect("valid gauge"),
+            kafka_requests: counter_vec(
+                names::KAFKA_REQUESTS_TOTAL,
+                "Requests Kafka clients sent to the brokers, by role, client and request type",
+                &["role", "client", "request"],
+            ),
             indexed: counter_vec(
                 names::INDEXED_TOTAL,
                 "Records applied by the indexer, by kind and outcome",
@@ -324,6 +333,7 @@ impl Metrics {
             Box::new(m.end_to_end_seconds.clone()),
             Box::new(m.verdict_apply_seconds.clone()),
             Box::new(m.consumer_lag.clone()),
+            Box::new(m.kafka_requests.clone()),
             Box::new(m.indexed.clone()),
             Box::new(m.index_offset.clone()),
             Box::new(m.cases_queued.clone()),

@@ -2,6 +2,7 @@
 //! durable, and a reader of partitions from offsets the caller keeps.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -9,7 +10,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::{KafkaSettings, StreamError};
+use crate::telemetry::Observed;
+use crate::{KafkaSettings, StreamError, Telemetry};
 
 /// One record as received, owned: where it came from and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,32 +59,12 @@ impl Received {
     }
 }
 
-/// A consumer whose lag (high watermark minus position, over its assigned partitions) can be
-/// measured, for the lag gauge.
-pub trait Lag: Send + Sync + 'static {
-    /// The total lag in records. Blocking: call it from a blocking task.
-    fn lag(&self, timeout: Duration) -> Result<i64, StreamError>;
-}
-
-fn lag_of(consumer: &StreamConsumer, timeout: Duration) -> Result<i64, StreamError> {
-    let positions = consumer.position()?;
-    let mut total = 0;
-    for element in positions.elements() {
-        let (_, high) = consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
-        let position = match element.offset() {
-            Offset::Offset(o) => o,
-            _ => continue,
-        };
-        total += (high - position).max(0);
-    }
-    Ok(total)
-}
-
 /// A consumer-group member with at-least-once offsets: auto-commit is on, but an offset is only
 /// *stored* by [`GroupConsumer::store_offsets`] once the batch's effects are durable, so a crash
 /// re-delivers at most the batches in flight.
 pub struct GroupConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Observed>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl GroupConsumer {
@@ -92,7 +74,8 @@ impl GroupConsumer {
         group_id: &str,
         topics: &[&str],
     ) -> Result<GroupConsumer, StreamError> {
-        let consumer: StreamConsumer = settings
+        let telemetry = Arc::new(Telemetry::default());
+        let consumer: StreamConsumer<Observed> = settings
             .consumer_config()
             .set("group.id", group_id)
             .set("enable.auto.commit", "true")
@@ -100,9 +83,12 @@ impl GroupConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
-            .create()?;
+            .create_with_context(Observed(Arc::clone(&telemetry)))?;
         consumer.subscribe(topics)?;
-        Ok(GroupConsumer { consumer })
+        Ok(GroupConsumer {
+            consumer,
+            telemetry,
+        })
     }
 
     /// The next record.
@@ -160,22 +146,22 @@ impl GroupConsumer {
         Ok(())
     }
 
+    /// Its statistics: lag and requests sent.
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
+    }
+
     /// Commits the stored offsets now and waits for the broker (at shutdown).
     pub fn commit_stored(&self) -> Result<(), StreamError> {
         Ok(self.consumer.commit_consumer_state(CommitMode::Sync)?)
     }
 }
 
-impl Lag for GroupConsumer {
-    fn lag(&self, timeout: Duration) -> Result<i64, StreamError> {
-        lag_of(&self.consumer, timeout)
-    }
-}
-
 /// A consumer that reads every partition of its topics from offsets the caller keeps (the
 /// indexer keeps them in its index commits); it never commits offsets to Kafka.
 pub struct AssignedReader {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Observed>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl AssignedReader {
@@ -186,13 +172,14 @@ impl AssignedReader {
         topics: &[&str],
         offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
     ) -> Result<AssignedReader, StreamError> {
-        let consumer: StreamConsumer = settings
+        let telemetry = Arc::new(Telemetry::default());
+        let consumer: StreamConsumer<Observed> = settings
             .consumer_config()
             .set("group.id", "cordon-indexer")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create()?;
+            .create_with_context(Observed(Arc::clone(&telemetry)))?;
         let mut assignment = TopicPartitionList::new();
         for topic in topics {
             let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -215,17 +202,19 @@ impl AssignedReader {
             }
         }
         consumer.assign(&assignment)?;
-        Ok(AssignedReader { consumer })
+        Ok(AssignedReader {
+            consumer,
+            telemetry,
+        })
     }
 
     /// The next record.
     pub async fn recv(&self) -> Result<Received, StreamError> {
         Ok(Received::of(&self.consumer.recv().await?))
     }
-}
 
-impl Lag for AssignedReader {
-    fn lag(&self, timeout: Duration) -> Result<i64, StreamError> {
-        lag_of(&self.consumer, timeout)
+    /// Its statistics: lag and requests sent.
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
     }
 }

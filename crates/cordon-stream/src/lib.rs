@@ -11,6 +11,8 @@
 //!   [`Acks`] to the caller, so it can prepare the next batch meanwhile. A record that can never
 //!   be published (too large, invalid: [`StreamError::is_permanent`]) does not fail its batch: it
 //!   is reported back as [`Refused`], so one record can never make a caller retry forever.
+//! - [`Telemetry`]: what librdkafka's statistics say about each client — a consumer's lag,
+//!   read from its own fetch state without asking the broker, and the requests sent by type.
 //! - [`ensure_topics`]: creates missing topics.
 //!
 //! Nothing here depends on a particular broker: it speaks the Kafka protocol through librdkafka.
@@ -20,10 +22,12 @@
 
 mod consume;
 mod publish;
+mod telemetry;
 mod topics;
 
-pub use consume::{AssignedReader, GroupConsumer, Lag, Received};
+pub use consume::{AssignedReader, GroupConsumer, Received};
 pub use publish::{Acks, Publisher, Record};
+pub use telemetry::{ClientStats, Telemetry, STATISTICS_INTERVAL};
 pub use topics::{ensure_topics, TopicSpec};
 
 use std::collections::BTreeMap;
@@ -110,6 +114,9 @@ pub const DEFAULT_FETCH_WAIT_MAX_MS: u64 = 500;
 /// `queued.max.messages.kbytes` still bounds what is buffered.
 pub const MAX_PARTITION_FETCH_BYTES: &str = "8388608";
 
+/// [`STATISTICS_INTERVAL`] as librdkafka's `statistics.interval.ms`.
+pub(crate) const STATISTICS_INTERVAL_MS: &str = "5000";
+
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
@@ -142,6 +149,7 @@ impl KafkaSettings {
         self.config_with(&[
             ("fetch.wait.max.ms", &self.fetch_wait_max_ms.to_string()),
             ("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES),
+            ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
         ])
     }
 }

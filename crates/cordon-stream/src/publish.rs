@@ -1,5 +1,6 @@
 //! Acknowledged publishing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::try_join_all;
@@ -7,7 +8,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::{KafkaSettings, Refused, StreamError};
+use crate::telemetry::Observed;
+use crate::{KafkaSettings, Refused, StreamError, Telemetry, STATISTICS_INTERVAL_MS};
 
 /// The broker's acknowledgements of records handed over by [`Publisher::send_all`].
 #[must_use = "records are only durable once their acknowledgements arrived"]
@@ -56,7 +58,8 @@ pub struct Record {
 /// An acknowledged producer.
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: FutureProducer<Observed>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Publisher {
@@ -69,8 +72,12 @@ impl Publisher {
         delivery_timeout: Duration,
         max_message_bytes: usize,
     ) -> Result<Publisher, StreamError> {
-        let producer: FutureProducer = settings
-            .config_with(&[("message.max.bytes", &max_message_bytes.to_string())])
+        let telemetry = Arc::new(Telemetry::default());
+        let producer: FutureProducer<Observed> = settings
+            .config_with(&[
+                ("message.max.bytes", &max_message_bytes.to_string()),
+                ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
+            ])
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
@@ -78,8 +85,16 @@ impl Publisher {
                 "message.timeout.ms",
                 delivery_timeout.as_millis().to_string(),
             )
-            .create()?;
-        Ok(Publisher { producer })
+            .create_with_context(Observed(Arc::clone(&telemetry)))?;
+        Ok(Publisher {
+            producer,
+            telemetry,
+        })
+    }
+
+    /// Its statistics: requests sent.
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
     }
 
     /// Publishes every record and returns once all are acknowledged or refused for good (the

@@ -36,7 +36,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Result;
-use cordon_ops::{spawn_lag_gauge, Metrics};
+use cordon_ops::{spawn_kafka_metrics, KafkaClient, Metrics};
 use cordon_review::ReviewStore;
 use cordon_stream::{GroupConsumer, KafkaSettings, Publisher};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,8 @@ pub struct Deps {
     pub publisher: Publisher,
 }
 
-/// A member of `group` on `topic`, with the lag gauge of `role` kept up to date.
+/// A member of `group` on `topic`, with the Kafka metrics of `role` (its lag, its consumer's
+/// and its producer's requests) kept up to date.
 fn role_consumer(
     deps: &Deps,
     group: &str,
@@ -77,7 +78,12 @@ fn role_consumer(
     shutdown: &CancellationToken,
 ) -> Result<Arc<GroupConsumer>> {
     let consumer = Arc::new(GroupConsumer::new(&deps.kafka, group, &[topic])?);
-    spawn_lag_gauge(&deps.metrics, role, Arc::clone(&consumer), shutdown.clone());
+    for (client, telemetry) in [
+        (KafkaClient::Consumer, consumer.telemetry()),
+        (KafkaClient::Producer, deps.publisher.telemetry()),
+    ] {
+        spawn_kafka_metrics(&deps.metrics, role, client, telemetry, shutdown.clone());
+    }
     Ok(consumer)
 }
 

@@ -1,0 +1,184 @@
+//! What librdkafka's statistics tell about a client, every [`STATISTICS_INTERVAL`]: how far a
+//! consumer is behind, read from its own fetch state, and the requests it sent to the brokers.
+//!
+//! The lag comes from the statistics rather than from asking the broker for its watermarks: a
+//! watermark request waits on the client's connection behind the fetch in flight, and one that
+//! times out makes librdkafka drop the connection — with the fetch — so a consumer far behind a
+//! slow broker would stall on its own lag gauge.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::statistics::Statistics;
+
+/// How often librdkafka reports a client's statistics (`statistics.interval.ms`).
+pub const STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The latest statistics of one client, shared between librdkafka's callback and whoever
+/// reports them (the role's metrics).
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    latest: Mutex<ClientStats>,
+}
+
+/// One client's figures as of its latest statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Records in the partitions a consumer reads that it has not yet handed to the
+    /// application (high watermark minus the position), summed over the partitions whose high
+    /// watermark a fetch response has told (all of them once each partition was fetched, a
+    /// few seconds after start); `None` before the first, and always for a producer.
+    pub lag: Option<i64>,
+    /// Requests sent to the brokers since the client started, by Kafka request type
+    /// (`Fetch`, `Produce`, `Heartbeat`, ...); types never sent are left out.
+    pub requests: BTreeMap<String, u64>,
+}
+
+impl Telemetry {
+    /// The figures of the latest statistics.
+    pub fn latest(&self) -> ClientStats {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record(&self, stats: ClientStats) {
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    }
+}
+
+impl ClientStats {
+    /// The figures in librdkafka's statistics of one client.
+    pub(crate) fn of(statistics: &Statistics) -> ClientStats {
+        let mut requests = BTreeMap::new();
+        for broker in statistics.brokers.values() {
+            for (request, sent) in &broker.req {
+                if let Ok(sent @ 1..) = u64::try_from(*sent) {
+                    *requests.entry(request.clone()).or_default() += sent;
+                }
+            }
+        }
+        let mut lag = None;
+        let partitions = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values());
+        for p in partitions.filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0) {
+            // Where the application stands: past the last record handed to it, else where it
+            // (or its group) committed, else the partition's start.
+            let position = [p.app_offset, p.committed_offset, p.lo_offset]
+                .into_iter()
+                .find(|o| *o >= 0);
+            if let Some(position) = position {
+                *lag.get_or_insert(0) += (p.hi_offset - position).max(0);
+            }
+        }
+        ClientStats { lag, requests }
+    }
+}
+
+/// The client context of every Cordon client: keeps its [`Telemetry`] current and leaves
+/// logging and errors to librdkafka's defaults.
+pub(crate) struct Observed(pub(crate) Arc<Telemetry>);
+
+impl ClientContext for Observed {
+    fn stats(&self, statistics: Statistics) {
+        self.0.record(ClientStats::of(&statistics));
+    }
+}
+
+impl ConsumerContext for Observed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::statistics::{Broker, Partition, Topic};
+
+    const INVALID: i64 = -1001;
+
+    /// A consumer's statistics: two brokers and the given partitions of one topic.
+    fn statistics(partitions: Vec<Partition>) -> Statistics {
+        let broker = |req: &[(&str, i64)]| Broker {
+            req: req.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            ..Default::default()
+        };
+        Statistics {
+            brokers: [
+                (
+                    "b1".into(),
+                    broker(&[("Fetch", 7), ("ListOffsets", 2), ("Produce", 0)]),
+                ),
+                ("b2".into(), broker(&[("Fetch", 3)])),
+            ]
+            .into(),
+            topics: [(
+                "t".into(),
+                Topic {
+                    partitions: partitions.into_iter().map(|p| (p.partition, p)).collect(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    fn partition(id: i32, desired: bool, app: i64, committed: i64, lo: i64, hi: i64) -> Partition {
+        Partition {
+            partition: id,
+            desired,
+            app_offset: app,
+            committed_offset: committed,
+            lo_offset: lo,
+            hi_offset: hi,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_are_summed_over_brokers_by_type() {
+        let stats = ClientStats::of(&statistics(vec![partition(0, true, 5, INVALID, 0, 10)]));
+        let expected: BTreeMap<String, u64> =
+            [("Fetch".to_string(), 10), ("ListOffsets".to_string(), 2)].into();
+        assert_eq!(stats.requests, expected);
+    }
+
+    #[test]
+    fn lag_counts_what_the_application_has_not_received() {
+        let partitions = vec![
+            // Handed out up to 5 of 10; a reader that never commits.
+            partition(0, true, 5, INVALID, 0, 10),
+            // Nothing handed out yet: from what the group committed.
+            partition(1, true, INVALID, 40, 0, 100),
+            // Nothing handed out, nothing committed: from the partition's start.
+            partition(2, true, INVALID, INVALID, 20, 30),
+            // No longer assigned, or the watermark not known yet: not counted.
+            partition(3, false, 0, INVALID, 0, 1000),
+            partition(4, true, 0, INVALID, 0, INVALID),
+            // librdkafka's internal unassigned partition.
+            partition(-1, true, 0, INVALID, 0, 1000),
+        ];
+        assert_eq!(
+            ClientStats::of(&statistics(partitions)).lag,
+            Some(5 + 60 + 10)
+        );
+    }
+
+    #[test]
+    fn no_lag_before_a_watermark_is_known() {
+        let partitions = vec![partition(0, true, INVALID, INVALID, INVALID, INVALID)];
+        assert_eq!(ClientStats::of(&statistics(partitions)).lag, None);
+    }
+
+    #[test]
+    fn the_interval_is_the_one_librdkafka_is_given() {
+        assert_eq!(
+            STATISTICS_INTERVAL.as_millis().to_string(),
+            crate::STATISTICS_INTERVAL_MS
+        );
+    }
+}
