@@ -28,6 +28,7 @@ const OWNERS: &[(&str, &[&str])] = &[
     ("sqlx", &["cordon-review"]),
     ("tantivy", &["cordon-index"]),
     ("ort", &["cordon-classifier"]),
+    ("tikv-jemallocator", &["cordon"]),
 ];
 
 /// The roles: libraries the composition root starts, independent of each other.
