@@ -12,8 +12,8 @@
 //! 1. Limits: Tantivy indexing alone (in process, same index settings), the classifier alone
 //!    (`cordon classify`), the broker's raw produce and consume rates (rdkafka).
 //! 2. Backlog: a worker and an indexer process (as deployed) on the broker and PostgreSQL drain
-//!    every item produced before they started: items/s from the first verdict to the last one
-//!    applied in the index, with progress every second.
+//!    every item produced before they started: items/s from the first record either consumed
+//!    to the last verdict applied in the index (the obvious pipeline's clock runs the same way), with progress every second.
 //!    Then the index is rebuilt: a fresh indexer alone drains those records (content and
 //!    verdicts), once committing every `commit_interval_ms` throughout and once with the
 //!    adaptive policy (`behind_commit_interval_ms` while behind); items/s and CPU µs per item.
@@ -40,157 +40,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    eventually, index_offsets, metric_sum, repo_root, CordonProcess, Deployment,
-    LOCAL_FETCH_WAIT_MAX_MS, WORKER_STAGES,
+    applied_verdicts, cpu_seconds, drained, env_or, eventually, first_record, index_offsets, item,
+    memory_mib, metric_sum, produce, producer, repo_root, sized, traffic, write_report,
+    CordonProcess, Deployment, Mix, LOCAL_FETCH_WAIT_MAX_MS, WORKER_STAGES,
 };
 use cordon_ops::{names, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use serde_json::{json, Value};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A text and its language.
-#[derive(Clone)]
-struct Text {
-    text: String,
-    lang: String,
-}
-
-/// Texts the model suppresses and texts it allows: the hand-written evaluation set (12
-/// languages, offers with evasions and hard negatives) and the sample feed, limited to the
-/// languages in `langs` (all when empty), classified offline at the size they are sent.
-fn texts(d: &Deployment, langs: &[String], chars: usize) -> Result<(Vec<Text>, Vec<Text>)> {
-    let mut all = Vec::new();
-    for file in ["models/eval/heldout.jsonl", "examples/sample-feed.jsonl"] {
-        for line in std::fs::read_to_string(repo_root().join(file))?.lines() {
-            let v: Value = serde_json::from_str(line)?;
-            let (Some(text), lang) = (v["text"].as_str(), v["lang"].as_str().unwrap_or("en"))
-            else {
-                continue;
-            };
-            if langs.is_empty() || langs.iter().any(|l| l == lang) {
-                all.push(Text {
-                    text: text.to_string(),
-                    lang: lang.to_string(),
-                });
-            }
-        }
-    }
-    let input = d.dir.path().join("texts.jsonl");
-    std::fs::write(
-        &input,
-        all.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                json!({"id": i.to_string(), "text": sized(&t.text, 0, chars)}).to_string() + "\n"
-            })
-            .collect::<String>(),
-    )?;
-    let out = d.command(&["classify", &input.display().to_string()])?;
-    let (mut flagged, mut clean) = (Vec::new(), Vec::new());
-    for line in out.lines() {
-        let v: Value = serde_json::from_str(line)?;
-        let Some(text) = v["id"]
-            .as_str()
-            .and_then(|id| all.get(id.parse::<usize>().ok()?))
-        else {
-            continue;
-        };
-        match v["action"].as_str() {
-            Some("suppress") => flagged.push(text.clone()),
-            Some("allow") => clean.push(text.clone()),
-            _ => {}
-        }
-    }
-    anyhow::ensure!(
-        !flagged.is_empty() && !clean.is_empty(),
-        "no suppressed or no allowed text in the languages {langs:?}"
-    );
-    Ok((flagged, clean))
-}
-
-/// Repeats `base` to about `chars` characters (the language stays the same), so sizes are
-/// realistic; `#n` keeps every text distinct.
-fn sized(base: &str, n: usize, chars: usize) -> String {
-    let mut text = format!("{base} #{n}");
-    while text.len() < chars {
-        text.push(' ');
-        text.push_str(base);
-    }
-    text
-}
-
-fn item(id: &str, text: &str, lang: &str) -> Value {
-    let now = chrono::Utc::now().to_rfc3339();
-    json!({
-        "id": id,
-        "kind": "channel_post",
-        "channel": {"id": format!("bench:{}", id.len() % 97), "subscribers": 1000},
-        "text": text,
-        "lang": lang,
-        "published_at": now,
-        "indexed_at": now,
-        "version": 1
-    })
-}
-
-fn producer(brokers: &str) -> Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?)
-}
-
-async fn produce(p: &FutureProducer, topic: &str, items: &[(String, String)]) -> Result<()> {
-    // Enqueue without waiting (librdkafka batches them), then wait for the acknowledgements in
-    // chunks, so the queue (1,000,000 messages) never fills.
-    for chunk in items.chunks(10_000) {
-        let mut pending = Vec::with_capacity(chunk.len());
-        for (id, payload) in chunk {
-            let record = FutureRecord::to(topic)
-                .key(id.as_str())
-                .payload(payload.as_str());
-            pending.push(p.send_result(record).map_err(|(e, _)| e)?);
-        }
-        for delivery in pending {
-            delivery.await?.map_err(|(e, _)| e)?;
-        }
-    }
-    Ok(())
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
-        + fields.get(12).context("stime")?.parse::<f64>()?;
-    Ok(ticks / 100.0)
-}
-
-/// A memory figure of a process in MiB from /proc: `VmRSS` (resident now) or `VmHWM` (peak).
-fn memory_mib(pid: u32, field: &str) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .with_context(|| format!("{field} of process {pid}"))?;
-    Ok(kb / 1024.0)
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -202,28 +60,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let n: usize = env_or("CORDON_BENCH_ITEMS", 100_000);
-    let flagged_share: f64 = env_or("CORDON_BENCH_FLAGGED", 0.2);
-    let chars: usize = env_or("CORDON_BENCH_TEXT_CHARS", 300);
     let extra: String = env_or("CORDON_BENCH_CONFIG", String::new());
     let d = Deployment::new(&extra).await?;
-    let langs: Vec<String> = env_or("CORDON_BENCH_LANGS", String::new())
-        .split(',')
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    let (flagged, clean) = texts(&d, &langs, chars)?;
-    let every = (1.0 / flagged_share.max(1e-6)).round().max(1.0) as usize;
-    let mix = Mix {
-        flagged: flagged.clone(),
-        clean,
-        every,
-        chars,
-    };
+    let mix = Mix::from_env(&d)?;
+    let (flagged, chars) = (&mix.flagged, mix.chars);
     let items: Vec<(String, String)> = (0..n).map(|i| mix.item("bench", i)).collect();
     let mut report = serde_json::Map::new();
     println!(
         "Cordon pipeline bench: {n} items, {:.0} % flagged, ~{chars} chars",
-        flagged_share * 100.0
+        100.0 / mix.every as f64
     );
 
     // 1. Limits.
@@ -343,13 +188,11 @@ async fn main() -> Result<()> {
     indexer.restart()?;
     let (pids, http) = watched(&d, &worker, &indexer)?;
     // 2. Backlog: the pipeline drains what was produced before it started.
-    let first_verdict = eventually(Duration::from_secs(120), "the first verdict", || async {
-        Ok((applied_verdicts(&indexer.http()).await? > 0.0).then(Instant::now))
-    })
-    .await?;
+    // The clock starts at the first record consumed, as the obvious pipeline's does.
+    let first = first_record(&http).await?;
     let before = Snapshot::take(&pids, &http).await?;
     drained(&indexer.http(), n).await?;
-    let backlog_secs = first_verdict.elapsed().as_secs_f64();
+    let backlog_secs = first.elapsed().as_secs_f64();
     let backlog_rate = n as f64 / backlog_secs;
     let backlog = Snapshot::take(&pids, &http).await?.since(&before, n);
     eprintln!("[bench] backlog of {n} drained at {backlog_rate:.0} items/s");
@@ -584,10 +427,7 @@ async fn main() -> Result<()> {
     if let (Some(first), Some(last)) = (soak.first(), soak.last()) {
         println!("| memory over {soak_secs} s (MiB, first → last sample) | {first} → {last} |");
     }
-    let out = repo_root().join("target/pipeline-bench.json");
-    std::fs::create_dir_all(out.parent().context("target dir")?)?;
-    std::fs::write(&out, serde_json::to_string_pretty(&Value::Object(report))?)?;
-    eprintln!("[bench] results in {}", out.display());
+    write_report("pipeline-bench.json", &Value::Object(report))?;
     Ok(())
 }
 
@@ -603,51 +443,6 @@ fn watched(d: &Deployment, worker: &CordonProcess, indexer: &CordonProcess) -> R
         ],
         [worker.http(), indexer.http()],
     ))
-}
-
-/// What traffic is made of.
-#[derive(Clone)]
-struct Mix {
-    flagged: Vec<Text>,
-    clean: Vec<Text>,
-    /// Every how many items one is flagged.
-    every: usize,
-    chars: usize,
-}
-
-impl Mix {
-    /// Item `i` of the mix: its id `prefix/i` and its JSON.
-    fn item(&self, prefix: &str, i: usize) -> (String, String) {
-        let base = if i.is_multiple_of(self.every) {
-            &self.flagged[i % self.flagged.len()]
-        } else {
-            &self.clean[i % self.clean.len()]
-        };
-        let id = format!("{prefix}/{i}");
-        let payload = item(&id, &sized(&base.text, i, self.chars), &base.lang).to_string();
-        (id, payload)
-    }
-}
-
-/// Produces `rate` items/s of `mix` for `secs` seconds (ids `prefix/N`); returns how many.
-async fn traffic(
-    kafka: &FutureProducer,
-    topic: &str,
-    mix: &Mix,
-    prefix: &str,
-    rate: f64,
-    secs: u64,
-) -> Result<usize> {
-    let started = Instant::now();
-    let mut sent = 0usize;
-    while started.elapsed() < Duration::from_secs(secs) {
-        let due = (started.elapsed().as_secs_f64() * rate) as usize;
-        let batch: Vec<(String, String)> = (sent..due).map(|i| mix.item(prefix, i)).collect();
-        sent = due;
-        produce(kafka, topic, &batch).await?;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(sent)
 }
 
 /// Offers `mix` at `rate` items/s for `secs` s to a pass-through "worker" (a group consumer that
@@ -721,31 +516,6 @@ async fn hollow_pipeline(
     pass.abort();
     counting.abort();
     Ok(rate)
-}
-
-/// Verdicts applied and committed in the index (the sum of the verdicts topic's offsets).
-async fn applied_verdicts(http: &str) -> Result<f64> {
-    Ok(index_offsets(http)
-        .await?
-        .get("cordon.verdicts")
-        .copied()
-        .unwrap_or(0) as f64)
-}
-
-/// Waits until `total` verdicts are applied, showing progress.
-async fn drained(http: &str, total: usize) -> Result<()> {
-    eventually(
-        Duration::from_secs(3600),
-        "every verdict to be applied",
-        || async {
-            let applied = applied_verdicts(http).await?;
-            eprint!("\r[bench] {applied:.0}/{total} verdicts applied");
-            Ok((applied as usize >= total).then_some(()))
-        },
-    )
-    .await?;
-    eprintln!();
-    Ok(())
 }
 
 const INDEXER_STAGES: [Stage; 2] = [Stage::Apply, Stage::Commit];

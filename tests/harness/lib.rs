@@ -14,6 +14,7 @@
 mod broker;
 mod browser;
 mod deployment;
+mod load;
 mod metrics;
 mod net;
 mod outage;
@@ -23,6 +24,7 @@ mod session;
 pub use broker::*;
 pub use browser::*;
 pub use deployment::*;
+pub use load::*;
 pub use metrics::*;
 pub use net::*;
 pub use outage::*;
