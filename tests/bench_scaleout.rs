@@ -94,13 +94,20 @@ struct Run {
 }
 
 impl Run {
-    /// Items the worker group finished (published and durable), summed over its processes.
-    async fn finished(&self) -> Result<f64> {
-        let mut done = 0.0;
+    /// Items each worker process finished (published and durable).
+    async fn finished_per_worker(&self) -> Result<Vec<f64>> {
+        let mut done = Vec::new();
         for w in &self.workers {
-            done += metric_sum(&w.http(), &format!("{}_count", names::END_TO_END_SECONDS)).await?;
+            done.push(
+                metric_sum(&w.http(), &format!("{}_count", names::END_TO_END_SECONDS)).await?,
+            );
         }
         Ok(done)
+    }
+
+    /// Items the worker group finished, summed over its processes.
+    async fn finished(&self) -> Result<f64> {
+        Ok(self.finished_per_worker().await?.iter().sum())
     }
 
     /// Records (content and verdicts) each replica has committed to its index.
@@ -240,10 +247,7 @@ async fn run(workers: usize, replicas: usize, n: usize, rate: f64, secs: u64) ->
         .zip(&cpu_after)
         .map(|((name, b), (_, a))| (name.clone(), json!(((a - b) * 1e6 / n as f64).round())))
         .collect();
-    let mut spread = Vec::new();
-    for w in &run.workers {
-        spread.push(metric_sum(&w.http(), &format!("{}_count", names::END_TO_END_SECONDS)).await?);
-    }
+    let spread = run.finished_per_worker().await?;
     eprintln!(
         "[bench] {name}: first verdict after {first_verdict:.1} s, backlog {:.0} items/s, items per worker {spread:?}",
         n as f64 / backlog_secs

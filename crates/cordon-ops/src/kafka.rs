@@ -30,8 +30,9 @@ impl KafkaClient {
 }
 
 /// Every second until `shutdown`, copies a client's latest statistics (at most
-/// [`cordon_stream::STATISTICS_INTERVAL`] old) into the metrics: a consumer's lag into `cordon_consumer_lag{role}`, the requests it sent since the
-/// last look into `cordon_kafka_requests_total{role, client, request}`.
+/// [`cordon_stream::STATISTICS_INTERVAL`] old) into the metrics: a consumer's lag into
+/// `cordon_consumer_lag{role}`, the requests it sent since the last look into
+/// `cordon_kafka_requests_total{role, client, request}`.
 pub fn spawn_kafka_metrics(
     metrics: &Metrics,
     role: &'static str,

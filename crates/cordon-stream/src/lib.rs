@@ -114,9 +114,6 @@ pub const DEFAULT_FETCH_WAIT_MAX_MS: u64 = 500;
 /// `queued.max.messages.kbytes` still bounds what is buffered.
 pub const MAX_PARTITION_FETCH_BYTES: &str = "8388608";
 
-/// [`STATISTICS_INTERVAL`] as librdkafka's `statistics.interval.ms`.
-pub(crate) const STATISTICS_INTERVAL_MS: &str = "5000";
-
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
@@ -145,11 +142,20 @@ impl KafkaSettings {
         config
     }
 
+    /// The configuration of a client whose context reads its statistics
+    /// ([`telemetry::Observed`]): [`KafkaSettings::config_with`] plus librdkafka's statistics
+    /// every [`STATISTICS_INTERVAL`] (a client without that context would log them instead).
+    pub(crate) fn observed_config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let interval = STATISTICS_INTERVAL.as_millis().to_string();
+        let mut all = vec![("statistics.interval.ms", interval.as_str())];
+        all.extend_from_slice(defaults);
+        self.config_with(&all)
+    }
+
     pub(crate) fn consumer_config(&self) -> ClientConfig {
-        self.config_with(&[
+        self.observed_config_with(&[
             ("fetch.wait.max.ms", &self.fetch_wait_max_ms.to_string()),
             ("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES),
-            ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
         ])
     }
 }

@@ -9,7 +9,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::telemetry::Observed;
-use crate::{KafkaSettings, Refused, StreamError, Telemetry, STATISTICS_INTERVAL_MS};
+use crate::{KafkaSettings, Refused, StreamError, Telemetry};
 
 /// The broker's acknowledgements of records handed over by [`Publisher::send_all`].
 #[must_use = "records are only durable once their acknowledgements arrived"]
@@ -74,10 +74,7 @@ impl Publisher {
     ) -> Result<Publisher, StreamError> {
         let telemetry = Arc::new(Telemetry::default());
         let producer: FutureProducer<Observed> = settings
-            .config_with(&[
-                ("message.max.bytes", &max_message_bytes.to_string()),
-                ("statistics.interval.ms", STATISTICS_INTERVAL_MS),
-            ])
+            .observed_config_with(&[("message.max.bytes", &max_message_bytes.to_string())])
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")

@@ -175,10 +175,11 @@ mod tests {
     }
 
     #[test]
-    fn the_interval_is_the_one_librdkafka_is_given() {
+    fn observed_clients_are_given_the_interval() {
+        let config = crate::KafkaSettings::default().consumer_config();
         assert_eq!(
-            STATISTICS_INTERVAL.as_millis().to_string(),
-            crate::STATISTICS_INTERVAL_MS
+            config.get("statistics.interval.ms"),
+            Some(STATISTICS_INTERVAL.as_millis().to_string().as_str())
         );
     }
 }
