@@ -22,7 +22,8 @@
 //!    and the backlog it had left when the traffic stopped.
 //! 4. Suppression latency: flagged probe items produced every 50 ms while traffic flows at half
 //!    the sustained rate; for each, the time from produce to the committed index (what public
-//!    search reads) showing it suppressed; p50/p95/p99.
+//!    search reads) showing it suppressed; p50/p95/p99, and split at the verdict's
+//!    `decided_at` (worker side, index side). `CORDON_BENCH_LATENCY_RATE` fixes the rate.
 //! 5. Memory over time (`CORDON_BENCH_SOAK_SECS`, default 0 = skipped; 600 for the target): the
 //!    latency phase's traffic for that long, resident memory of every process every 10 s.
 //! 6. Idle: no traffic for `CORDON_BENCH_IDLE_SECS` (default 20), the CPU each process uses with
@@ -263,51 +264,97 @@ async fn main() -> Result<()> {
     );
 
     // 4. Suppression latency at half the sustained rate.
-    let rate = (sustained_rate.min(offered) / 2.0).max(10.0);
+    let rate = match std::env::var("CORDON_BENCH_LATENCY_RATE") {
+        Ok(r) => r.parse().context("CORDON_BENCH_LATENCY_RATE")?,
+        Err(_) => (sustained_rate.min(offered) / 2.0).max(10.0),
+    };
     let before = Snapshot::take(&pids, &http).await?;
     let background = {
         let (kafka, mix) = (kafka.clone(), mix.clone());
         tokio::spawn(async move { traffic(&kafka, "cordon.content", &mix, "load", rate, 10).await })
     };
     let admin = d.admin().await?;
-    let started = Instant::now();
+    // Probes are produced by a task of their own (waiting for the broker's acknowledgement
+    // does not hold up the polling), and every outstanding probe is looked up concurrently
+    // every 25 ms, so the measurement adds ~15 ms, not a sequential round of look-ups (more
+    // frequent look-ups load the process that indexes).
+    let (probes_tx, mut probes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let prober = {
+        let (kafka, flagged) = (kafka.clone(), flagged.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let mut sent = 0usize;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                tick.tick().await;
+                let id = format!("probe/{sent}");
+                let probe = &flagged[sent % flagged.len()];
+                let payload = item(&id, &sized(&probe.text, sent, chars), &probe.lang).to_string();
+                let (at, wall) = (Instant::now(), chrono::Utc::now());
+                produce(&kafka, "cordon.content", &[(id.clone(), payload)]).await?;
+                // The receiver lives until every probe is accounted for.
+                let _ = probes_tx.send((id, at, wall));
+                sent += 1;
+            }
+            anyhow::Ok(sent)
+        })
+    };
     let mut latencies = Vec::new();
-    let mut outstanding: Vec<(String, Instant)> = Vec::new();
-    let mut next_probe = Instant::now();
-    let mut p = 0usize;
+    // Each probe's latency split at its verdict's `decided_at` (this machine's clock, like the
+    // produce time): the broker and the worker before it, the broker and the indexer after.
+    let (mut to_verdict, mut to_search) = (Vec::new(), Vec::new());
+    let mut outstanding: Vec<(String, Instant, chrono::DateTime<chrono::Utc>)> = Vec::new();
     let mut unsuppressed = 0usize;
-    while started.elapsed() < Duration::from_secs(10) || !outstanding.is_empty() {
-        if started.elapsed() < Duration::from_secs(10) && Instant::now() >= next_probe {
-            let id = format!("probe/{p}");
-            let probe = &flagged[p % flagged.len()];
-            let payload = item(&id, &sized(&probe.text, p, chars), &probe.lang).to_string();
-            let at = Instant::now();
-            produce(&kafka, "cordon.content", &[(id.clone(), payload)]).await?;
-            outstanding.push((id, at));
-            next_probe += Duration::from_millis(50);
-            p += 1;
+    let mut producing = true;
+    while producing || !outstanding.is_empty() {
+        loop {
+            match probes_rx.try_recv() {
+                Ok(probe) => outstanding.push(probe),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    producing = false;
+                    break;
+                }
+            }
         }
-        let mut still = Vec::new();
-        for (id, at) in outstanding.drain(..) {
-            let (_, state) = admin.get(&format!("/v1/items/{id}")).await?;
+        let mut lookups = tokio::task::JoinSet::new();
+        for (id, at, wall) in outstanding.drain(..) {
+            let admin = admin.clone();
+            lookups.spawn(async move {
+                let (_, state) = admin.get(&format!("/v1/items/{id}")).await?;
+                anyhow::Ok((id, at, wall, state))
+            });
+        }
+        while let Some(looked_up) = lookups.join_next().await {
+            let (id, at, wall, state) = looked_up??;
             if state["visibility"] == "suppressed" {
-                latencies.push(at.elapsed().as_secs_f64());
+                let total = at.elapsed().as_secs_f64();
+                let decided: chrono::DateTime<chrono::Utc> =
+                    serde_json::from_value(state["verdict"]["decided_at"].clone())
+                        .context("the probe's verdict has no decided_at")?;
+                let worker = (decided - wall).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                latencies.push(total);
+                to_verdict.push(worker);
+                to_search.push(total - worker);
             } else if at.elapsed() < Duration::from_secs(10) {
-                still.push((id, at));
+                outstanding.push((id, at, wall));
             } else {
                 // The model did not suppress this probe text at this size: not a latency.
                 unsuppressed += 1;
             }
         }
-        outstanding = still;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let p = prober.await??;
     let background_sent = background.await??;
     let latency_phase = Snapshot::take(&pids, &http)
         .await?
         .since(&before, background_sent + p);
     eprintln!("[bench] latency run: {background_sent} background items, {p} probes");
-    latencies.sort_by(f64::total_cmp);
+    for v in [&mut latencies, &mut to_verdict, &mut to_search] {
+        v.sort_by(f64::total_cmp);
+    }
+    let quantiles = |v: &[f64]| json!({"p50": percentile(v, 0.5), "p95": percentile(v, 0.95), "p99": percentile(v, 0.99)});
 
     // 5. Memory over a long run at the same rate.
     let soak_secs: u64 = env_or("CORDON_BENCH_SOAK_SECS", 0);
@@ -376,7 +423,7 @@ async fn main() -> Result<()> {
     report.insert("limits_items_per_s".into(), json!({"tantivy_alone": tantivy_rate, "classifier_alone": classifier_rate, "broker_produce": produce_rate, "broker_consume": consume_rate, "hollow_pipeline_sustained": hollow_rate}));
     report.insert("backlog".into(), json!({"items_per_s": backlog_rate, "share_of_slowest_limit": backlog_rate / slowest, "phase": backlog}));
     report.insert("sustained".into(), json!({"offered_items_per_s": offered, "items_per_s": sustained_rate, "share_of_slowest_limit": sustained_rate / slowest, "share_of_hollow_pipeline": sustained_rate / hollow_rate, "left_when_traffic_stopped": left, "phase": sustained}));
-    report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "probes_not_suppressed_within_10s": unsuppressed, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99), "phase": latency_phase}));
+    report.insert("suppression_latency_s".into(), json!({"rate_items_per_s": rate, "probes": latencies.len(), "probes_sent": p, "probes_not_suppressed_within_10s": unsuppressed, "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99), "produce_to_verdict": quantiles(&to_verdict), "verdict_to_search": quantiles(&to_search), "phase": latency_phase}));
     report.insert(
         "obvious_pipeline".into(),
         json!({"backlog_items_per_s": obvious_rate, "cpu_us_per_item": obvious_us, "cordon_backlog_ratio": backlog_rate / obvious_rate}),
@@ -407,6 +454,11 @@ async fn main() -> Result<()> {
     }
     println!("| **pipeline sustained** (offered {offered:.0}/s) | **{sustained_rate:.0} items/s** ({:.0} % of the hollow pipeline; {left:.0} items behind when the traffic stopped) |", 100.0 * sustained_rate / hollow_rate);
     println!("| suppression latency at {rate:.0} items/s ({} probes) | p50 {:.3} s, p95 {:.3} s, p99 {:.3} s |", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.95), percentile(&latencies, 0.99));
+    println!(
+        "| of which: produce to the worker's verdict / verdict to the committed index | {} / {} |",
+        quantiles(&to_verdict),
+        quantiles(&to_search)
+    );
     for (phase, v) in [
         ("backlog", &backlog),
         ("sustained", &sustained),

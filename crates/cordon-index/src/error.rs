@@ -29,6 +29,9 @@ pub enum IndexError {
         /// What could not be read.
         why: String,
     },
+    /// The writer is held by a commit that was started and not finished (one commit at a time).
+    #[error("a commit of the index is in progress")]
+    CommitInProgress,
 }
 
 pub(crate) fn tantivy_err(dir: &Path) -> impl Fn(tantivy::TantivyError) -> IndexError + '_ {

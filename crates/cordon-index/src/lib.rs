@@ -11,6 +11,9 @@
 //!   newer version wait in the document until that content arrives.
 //! - The Kafka offsets applied are saved in the same Tantivy commit as the documents (the commit
 //!   payload), so after a restart [`ContentIndex::committed_offsets`] is exactly what the index holds.
+//!   A [`Commit`] takes the changes and the offsets at the same moment and is written in the
+//!   background while later records are applied; look-ups see those later changes, then the
+//!   commit's, then the index's.
 
 mod error;
 mod schema;
@@ -27,7 +30,7 @@ pub use error::IndexError;
 pub(crate) use schema::{schema, Fields, Payload, CHANNEL_BLOCK};
 pub use search::{PlainQuery, QueryError, SearchHandle, SearchHit, SearchPage, MAX_QUERY_PARTS};
 pub use state::{Applied, ItemState};
-pub use writer::{ContentIndex, IndexSettings};
+pub use writer::{Commit, ContentIndex, IndexSettings, Written};
 
 /// Next offset to read, by topic and partition.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;

@@ -1,8 +1,8 @@
 //! Unit tests of the writer and readers together.
 
 use crate::{
-    Applied, ContentIndex, IndexSettings, Offsets, PlainQuery, QueryError, SearchHandle,
-    SearchPage, MAX_QUERY_PARTS,
+    Applied, ContentIndex, IndexError, IndexSettings, Offsets, PlainQuery, QueryError,
+    SearchHandle, SearchPage, MAX_QUERY_PARTS,
 };
 use chrono::Utc;
 use std::path::Path;
@@ -116,6 +116,45 @@ fn an_item_changed_by_several_records_is_written_once_per_commit() {
     index.commit(&Offsets::new()).unwrap();
     assert_eq!(search.num_docs(), 2);
     assert_eq!(search.search(&q("bikes"), 0, 10).unwrap().total, 1);
+}
+
+#[test]
+fn records_applied_while_a_commit_is_written_go_into_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut index, search) = open(dir.path(), false);
+    let offsets = |n: i64| Offsets::from([("content".to_string(), [(0, n)].into())]);
+    index.apply_content(item("a", 1, "bikes")).unwrap();
+    let commit = index.start_commit(&offsets(1)).unwrap();
+    assert!(
+        matches!(
+            index.start_commit(&offsets(1)),
+            Err(IndexError::CommitInProgress)
+        ),
+        "one commit at a time"
+    );
+    // Applied while the first commit is in progress: the verdict finds the content the commit
+    // is writing, and the new item is not part of that commit.
+    index
+        .apply_verdict(verdict("a", 1, Action::Suppress, model()))
+        .unwrap();
+    index.apply_content(item("b", 1, "bikes")).unwrap();
+    assert_eq!(index.pending(), 2);
+    let written = std::thread::spawn(move || commit.write())
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(search.num_docs(), 1);
+    assert_eq!(search.search(&q("bikes"), 0, 10).unwrap().total, 1);
+    assert_eq!(index.committed_offsets(), &Offsets::new());
+    index.finish_commit(written);
+    assert_eq!(index.committed_offsets(), &offsets(1));
+    index.commit(&offsets(3)).unwrap();
+    // The second commit replaced a's document (suppressed now) and added b's.
+    assert_eq!(search.num_docs(), 2);
+    assert_eq!(ids(&search.search(&q("bikes"), 0, 10).unwrap()), ["b"]);
+    drop(index);
+    let (reopened, _) = open(dir.path(), false);
+    assert_eq!(reopened.committed_offsets(), &offsets(3));
 }
 
 fn verdict(id: &str, version: u64, action: Action, by: DecidedBy) -> Verdict {

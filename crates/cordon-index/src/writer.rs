@@ -1,13 +1,15 @@
 //! The one writer: applies content and verdicts in stream order and commits them with their
-//! offsets.
+//! offsets. A commit is written in the background ([`Commit`]) while the next records are
+//! applied.
 
 use cordon_domain::{Action, ContentItem, Verdict, Visibility};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tantivy::{DateTime, Index, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::{
-    schema, tantivy_err, Applied, IndexError, ItemState, Offsets, Payload, SearchHandle,
+    schema, tantivy_err, Applied, Fields, IndexError, ItemState, Offsets, Payload, SearchHandle,
     CHANNEL_BLOCK,
 };
 
@@ -23,22 +25,81 @@ pub struct IndexSettings {
 }
 
 /// An item changed since the last commit.
+#[derive(Clone)]
 pub(crate) struct Pending {
     pub(crate) state: ItemState,
     /// A committed document of the item exists and must be deleted at the commit.
     pub(crate) replaces: bool,
 }
 
+/// The changes of one commit, by item id.
+type Changes = HashMap<String, Pending>;
+
 /// The single writer of the index.
+///
+/// Look-ups see the newest state of an item in this order: the changes applied since the last
+/// commit started (`overlay`), those a commit in progress is writing (`writing`), those the
+/// last finished commit wrote (`recent`), the committed index.
 pub struct ContentIndex {
     pub(crate) handle: SearchHandle,
-    pub(crate) writer: IndexWriter,
+    /// The Tantivy writer; a [`Commit`] in progress holds it.
+    pub(crate) writer: Option<IndexWriter>,
     pub(crate) premoderation: bool,
-    pub(crate) overlay: HashMap<String, Pending>,
+    pub(crate) overlay: Changes,
+    /// The changes a commit in progress is writing (empty when none is).
+    pub(crate) writing: Arc<Changes>,
     /// The states written by the last commit: a verdict usually follows its item's content by
     /// less than a commit interval, and finding the state here spares a document-store read.
     pub(crate) recent: HashMap<String, ItemState>,
     pub(crate) committed: Offsets,
+}
+
+/// A commit taken from the index by [`ContentIndex::start_commit`]: the changes applied until
+/// then and their offsets, with the writer. [`Commit::write`] writes it (blocking, on any
+/// thread) while the index goes on applying records; [`ContentIndex::finish_commit`] gives the
+/// writer back. Ordering guarantee: the documents and the offsets of one commit are taken at
+/// the same moment, so a commit never holds a record without its offset or the reverse.
+pub struct Commit {
+    writer: IndexWriter,
+    changes: Arc<Changes>,
+    offsets: Offsets,
+    handle: SearchHandle,
+}
+
+/// A written commit, to hand back with [`ContentIndex::finish_commit`].
+pub struct Written {
+    writer: IndexWriter,
+    offsets: Offsets,
+}
+
+impl Commit {
+    /// Writes every changed item once, commits the documents with the offsets, then makes them
+    /// visible to readers. Blocking: Tantivy flushes segments and syncs files.
+    pub fn write(mut self) -> Result<Written, IndexError> {
+        let dir = self.handle.dir.clone();
+        let fields = self.handle.fields;
+        for pending in self.changes.values() {
+            let doc =
+                document(fields, &pending.state).map_err(|e| self.handle.corrupt(e.to_string()))?;
+            if pending.replaces {
+                self.writer
+                    .delete_term(Term::from_field_text(fields.id, &pending.state.id));
+            }
+            self.writer.add_document(doc).map_err(tantivy_err(&dir))?;
+        }
+        let payload = serde_json::to_string(&Payload {
+            offsets: self.offsets.clone(),
+        })
+        .map_err(|e| self.handle.corrupt(e.to_string()))?;
+        let mut prepared = self.writer.prepare_commit().map_err(tantivy_err(&dir))?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(tantivy_err(&dir))?;
+        self.handle.reader.reload().map_err(tantivy_err(&dir))?;
+        Ok(Written {
+            writer: self.writer,
+            offsets: self.offsets,
+        })
+    }
 }
 
 impl ContentIndex {
@@ -91,9 +152,10 @@ impl ContentIndex {
         Ok((
             ContentIndex {
                 handle: handle.clone(),
-                writer,
+                writer: Some(writer),
                 premoderation: settings.premoderation,
                 overlay: HashMap::new(),
+                writing: Arc::default(),
                 recent: HashMap::new(),
                 committed,
             },
@@ -112,7 +174,7 @@ impl ContentIndex {
     }
 
     pub(crate) fn current(&self, id: &str) -> Result<Option<ItemState>, IndexError> {
-        if let Some(pending) = self.overlay.get(id) {
+        if let Some(pending) = self.overlay.get(id).or_else(|| self.writing.get(id)) {
             return Ok(Some(pending.state.clone()));
         }
         match self.recent.get(id) {
@@ -229,87 +291,35 @@ impl ContentIndex {
         Ok(Applied::Changed { before, after })
     }
 
-    /// The Tantivy document of an item's state, or of a channel block.
-    pub(crate) fn document(&self, state: &ItemState) -> Result<TantivyDocument, IndexError> {
-        let f = self.handle.fields;
-        let json = serde_json::to_string(state).map_err(|e| self.handle.corrupt(e.to_string()))?;
-        let mut doc = TantivyDocument::default();
-        doc.add_text(f.id, &state.id);
-        doc.add_text(f.state, &json);
-        if let Some(channel) = state.verdicts.first().and_then(|v| v.channel_id.as_ref()) {
-            doc.add_text(f.kind, CHANNEL_BLOCK);
-            doc.add_text(f.channel_id, channel);
-            let blocked = state.visibility == Visibility::Suppressed;
-            doc.add_text(f.visibility, if blocked { "blocked" } else { "unblocked" });
-            return Ok(doc);
-        }
-        doc.add_text(f.visibility, state.visibility.as_str());
-        if let Some(c) = &state.content {
-            doc.add_text(f.kind, c.kind.as_str());
-            doc.add_text(f.channel_id, &c.channel.id);
-            for part in [&c.channel.username, &c.channel.title]
-                .into_iter()
-                .flatten()
-            {
-                doc.add_text(f.channel, part);
-            }
-            if let Some(t) = &c.title {
-                doc.add_text(f.title, t);
-            }
-            doc.add_text(f.text, &c.text);
-            if let Some(l) = &c.lang {
-                doc.add_text(f.lang, l);
-            }
-            doc.add_u64(f.version, c.version);
-            doc.add_date(
-                f.published_at,
-                DateTime::from_timestamp_micros(c.published_at.timestamp_micros()),
-            );
-            doc.add_date(
-                f.indexed_at,
-                DateTime::from_timestamp_micros(c.indexed_at.timestamp_micros()),
-            );
-        }
-        if let Some(v) = state.verdict() {
-            if let Some(c) = v.category {
-                doc.add_text(f.category, c.as_str());
-            }
-            if let Some(s) = v.score {
-                doc.add_f64(f.score, f64::from(s));
-            }
-        }
-        Ok(doc)
+    /// Takes everything applied so far, with `offsets` (the next offset to read per topic and
+    /// partition), as a [`Commit`] to write; applying goes on meanwhile. Each changed item is
+    /// written once per commit, however many records changed it (typically its content and its
+    /// verdict). One commit at a time: the writer is the commit's until it is finished.
+    pub fn start_commit(&mut self, offsets: &Offsets) -> Result<Commit, IndexError> {
+        let writer = self.writer.take().ok_or(IndexError::CommitInProgress)?;
+        self.writing = Arc::new(std::mem::take(&mut self.overlay));
+        Ok(Commit {
+            writer,
+            changes: Arc::clone(&self.writing),
+            offsets: offsets.clone(),
+            handle: self.handle.clone(),
+        })
     }
 
-    /// Commits everything applied so far together with `offsets` (the next offset to read per
-    /// topic and partition), then makes it visible to readers. Each changed item is written once
-    /// per commit, however many records changed it (typically its content and its verdict).
-    pub fn commit(&mut self, offsets: &Offsets) -> Result<(), IndexError> {
-        let dir = self.handle.dir.clone();
-        for pending in self.overlay.values() {
-            let doc = self.document(&pending.state)?;
-            if pending.replaces {
-                self.writer.delete_term(Term::from_field_text(
-                    self.handle.fields.id,
-                    &pending.state.id,
-                ));
-            }
-            self.writer.add_document(doc).map_err(tantivy_err(&dir))?;
-        }
-        let payload = serde_json::to_string(&Payload {
-            offsets: offsets.clone(),
-        })
-        .map_err(|e| self.handle.corrupt(e.to_string()))?;
-        let mut prepared = self.writer.prepare_commit().map_err(tantivy_err(&dir))?;
-        prepared.set_payload(&payload);
-        prepared.commit().map_err(tantivy_err(&dir))?;
-        self.handle.reader.reload().map_err(tantivy_err(&dir))?;
-        self.recent = self
-            .overlay
-            .drain()
+    /// Takes the writer back from a written commit: its offsets are now the committed ones.
+    pub fn finish_commit(&mut self, written: Written) {
+        self.writer = Some(written.writer);
+        self.recent = Arc::unwrap_or_clone(std::mem::take(&mut self.writing))
+            .into_iter()
             .map(|(id, pending)| (id, pending.state))
             .collect();
-        self.committed = offsets.clone();
+        self.committed = written.offsets;
+    }
+
+    /// Commits everything applied so far with `offsets` and waits for it (blocking).
+    pub fn commit(&mut self, offsets: &Offsets) -> Result<(), IndexError> {
+        let written = self.start_commit(offsets)?.write()?;
+        self.finish_commit(written);
         Ok(())
     }
 
@@ -317,7 +327,59 @@ impl ContentIndex {
     pub fn close(self) -> Result<(), IndexError> {
         let dir = self.handle.dir.clone();
         self.writer
+            .ok_or(IndexError::CommitInProgress)?
             .wait_merging_threads()
             .map_err(tantivy_err(&dir))
     }
+}
+
+/// The Tantivy document of an item's state, or of a channel block.
+fn document(f: Fields, state: &ItemState) -> Result<TantivyDocument, serde_json::Error> {
+    let json = serde_json::to_string(state)?;
+    let mut doc = TantivyDocument::default();
+    doc.add_text(f.id, &state.id);
+    doc.add_text(f.state, &json);
+    if let Some(channel) = state.verdicts.first().and_then(|v| v.channel_id.as_ref()) {
+        doc.add_text(f.kind, CHANNEL_BLOCK);
+        doc.add_text(f.channel_id, channel);
+        let blocked = state.visibility == Visibility::Suppressed;
+        doc.add_text(f.visibility, if blocked { "blocked" } else { "unblocked" });
+        return Ok(doc);
+    }
+    doc.add_text(f.visibility, state.visibility.as_str());
+    if let Some(c) = &state.content {
+        doc.add_text(f.kind, c.kind.as_str());
+        doc.add_text(f.channel_id, &c.channel.id);
+        for part in [&c.channel.username, &c.channel.title]
+            .into_iter()
+            .flatten()
+        {
+            doc.add_text(f.channel, part);
+        }
+        if let Some(t) = &c.title {
+            doc.add_text(f.title, t);
+        }
+        doc.add_text(f.text, &c.text);
+        if let Some(l) = &c.lang {
+            doc.add_text(f.lang, l);
+        }
+        doc.add_u64(f.version, c.version);
+        doc.add_date(
+            f.published_at,
+            DateTime::from_timestamp_micros(c.published_at.timestamp_micros()),
+        );
+        doc.add_date(
+            f.indexed_at,
+            DateTime::from_timestamp_micros(c.indexed_at.timestamp_micros()),
+        );
+    }
+    if let Some(v) = state.verdict() {
+        if let Some(c) = v.category {
+            doc.add_text(f.category, c.as_str());
+        }
+        if let Some(s) = v.score {
+            doc.add_f64(f.score, f64::from(s));
+        }
+    }
+    Ok(doc)
 }

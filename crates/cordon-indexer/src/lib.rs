@@ -6,6 +6,8 @@
 //! it keeps up, `behind_commit_interval_ms` while it drains a backlog. So the index never runs
 //! ahead of or behind the offsets it reports, and a crash replays only what was not committed
 //! (applying a record twice is harmless: content is versioned and verdicts follow precedence).
+//! A commit is written on a blocking thread while the next records are applied; one commit at
+//! a time, the next due once the previous one is done.
 
 //!
 //! Architecture invariant: the offsets live only in the index's commits (`commit` below);
@@ -23,10 +25,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use cordon_domain::{ContentItem, Verdict};
-use cordon_index::{Applied, ContentIndex, IndexSettings, Offsets, SearchHandle};
+use cordon_index::{
+    Applied, ContentIndex, IndexError, IndexSettings, Offsets, SearchHandle, Written,
+};
 use cordon_ops::{spawn_kafka_metrics, Dependency, KafkaClient, Metrics, Stage};
 use cordon_stream::{AssignedReader, KafkaSettings, Received};
 use prometheus::IntCounter;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -107,6 +112,17 @@ pub fn start(
     Ok((handle, indexer.run(shutdown)))
 }
 
+/// How long the indexer waits for a record when nothing is due.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// A commit being written on a blocking thread, and what it accounts for once written.
+struct InFlight {
+    task: JoinHandle<Result<Written, IndexError>>,
+    started: Instant,
+    /// `decided_at` of the verdicts that changed a visibility, searchable once it is written.
+    verdicts: Vec<DateTime<Utc>>,
+}
+
 /// The indexer and its state.
 struct Indexer {
     settings: IndexerSettings,
@@ -119,7 +135,9 @@ struct Indexer {
     pace: Pace,
     /// `cordon_indexed_total` by record kind and outcome, looked up once.
     indexed: [[IntCounter; 3]; 2],
+    /// When the first change not yet taken by a commit was applied.
     dirty_since: Option<Instant>,
+    in_flight: Option<InFlight>,
     applied_verdicts: Vec<DateTime<Utc>>,
     /// Time spent applying records since the last commit.
     apply_time: Duration,
@@ -158,6 +176,7 @@ impl Indexer {
             consumer,
             offsets,
             dirty_since: None,
+            in_flight: None,
             applied_verdicts: Vec::new(),
             apply_time: Duration::ZERO,
         };
@@ -168,12 +187,23 @@ impl Indexer {
     /// Applies records until `shutdown`, then commits what was applied.
     async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
         loop {
+            // While a commit is written, records are still applied; the next commit waits.
             let wait = match self.dirty_since {
-                Some(since) => self.policy.remaining(since.elapsed(), self.pace),
-                None => Duration::from_millis(500),
+                Some(since) if self.in_flight.is_none() => {
+                    self.policy.remaining(since.elapsed(), self.pace)
+                }
+                _ => IDLE_WAIT,
+            };
+            let in_flight = &mut self.in_flight;
+            let written = async move {
+                match in_flight {
+                    Some(f) => (&mut f.task).await,
+                    None => std::future::pending().await,
+                }
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                written = written => self.finish_commit(written)?,
                 received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                     Err(_) => {}
                     Ok(Ok(message)) => {
@@ -188,16 +218,19 @@ impl Indexer {
                     }
                 }
             }
-            if self
-                .dirty_since
-                .is_some_and(|since| self.policy.remaining(since.elapsed(), self.pace).is_zero())
+            if self.in_flight.is_none()
+                && self
+                    .dirty_since
+                    .is_some_and(|s| self.policy.remaining(s.elapsed(), self.pace).is_zero())
             {
-                self.commit()?;
+                self.start_commit()?;
             }
         }
         info!("indexer stopping: committing the index");
+        self.wait_for_commit().await?;
         if self.dirty_since.is_some() {
-            self.commit()?;
+            self.start_commit()?;
+            self.wait_for_commit().await?;
         }
         tokio::task::block_in_place(|| self.index.close()).context("closing the index")?;
         Ok(())
@@ -270,7 +303,7 @@ impl Indexer {
 
     /// Publishes the committed offsets as `cordon_index_committed_offset`.
     fn report_offsets(&self) {
-        for (topic, partitions) in &self.offsets {
+        for (topic, partitions) in self.index.committed_offsets() {
             for (partition, offset) in partitions {
                 self.metrics
                     .index_offset
@@ -280,23 +313,51 @@ impl Indexer {
         }
     }
 
-    fn commit(&mut self) -> Result<()> {
-        let started = Instant::now();
-        let offsets = self.offsets.clone();
-        tokio::task::block_in_place(|| self.index.commit(&offsets))
-            .context("committing the index")?;
-        self.report_offsets();
-        self.metrics.observe_stage(Stage::Commit, started);
+    /// Takes what was applied as a commit and writes it on a blocking thread.
+    fn start_commit(&mut self) -> Result<()> {
+        let commit = self
+            .index
+            .start_commit(&self.offsets)
+            .context("starting a commit")?;
         self.metrics.observe_stage_secs(
             Stage::Apply,
             std::mem::take(&mut self.apply_time).as_secs_f64(),
         );
+        self.in_flight = Some(InFlight {
+            task: tokio::task::spawn_blocking(move || commit.write()),
+            started: Instant::now(),
+            verdicts: std::mem::take(&mut self.applied_verdicts),
+        });
+        self.dirty_since = None;
+        Ok(())
+    }
+
+    /// Waits for the commit in flight, if any, and accounts for it.
+    async fn wait_for_commit(&mut self) -> Result<()> {
+        if let Some(f) = self.in_flight.as_mut() {
+            let written = (&mut f.task).await;
+            self.finish_commit(written)?;
+        }
+        Ok(())
+    }
+
+    /// Accounts for the commit in flight once written: its offsets are the committed ones.
+    fn finish_commit(
+        &mut self,
+        written: Result<Result<Written, IndexError>, JoinError>,
+    ) -> Result<()> {
+        let in_flight = self.in_flight.take().context("no commit in flight")?;
+        let written = written
+            .context("the commit's thread failed")?
+            .context("committing the index")?;
+        self.index.finish_commit(written);
+        self.report_offsets();
+        self.metrics.observe_stage(Stage::Commit, in_flight.started);
         let now = Utc::now();
-        for decided_at in self.applied_verdicts.drain(..) {
+        for decided_at in in_flight.verdicts {
             let secs = (now - decided_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
             self.metrics.verdict_apply_seconds.observe(secs.max(0.0));
         }
-        self.dirty_since = None;
         Ok(())
     }
 }
