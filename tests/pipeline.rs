@@ -4,30 +4,19 @@
 //! indexer mid-stream loses and doubles nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cases, eventually, ids_with, metric_sum, repo_root, signed_report, wait_applied, Deployment,
-    WORKER_STAGES,
+    cases, eventually, feed_versions, ids_with, metric_sum, repo_root, signed_report, wait_applied,
+    Deployment, WORKER_STAGES,
 };
 use cordon_ops::names;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use serde_json::{json, Value};
-
-fn sample_versions(file: &Path) -> Result<BTreeMap<String, u64>> {
-    let mut out = BTreeMap::new();
-    for line in std::fs::read_to_string(file)?.lines() {
-        let v: Value = serde_json::from_str(line)?;
-        if let (Some(id), Some(version)) = (v["id"].as_str(), v["version"].as_u64()) {
-            out.insert(id.to_string(), version);
-        }
-    }
-    Ok(out)
-}
 
 /// A deployment for the sample feed, with thresholds that spread its items over all three
 /// actions; returns the feed, the action `cordon classify` expects for each item that reaches the
@@ -43,7 +32,7 @@ async fn sample_deployment() -> Result<(
     d.spread_policy(&feed)?;
     let mut expected = d.expected_actions(&feed)?;
     expected.retain(|id, _| !id.ends_with("broken"));
-    let versions: BTreeMap<String, u64> = sample_versions(&feed)?
+    let versions: BTreeMap<String, u64> = feed_versions(&feed)?
         .into_iter()
         .filter(|(id, _)| expected.contains_key(id))
         .collect();

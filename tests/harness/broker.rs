@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, wait_for_port};
+use crate::{free_port, wait_for_port, Issued};
 
 /// The consumers' fetch wait (`kafka.fetch_wait_max_ms`) of every deployment on this broker:
 /// tansu holds a fetch for its whole wait when nothing is new, so the default 500 ms would put
@@ -13,10 +13,23 @@ use crate::{free_port, wait_for_port};
 pub const LOCAL_FETCH_WAIT_MAX_MS: u64 = 20;
 
 /// A tansu broker process on a free loopback port with a durable SQLite store.
+///
+/// With [`Broker::tls`] set, clients reach it through TLS: tansu 0.6.0 cannot serve TLS itself
+/// (its command line refuses `--cert` together with `--key`, and needs both), so `socat`
+/// terminates TLS on the public port and forwards to tansu on a loopback port of its own, and
+/// tansu advertises the public one. Authentication (`--authentication`) is tansu's own.
 pub struct Broker {
     child: Option<Child>,
+    tls_proxy: Option<Child>,
     port: u16,
+    /// Where tansu itself listens when a TLS proxy is in front of it.
+    inner_port: u16,
     store: PathBuf,
+    /// The certificate the broker serves TLS with, if any.
+    pub tls: Option<Issued>,
+    /// Whether the broker requires SASL authentication (tansu: SCRAM users, see
+    /// [`Broker::add_scram_user`]; its PLAIN accepts any password).
+    pub authentication: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -27,8 +40,12 @@ impl Broker {
         let store = dir.path().join("tansu.db");
         let mut broker = Broker {
             child: None,
+            tls_proxy: None,
             port: free_port(),
+            inner_port: free_port(),
             store,
+            tls: None,
+            authentication: false,
             _dir: dir,
         };
         broker.restart()?;
@@ -45,11 +62,22 @@ impl Broker {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Kills the broker with SIGKILL.
+    /// Kills the broker (and its TLS proxy) with SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in [self.child.take(), self.tls_proxy.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Where tansu itself listens: the public address, or behind a TLS proxy its own.
+    fn inner_addr(&self) -> String {
+        match self.tls {
+            Some(_) => format!("127.0.0.1:{}", self.inner_port),
+            None => self.addr(),
         }
     }
 
@@ -57,16 +85,24 @@ impl Broker {
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
         let bin = std::env::var("CORDON_TANSU").unwrap_or_else(|_| "tansu".into());
-        let url = format!("tcp://{}", self.addr());
-        let log = std::fs::File::create(self.store.with_extension("log"))?;
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+        let listener = format!("tcp://{}", self.inner_addr());
+        let advertised = format!("tcp://{}", self.addr());
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.store.with_extension("log"))?;
+        let mut command = Command::new(&bin);
+        command.args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &advertised,
+        ]);
+        if self.authentication {
+            command.arg("--authentication");
+        }
+        let child = command
             // tansu resolves the sqlite:// path relative to its working directory.
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.store.parent().expect("store directory"))
@@ -75,7 +111,44 @@ impl Broker {
             .spawn()
             .with_context(|| format!("starting the broker `{bin}` (run scripts/setup.sh)"))?;
         self.child = Some(child);
-        wait_for_port(&self.addr(), Duration::from_secs(20))
+        wait_for_port(&self.inner_addr(), Duration::from_secs(20))?;
+        if let Some(tls) = &self.tls {
+            let listen = format!(
+                "OPENSSL-LISTEN:{},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                self.port,
+                tls.cert.display(),
+                tls.key.display()
+            );
+            let proxy = Command::new("socat")
+                .arg(listen)
+                .arg(format!("TCP:{}", self.inner_addr()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting socat, the TLS proxy (run scripts/setup.sh)")?;
+            self.tls_proxy = Some(proxy);
+            wait_for_port(&self.addr(), Duration::from_secs(20))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a SCRAM-SHA-512 user with `tansu user create`, which speaks plaintext without
+    /// authentication: call it before turning on [`Broker::authentication`] and restarting
+    /// (the user is kept in the store).
+    pub fn add_scram_user(&self, name: &str, password: &str) -> Result<()> {
+        let bin = std::env::var("CORDON_TANSU").unwrap_or_else(|_| "tansu".into());
+        let output = Command::new(&bin)
+            .args(["user", "create", "--broker"])
+            .arg(format!("tcp://{}", self.inner_addr()))
+            .args(["--mechanism", "scram512", name, password])
+            .output()
+            .context("running tansu user create")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "tansu user create: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
     }
 }
 

@@ -48,7 +48,12 @@ impl Deployment {
     /// The context stage is off, as by default (the fast model decides every item); a process
     /// started with `CORDON_CONTEXT__ENABLED=true` turns it on.
     pub async fn new(extra: &str) -> Result<Deployment> {
-        let broker = Broker::start()?;
+        Deployment::on(Broker::start()?, extra).await
+    }
+
+    /// [`Deployment::new`] on a broker the test started (with TLS or authentication, say;
+    /// `extra` then carries the matching `[kafka.security]`).
+    pub async fn on(broker: Broker, extra: &str) -> Result<Deployment> {
         let db = TestDb::create().await?;
         let dir = tempfile::tempdir()?;
         let api = format!("127.0.0.1:{}", free_port());
@@ -368,6 +373,18 @@ pub async fn wait_applied(
         Ok(Some(()))
     })
     .await
+}
+
+/// The version of every item in a JSON-lines feed, by id.
+pub fn feed_versions(file: &Path) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(file)?.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if let (Some(id), Some(version)) = (v["id"].as_str(), v["version"].as_u64()) {
+            out.insert(id.to_string(), version);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes the items `range` built from the sample feed's texts (shifted by `shift`), with ids

@@ -20,6 +20,7 @@ mod net;
 mod outage;
 mod process;
 mod session;
+mod tls;
 
 pub use broker::*;
 pub use browser::*;
@@ -30,5 +31,6 @@ pub use net::*;
 pub use outage::*;
 pub use process::*;
 pub use session::*;
+pub use tls::*;
 
 pub use cordon_review::test_support::{admin_url, TestDb};

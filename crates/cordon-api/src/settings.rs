@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cordon_ops::Secret;
+use cordon_secret::Secret;
 use serde::{Deserialize, Serialize};
 
 /// The console's media proxy: images reach moderators only through Cordon.

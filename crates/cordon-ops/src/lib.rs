@@ -8,18 +8,15 @@
 //! - [`watch_signals`]: SIGINT/SIGTERM start a graceful shutdown bounded by a deadline.
 //! - [`spawn_kafka_metrics`]: keeps a Kafka client's `cordon_consumer_lag{role}` and
 //!   `cordon_kafka_requests_total` current from librdkafka's statistics.
-//! - [`Secret`]: a configured secret that is never printed.
 //!
 //! Architecture invariant: no role logic lives here, and nothing here names a role crate.
 
 mod kafka;
 mod metrics;
 mod retry;
-mod secret;
 mod shutdown;
 
 pub use kafka::{spawn_kafka_metrics, KafkaClient};
 pub use metrics::{names, Dependency, Metrics, Stage};
 pub use retry::{retry, Interrupted};
-pub use secret::Secret;
 pub use shutdown::watch_signals;

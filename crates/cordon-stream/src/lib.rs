@@ -14,6 +14,8 @@
 //! - [`Telemetry`]: what librdkafka's statistics say about each client — a consumer's lag,
 //!   read from its own fetch state without asking the broker, and the requests sent by type.
 //! - [`ensure_topics`]: creates missing topics.
+//! - [`KafkaSecurity`]: TLS and SASL for every client; [`check_connection`] at start turns a
+//!   wrong CA, refused credentials or an unreachable broker into one error naming the setting.
 //!
 //! Nothing here depends on a particular broker: it speaks the Kafka protocol through librdkafka.
 //!
@@ -22,15 +24,18 @@
 
 mod consume;
 mod publish;
+mod security;
 mod telemetry;
 mod topics;
 
 pub use consume::{AssignedReader, GroupConsumer, Received};
 pub use publish::{Acks, Publisher, Record};
+pub use security::{
+    check_connection, is_secret_property, KafkaSecurity, Properties, SaslMechanism,
+    SecurityProtocol,
+};
 pub use telemetry::{ClientStats, Telemetry, STATISTICS_INTERVAL};
 pub use topics::{ensure_topics, TopicSpec};
-
-use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -52,6 +57,19 @@ pub enum StreamError {
     /// A topic the caller needs does not exist.
     #[error("topic {0} does not exist")]
     NoSuchTopic(String),
+    /// The Kafka settings are incomplete or contradict each other.
+    #[error("{0}")]
+    Settings(String),
+    /// The brokers could not be reached with these settings, checked at start.
+    #[error("cannot connect to the Kafka brokers {brokers}: {cause} ({hint})")]
+    Unreachable {
+        /// `kafka.brokers`.
+        brokers: String,
+        /// What librdkafka reported last.
+        cause: String,
+        /// The settings to look at.
+        hint: &'static str,
+    },
 }
 
 impl StreamError {
@@ -96,8 +114,15 @@ pub struct KafkaSettings {
     /// How long a consumer's fetch may wait at the broker for new records, in milliseconds
     /// (librdkafka's `fetch.wait.max.ms`; `client` may override it).
     pub fetch_wait_max_ms: u64,
-    /// Extra librdkafka settings applied to every client (security, timeouts, ...).
-    pub client: BTreeMap<String, String>,
+    /// Encryption and authentication.
+    pub security: KafkaSecurity,
+    /// Extra librdkafka settings applied to every client (timeouts, ...); they override
+    /// Cordon's own, including `security`'s.
+    pub client: Properties,
+    /// Extra librdkafka settings of producers only, applied after `client`.
+    pub producer: Properties,
+    /// Extra librdkafka settings of consumers only, applied after `client`.
+    pub consumer: Properties,
 }
 
 /// The fetch wait consumers use unless configured otherwise: librdkafka's and Kafka's 500 ms.
@@ -119,7 +144,10 @@ impl Default for KafkaSettings {
         KafkaSettings {
             brokers: String::new(),
             fetch_wait_max_ms: DEFAULT_FETCH_WAIT_MAX_MS,
-            client: BTreeMap::new(),
+            security: KafkaSecurity::default(),
+            client: Properties::default(),
+            producer: Properties::default(),
+            consumer: Properties::default(),
         }
     }
 }
@@ -136,9 +164,15 @@ impl KafkaSettings {
         for (k, v) in defaults {
             config.set(*k, *v);
         }
-        for (k, v) in &self.client {
-            config.set(k, v);
-        }
+        self.security.apply(&mut config);
+        self.client.apply(&mut config);
+        config
+    }
+
+    /// A producer's configuration: [`KafkaSettings::observed_config_with`] and `producer`.
+    pub(crate) fn producer_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = self.observed_config_with(defaults);
+        self.producer.apply(&mut config);
         config
     }
 
@@ -152,10 +186,14 @@ impl KafkaSettings {
         self.config_with(&all)
     }
 
+    /// A consumer's configuration: fetch settings, then `consumer`. The caller's own settings
+    /// (group, offsets) come after and win.
     pub(crate) fn consumer_config(&self) -> ClientConfig {
-        self.observed_config_with(&[
+        let mut config = self.observed_config_with(&[
             ("fetch.wait.max.ms", &self.fetch_wait_max_ms.to_string()),
             ("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES),
-        ])
+        ]);
+        self.consumer.apply(&mut config);
+        config
     }
 }

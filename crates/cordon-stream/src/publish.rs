@@ -74,14 +74,18 @@ impl Publisher {
     ) -> Result<Publisher, StreamError> {
         let telemetry = Arc::new(Telemetry::default());
         let producer: FutureProducer<Observed> = settings
-            .observed_config_with(&[("message.max.bytes", &max_message_bytes.to_string())])
+            .producer_config(&[
+                ("message.max.bytes", &max_message_bytes.to_string()),
+                ("compression.type", "lz4"),
+                ("linger.ms", "5"),
+                (
+                    "message.timeout.ms",
+                    &delivery_timeout.as_millis().to_string(),
+                ),
+            ])
+            // Not configurable: a verdict or a decision is published only once every in-sync
+            // replica has it.
             .set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                delivery_timeout.as_millis().to_string(),
-            )
             .create_with_context(Observed(Arc::clone(&telemetry)))?;
         Ok(Publisher {
             producer,

@@ -2,13 +2,12 @@
 //! variables (`CORDON_KAFKA__BROKERS=...`: sections and keys joined by a double underscore).
 //! `deploy/cordon.toml` documents every option.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use cordon_api::{ApiConfig, AuthConfig, ConsoleConfig, MediaConfig, ReportsConfig};
 use cordon_indexer::IndexConfig;
-use cordon_stream::KafkaSettings;
+use cordon_stream::{KafkaSecurity, KafkaSettings, Properties};
 use cordon_worker::{ContextConfig, ModelConfig, PolicyConfig, WorkerConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -101,8 +100,17 @@ pub struct KafkaConfig {
     /// latency; a broker that holds fetches for the whole wait (the local tansu broker) needs a
     /// short one, paid for in idle polling.
     pub fetch_wait_max_ms: u64,
-    /// Extra librdkafka settings for every client (e.g. `"security.protocol" = "SASL_SSL"`).
-    pub client: BTreeMap<String, String>,
+    /// Seconds to wait at start for the brokers to answer with these settings before failing
+    /// with an error that names the setting to look at.
+    pub connect_timeout_secs: u64,
+    /// TLS and SASL of every client.
+    pub security: KafkaSecurity,
+    /// Extra librdkafka settings for every client; secret values print as `***`.
+    pub client: Properties,
+    /// Extra librdkafka settings for producers only, after `client`.
+    pub producer: Properties,
+    /// Extra librdkafka settings for consumers only, after `client`.
+    pub consumer: Properties,
 }
 
 impl KafkaConfig {
@@ -111,7 +119,10 @@ impl KafkaConfig {
         KafkaSettings {
             brokers: self.brokers.clone(),
             fetch_wait_max_ms: self.fetch_wait_max_ms,
+            security: self.security.clone(),
             client: self.client.clone(),
+            producer: self.producer.clone(),
+            consumer: self.consumer.clone(),
         }
     }
 }
@@ -132,7 +143,11 @@ impl Default for KafkaConfig {
             delivery_timeout_secs: 30,
             max_message_bytes: 1_000_000,
             fetch_wait_max_ms: cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS,
-            client: BTreeMap::new(),
+            connect_timeout_secs: 10,
+            security: KafkaSecurity::default(),
+            client: Properties::default(),
+            producer: Properties::default(),
+            consumer: Properties::default(),
         }
     }
 }
@@ -212,7 +227,7 @@ impl Config {
             anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             .merge(
                 Env::prefixed("CORDON_")
                     .filter(|key| key.as_str().contains("__"))
@@ -220,6 +235,7 @@ impl Config {
             )
             .extract()
             .context("invalid configuration")?;
+        config.kafka.security = std::mem::take(&mut config.kafka.security).resolve()?;
         anyhow::ensure!(
             config
                 .context
@@ -277,11 +293,12 @@ impl Config {
         );
         let session_ms: u64 = config
             .kafka
-            .client
+            .consumer
             .get("session.timeout.ms")
+            .or_else(|| config.kafka.client.get("session.timeout.ms"))
             .map(|v| v.parse())
             .transpose()
-            .context("kafka.client.\"session.timeout.ms\" must be a number")?
+            .context("kafka.consumer.\"session.timeout.ms\" must be a number")?
             .unwrap_or(45_000);
         anyhow::ensure!(
             config.worker.fence_after_ms < session_ms,
@@ -377,20 +394,22 @@ mod tests {
         let secret = "a platform key that must never be printed";
         std::fs::write(
             &path,
-            format!("[reports.platform_keys]\nk1 = \"{secret}\"\n[reports.trusted_flaggers.hotline]\nname = \"Hotline\"\nsecret = \"{secret}\"\n"),
+            format!("[kafka.security]\nprotocol = \"sasl_ssl\"\nsasl_username = \"u\"\nsasl_password = \"{secret}\"\n\
+                     [kafka.client]\n\"sasl.oauthbearer.client.secret\" = \"{secret}\"\n\
+                     [kafka.producer]\n\"ssl.key.password\" = \"{secret}\"\n\
+                     [reports.platform_keys]\nk1 = \"{secret}\"\n[reports.trusted_flaggers.hotline]\nname = \"Hotline\"\nsecret = \"{secret}\"\n"),
         )
         .unwrap();
         let config = Config::load(Some(&path)).unwrap();
-        assert_eq!(
-            config.reports.platform_keys["k1"].expose(),
-            secret.as_bytes()
-        );
+        assert_eq!(config.reports.platform_keys["k1"].expose(), secret);
         let printed = toml::to_string_pretty(&config).unwrap();
         assert!(
-            !printed.contains(secret) && printed.contains("<redacted>"),
+            !printed.contains(secret) && printed.contains(cordon_secret::REDACTED),
             "{printed}"
         );
         assert!(!format!("{config:?}").contains(secret));
+        assert_eq!(config.kafka.security.sasl_password.expose(), secret);
+        assert!(!format!("{:?}", config.kafka.settings()).contains(secret));
         std::fs::write(&path, "[reports.platform_keys]\nk1 = \"short\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err(), "a short key is refused");
     }

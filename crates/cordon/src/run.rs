@@ -10,7 +10,7 @@ use cordon_domain::DecodeLimits;
 use cordon_index::SearchHandle;
 use cordon_ops::{watch_signals, Metrics};
 use cordon_review::ReviewStore;
-use cordon_stream::{ensure_topics, KafkaSettings, Publisher, TopicSpec};
+use cordon_stream::{check_connection, ensure_topics, KafkaSettings, Publisher, TopicSpec};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -154,6 +154,12 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
     );
     let metrics = Metrics::new();
     let kafka = config.kafka.settings();
+    check_connection(
+        &kafka,
+        Duration::from_secs(config.kafka.connect_timeout_secs),
+    )
+    .await?;
+    info!(brokers = %kafka.brokers, protocol = ?kafka.security.protocol, "connected to Kafka");
     if config.kafka.create_topics {
         create_topics(&config, &kafka).await?;
     }

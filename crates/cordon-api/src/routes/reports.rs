@@ -85,7 +85,7 @@ pub(crate) fn vouch(
     } else {
         return Err(refused("the signature names an unknown key"));
     };
-    report_mac(secret.expose(), &body.item_id, &body.reporter)
+    report_mac(secret.expose().as_bytes(), &body.item_id, &body.reporter)
         .verify_slice(&mac)
         .map_err(|_| refused("the signature does not match"))?;
     Ok((lane, reporter, weight))

@@ -1,0 +1,154 @@
+//! Cordon on a secured broker: the pipeline end to end over TLS with a CA made by the test, and
+//! with SCRAM authentication over TLS; a CA that did not sign the broker's certificate, or a
+//! wrong password, stops a process at start with one error naming the setting — no hang, no
+//! loop of log lines. The broker is the real tansu process serving TLS (`--cert`, `--key`) and
+//! requiring SASL (`--authentication`; its PLAIN mechanism accepts any password, so the wrong
+//! password is shown with SCRAM-SHA-512).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cordon_e2e::{
+    cordon_bin, feed_versions, ids_with, repo_root, wait_applied, Broker, Deployment, TestCa,
+};
+
+/// The sample feed through a worker and an indexer on `d`; every item ends where
+/// `cordon classify` says it should.
+async fn sample_feed_flows(d: &Deployment) -> Result<()> {
+    let feed = repo_root().join("examples/sample-feed.jsonl");
+    d.spread_policy(&feed)?;
+    let mut expected = d.expected_actions(&feed)?;
+    expected.retain(|id, _| !id.ends_with("broken"));
+    let mut versions = feed_versions(&feed)?;
+    versions.retain(|id, _| expected.contains_key(id));
+    let worker = d.start("worker")?;
+    let indexer = d.start("indexer,api")?;
+    d.wait_ready().await?;
+    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
+    wait_applied(d, &versions, Duration::from_secs(120))
+        .await
+        .with_context(|| format!("{}\n{}", worker.log(), indexer.log()))?;
+    assert_eq!(
+        d.visible_ids().await?,
+        ids_with(&expected, &["allow", "review"])
+    );
+    Ok(())
+}
+
+/// Runs `cordon run --role worker` with `env` and expects it to exit with an error within
+/// `within`; returns its stderr.
+fn fails_at_start(d: &Deployment, env: &[(&str, &str)], within: Duration) -> Result<String> {
+    let started = Instant::now();
+    let output = Command::new(cordon_bin())
+        .arg("--config")
+        .arg(&d.config)
+        .args(["run", "--role", "worker"])
+        .envs(env.iter().copied())
+        .env(
+            "CORDON_OPS__LISTEN",
+            format!("127.0.0.1:{}", cordon_e2e::free_port()),
+        )
+        .current_dir(repo_root())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "it started: {stderr}");
+    assert!(
+        started.elapsed() < within,
+        "took {:?} to fail: {stderr}",
+        started.elapsed()
+    );
+    Ok(stderr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pipeline_runs_over_tls_and_a_foreign_ca_fails_at_start() -> Result<()> {
+    let ca = TestCa::new("Cordon test CA")?;
+    let mut broker = Broker::start()?;
+    broker.tls = Some(ca.issue("127.0.0.1")?);
+    broker.restart()?;
+    let d = Deployment::on(
+        broker,
+        &format!(
+            "[kafka.security]\nprotocol = \"ssl\"\nca_file = \"{}\"\n",
+            ca.cert.display()
+        ),
+    )
+    .await?;
+    sample_feed_flows(&d).await?;
+
+    let foreign = TestCa::new("Some other CA")?;
+    let foreign_ca = foreign.cert.display().to_string();
+    let stderr = fails_at_start(
+        &d,
+        &[
+            ("CORDON_KAFKA__SECURITY__CA_FILE", &foreign_ca),
+            ("CORDON_KAFKA__CONNECT_TIMEOUT_SECS", "5"),
+        ],
+        Duration::from_secs(20),
+    )?;
+    assert!(stderr.contains("kafka.security.ca_file"), "{stderr}");
+    assert!(
+        stderr.lines().count() < 20,
+        "one error, not a loop of log lines: {stderr}"
+    );
+
+    // Plaintext against a TLS listener fails the same way, naming the protocol.
+    let stderr = fails_at_start(
+        &d,
+        &[
+            ("CORDON_KAFKA__SECURITY__PROTOCOL", "plaintext"),
+            ("CORDON_KAFKA__SECURITY__CA_FILE", ""),
+            ("CORDON_KAFKA__CONNECT_TIMEOUT_SECS", "5"),
+        ],
+        Duration::from_secs(20),
+    )?;
+    assert!(
+        stderr.contains("cannot connect to the Kafka brokers"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scram_over_tls_authenticates_and_a_wrong_password_fails_at_start() -> Result<()> {
+    let ca = TestCa::new("Cordon test CA")?;
+    let password = "a kafka password that must not be printed";
+    let mut broker = Broker::start()?;
+    broker.add_scram_user("cordon", password)?;
+    broker.tls = Some(ca.issue("127.0.0.1")?);
+    broker.authentication = true;
+    broker.restart()?;
+    let secrets = tempfile::tempdir()?;
+    let password_file = secrets.path().join("kafka-password");
+    std::fs::write(&password_file, format!("{password}\n"))?;
+    let d = Deployment::on(
+        broker,
+        &format!(
+            "[kafka.security]\nprotocol = \"sasl_ssl\"\nca_file = \"{}\"\n\
+             sasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"cordon\"\n\
+             sasl_password_file = \"{}\"\n",
+            ca.cert.display(),
+            password_file.display()
+        ),
+    )
+    .await?;
+    sample_feed_flows(&d).await?;
+    let printed = d.command(&["config"])?;
+    assert!(!printed.contains(password), "{printed}");
+
+    let wrong = secrets.path().join("wrong");
+    std::fs::write(&wrong, "not the password")?;
+    let wrong = wrong.display().to_string();
+    let stderr = fails_at_start(
+        &d,
+        &[
+            ("CORDON_KAFKA__SECURITY__SASL_PASSWORD_FILE", &wrong),
+            ("CORDON_KAFKA__CONNECT_TIMEOUT_SECS", "5"),
+        ],
+        Duration::from_secs(20),
+    )?;
+    assert!(stderr.contains("kafka.security.sasl_"), "{stderr}");
+    assert!(!stderr.contains("not the password"), "{stderr}");
+    Ok(())
+}
