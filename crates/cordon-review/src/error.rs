@@ -41,9 +41,10 @@ impl ReviewError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             ReviewError::Database(e) => match e {
-                sqlx::Error::Io(_)
-                | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_)
+                // A certificate that fails verification stays refused: not worth waiting for
+                // (rustls reports it as a TLS or an I/O error, depending on the step).
+                sqlx::Error::Tls(_) | sqlx::Error::Io(_) => !e.to_string().contains("certificate"),
+                sqlx::Error::Protocol(_)
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed

@@ -97,9 +97,108 @@ impl Serialize for Secret {
     }
 }
 
+/// A connection URL that may carry a password (`postgres://user:password@host/db`, or a
+/// `password=` query parameter): `Debug`, `Display` and serialization show it with the password
+/// as [`REDACTED`].
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    /// A URL.
+    pub fn new(url: impl Into<String>) -> ConnectionUrl {
+        ConnectionUrl(url.into())
+    }
+
+    /// The URL with its password, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by [`REDACTED`].
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let mut out = match url.find("://") {
+            Some(scheme_end) => {
+                let rest = &url[scheme_end + 3..];
+                let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let authority = &rest[..authority_end];
+                match authority.rfind('@') {
+                    Some(at) => match authority[..at].find(':') {
+                        Some(colon) => format!(
+                            "{}{}:{REDACTED}{}",
+                            &url[..scheme_end + 3],
+                            &authority[..colon],
+                            &rest[at..]
+                        ),
+                        None => url.clone(),
+                    },
+                    None => url.clone(),
+                }
+            }
+            None => url.clone(),
+        };
+        if let Some(query_start) = out.find('?') {
+            let (head, query) = out.split_at(query_start + 1);
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => {
+                        format!("{k}={REDACTED}")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            out = format!("{head}{}", query.join("&"));
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for ConnectionUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_url_prints_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://cordon:p%40ss:w@db.example:5432/cordon?sslmode=verify-full",
+                "postgres://cordon:***@db.example:5432/cordon?sslmode=verify-full",
+            ),
+            (
+                "postgres://cordon@db/cordon?password=hunter2&sslmode=require",
+                "postgres://cordon@db/cordon?password=***&sslmode=require",
+            ),
+            (
+                "postgres://postgres@127.0.0.1:5432/cordon",
+                "postgres://postgres@127.0.0.1:5432/cordon",
+            ),
+        ] {
+            let u = ConnectionUrl::new(url);
+            assert_eq!(u.to_string(), shown);
+            assert_eq!(format!("{u:?}"), shown);
+            assert_eq!(u.expose(), url);
+        }
+    }
 
     #[test]
     fn a_secret_never_prints_its_value() {

@@ -2,11 +2,12 @@
 //! variables (`CORDON_KAFKA__BROKERS=...`: sections and keys joined by a double underscore).
 //! `deploy/cordon.toml` documents every option.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cordon_api::{ApiConfig, AuthConfig, ConsoleConfig, MediaConfig, ReportsConfig};
 use cordon_indexer::IndexConfig;
+use cordon_secret::{ConnectionUrl, Secret};
 use cordon_stream::{KafkaSecurity, KafkaSettings, Properties};
 use cordon_worker::{ContextConfig, ModelConfig, PolicyConfig, WorkerConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -156,18 +157,52 @@ impl Default for KafkaConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// PostgreSQL connection string.
-    pub url: String,
+    /// PostgreSQL connection string; a password in it prints as `***`.
+    pub url: ConnectionUrl,
+    /// The database password, if not in `url`; never printed. Or `password_file`.
+    pub password: Secret,
+    /// File holding the database password (a mounted secret), instead of `password`.
+    pub password_file: Option<PathBuf>,
+    /// PEM file of the CA that signs the server's certificate, for `sslmode=verify-ca` or
+    /// `verify-full` in `url` (unset: the system's CAs).
+    pub ca_file: Option<PathBuf>,
     /// Connection pool size.
     pub max_connections: u32,
     /// Seconds a request waits for a connection before it fails with a clear error.
     pub acquire_timeout_secs: u64,
 }
 
+impl DatabaseConfig {
+    /// The URL to connect with: `url`, with `password` and `ca_file` (as `sslrootcert`) put
+    /// in when they are set.
+    pub fn connect_url(&self) -> Result<String> {
+        let ca_file = self.ca_file.as_ref().filter(|p| !p.as_os_str().is_empty());
+        if self.password.is_empty() && ca_file.is_none() {
+            return Ok(self.url.expose().to_string());
+        }
+        let mut url = url::Url::parse(self.url.expose())
+            .with_context(|| format!("database.url {} is not a URL", self.url))?;
+        if !self.password.is_empty() {
+            url.set_password(Some(self.password.expose()))
+                .map_err(|()| {
+                    anyhow::anyhow!("database.url {} cannot carry a password", self.url)
+                })?;
+        }
+        if let Some(ca) = ca_file {
+            url.query_pairs_mut()
+                .append_pair("sslrootcert", &ca.display().to_string());
+        }
+        Ok(url.to_string())
+    }
+}
+
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
-            url: "postgres://postgres@127.0.0.1:5432/cordon".into(),
+            url: ConnectionUrl::new("postgres://postgres@127.0.0.1:5432/cordon"),
+            password: Secret::default(),
+            password_file: None,
+            ca_file: None,
             max_connections: 8,
             acquire_timeout_secs: 5,
         }
@@ -236,6 +271,10 @@ impl Config {
             .extract()
             .context("invalid configuration")?;
         config.kafka.security = std::mem::take(&mut config.kafka.security).resolve()?;
+        let db = &mut config.database;
+        db.password = std::mem::take(&mut db.password)
+            .or_file("database.password", db.password_file.as_deref())?;
+        db.password_file = None;
         anyhow::ensure!(
             config
                 .context
@@ -397,6 +436,7 @@ mod tests {
             format!("[kafka.security]\nprotocol = \"sasl_ssl\"\nsasl_username = \"u\"\nsasl_password = \"{secret}\"\n\
                      [kafka.client]\n\"sasl.oauthbearer.client.secret\" = \"{secret}\"\n\
                      [kafka.producer]\n\"ssl.key.password\" = \"{secret}\"\n\
+                     [database]\nurl = \"postgres://cordon:{secret}@db/cordon?password={secret}\"\n\
                      [reports.platform_keys]\nk1 = \"{secret}\"\n[reports.trusted_flaggers.hotline]\nname = \"Hotline\"\nsecret = \"{secret}\"\n"),
         )
         .unwrap();
@@ -410,6 +450,22 @@ mod tests {
         assert!(!format!("{config:?}").contains(secret));
         assert_eq!(config.kafka.security.sasl_password.expose(), secret);
         assert!(!format!("{:?}", config.kafka.settings()).contains(secret));
+        let password_file = dir.path().join("pw");
+        std::fs::write(&password_file, "p@ss word\n").unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "[database]\nurl = \"postgres://cordon@db:5432/cordon\"\npassword_file = \"{}\"\n",
+                password_file.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            config.database.connect_url().unwrap(),
+            "postgres://cordon:p%40ss%20word@db:5432/cordon"
+        );
+        assert!(!toml::to_string_pretty(&config).unwrap().contains("p@ss"));
         std::fs::write(&path, "[reports.platform_keys]\nk1 = \"short\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err(), "a short key is refused");
     }

@@ -100,7 +100,7 @@ async fn connect_store(config: &Config, shutdown: &CancellationToken) -> Result<
     let db = &config.database;
     loop {
         match ReviewStore::connect(
-            &db.url,
+            &db.connect_url()?,
             db.max_connections,
             Duration::from_secs(db.acquire_timeout_secs),
         )
@@ -114,7 +114,15 @@ async fn connect_store(config: &Config, shutdown: &CancellationToken) -> Result<
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
-            Err(e) => return Err(e).context("preparing the review database"),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "preparing the review database at {} (check database.url, its sslmode, \
+                         and database.ca_file)",
+                        db.url
+                    )
+                })
+            }
         }
     }
 }

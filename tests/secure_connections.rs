@@ -1,4 +1,11 @@
-//! Cordon on a secured broker: the pipeline end to end over TLS with a CA made by the test, and
+//! Cordon on secured connections.
+//!
+//! PostgreSQL: a second server started by the test serves TLS with a certificate from a test CA
+//! and takes TCP connections only over TLS; Cordon connects with `sslmode=verify-full` and the
+//! CA as `database.ca_file`, and refuses the server under a CA that did not sign it — without
+//! printing the database password anywhere.
+//!
+//! Kafka: the pipeline end to end over TLS with a CA made by the test, and
 //! with SCRAM authentication over TLS; a CA that did not sign the broker's certificate, or a
 //! wrong password, stops a process at start with one error naming the setting — no hang, no
 //! loop of log lines. The broker is the real tansu process serving TLS (`--cert`, `--key`) and
@@ -11,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cordon_e2e::{
     cordon_bin, feed_versions, ids_with, repo_root, wait_applied, Broker, Deployment, TestCa,
+    TlsPostgres,
 };
 
 /// The sample feed through a worker and an indexer on `d`; every item ends where
@@ -150,5 +158,122 @@ async fn scram_over_tls_authenticates_and_a_wrong_password_fails_at_start() -> R
     )?;
     assert!(stderr.contains("kafka.security.sasl_"), "{stderr}");
     assert!(!stderr.contains("not the password"), "{stderr}");
+    Ok(())
+}
+
+/// Runs `cordon --config CONFIG user ARGS` with `env` and `stdin`; returns (success, stdout +
+/// stderr).
+fn cordon_user(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Result<(bool, String)> {
+    use std::io::Write;
+    let mut child = Command::new(cordon_bin())
+        .arg("--config")
+        .arg(config)
+        .arg("user")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())?;
+    let output = child.wait_with_output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), text))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_verified_tls_and_a_foreign_ca_is_refused() -> Result<()> {
+    let ca = TestCa::new("Cordon test CA")?;
+    let pg = TlsPostgres::start(&ca.issue("127.0.0.1")?)?;
+    let dir = tempfile::tempdir()?;
+    // The server trusts every TLS connection; the password is there to show it never leaks.
+    let password = "a database password that must not be printed";
+    let password_file = dir.path().join("db-password");
+    std::fs::write(&password_file, format!("{password}\n"))?;
+    let config = dir.path().join("cordon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full\"\n\
+             ca_file = \"{}\"\npassword_file = \"{}\"\nacquire_timeout_secs = 5\n",
+            pg.port,
+            ca.cert.display(),
+            password_file.display()
+        ),
+    )?;
+    let (ok, out) = cordon_user(
+        &config,
+        &["add", "ada", "--role", "admin"],
+        &[],
+        "a long enough password\n",
+    )?;
+    assert!(ok, "{out}");
+    let (ok, out) = cordon_user(&config, &["list"], &[], "")?;
+    assert!(ok && out.contains("ada"), "{out}");
+
+    // A CA that did not sign the server's certificate: refused at once, naming the setting.
+    let foreign = TestCa::new("Some other CA")?;
+    let foreign_ca = foreign.cert.display().to_string();
+    let started = Instant::now();
+    let (ok, out) = cordon_user(
+        &config,
+        &["list"],
+        &[("CORDON_DATABASE__CA_FILE", &foreign_ca)],
+        "",
+    )?;
+    assert!(!ok, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+    assert!(
+        out.contains("certificate") && out.contains("database.ca_file"),
+        "{out}"
+    );
+    assert!(!out.contains(password), "{out}");
+
+    // Without TLS the server refuses the connection (hostssl only).
+    let plain = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        pg.port
+    );
+    let (ok, out) = cordon_user(&config, &["list"], &[("CORDON_DATABASE__URL", &plain)], "")?;
+    assert!(!ok && out.contains("no encryption"), "{out}");
+    assert!(!out.contains(password), "{out}");
+
+    // A service stops at once on the foreign CA instead of retrying.
+    let broker = Broker::start()?;
+    let started = Instant::now();
+    let output = Command::new(cordon_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--role", "api"])
+        .env("CORDON_KAFKA__BROKERS", broker.addr())
+        .env("CORDON_DATABASE__CA_FILE", &foreign_ca)
+        .env(
+            "CORDON_API__LISTEN",
+            format!("127.0.0.1:{}", cordon_e2e::free_port()),
+        )
+        .env(
+            "CORDON_OPS__LISTEN",
+            format!("127.0.0.1:{}", cordon_e2e::free_port()),
+        )
+        .current_dir(repo_root())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+    assert!(stderr.contains("database.ca_file"), "{stderr}");
+    assert!(!stderr.contains(password), "{stderr}");
     Ok(())
 }
