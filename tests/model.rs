@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cordon_e2e::{cordon_bin, eventually, repo_root, Deployment};
+use cordon_e2e::{cordon_bin, eventually, repo_root, run_with_input, Deployment};
 use serde_json::{json, Value};
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
@@ -39,21 +39,13 @@ fn add_failing_canary(dir: &Path) -> Result<()> {
 
 /// Runs `cordon classify` on one line with the model in `dir`; returns (success, stderr).
 fn classify_with(dir: &Path) -> Result<(bool, String)> {
-    let mut child = Command::new(cordon_bin())
-        .arg("classify")
-        .env("CORDON_MODEL__DIR", dir)
-        .current_dir(repo_root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(b"{\"id\": 1, \"text\": \"hello\"}\n")?;
-    let out = child.wait_with_output()?;
+    let out = run_with_input(
+        Command::new(cordon_bin())
+            .arg("classify")
+            .env("CORDON_MODEL__DIR", dir)
+            .current_dir(repo_root()),
+        "{\"id\": 1, \"text\": \"hello\"}\n",
+    )?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

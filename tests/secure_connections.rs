@@ -12,13 +12,14 @@
 //! requiring SASL (`--authentication`; its PLAIN mechanism accepts any password, so the wrong
 //! password is shown with SCRAM-SHA-512).
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cordon_bin, feed_versions, ids_with, repo_root, wait_applied, Broker, Deployment, TestCa,
-    TlsPostgres,
+    cordon_bin, feed_versions, free_port, ids_with, repo_root, run_with_input, wait_applied,
+    Broker, Deployment, TestCa, TlsPostgres,
 };
 
 /// The sample feed through a worker and an indexer on `d`; every item ends where
@@ -44,19 +45,22 @@ async fn sample_feed_flows(d: &Deployment) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cordon run --role worker` with `env` and expects it to exit with an error within
-/// `within`; returns its stderr.
-fn fails_at_start(d: &Deployment, env: &[(&str, &str)], within: Duration) -> Result<String> {
+/// Runs `cordon --config CONFIG run --role ROLE` with `env` and expects it to exit with an
+/// error within `within`; returns its stderr.
+fn fails_at_start(
+    config: &Path,
+    role: &str,
+    env: &[(&str, &str)],
+    within: Duration,
+) -> Result<String> {
     let started = Instant::now();
     let output = Command::new(cordon_bin())
         .arg("--config")
-        .arg(&d.config)
-        .args(["run", "--role", "worker"])
+        .arg(config)
+        .args(["run", "--role", role])
+        .env("CORDON_API__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("CORDON_OPS__LISTEN", format!("127.0.0.1:{}", free_port()))
         .envs(env.iter().copied())
-        .env(
-            "CORDON_OPS__LISTEN",
-            format!("127.0.0.1:{}", cordon_e2e::free_port()),
-        )
         .current_dir(repo_root())
         .output()?;
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
@@ -88,7 +92,8 @@ async fn the_pipeline_runs_over_tls_and_a_foreign_ca_fails_at_start() -> Result<
     let foreign = TestCa::new("Some other CA")?;
     let foreign_ca = foreign.cert.display().to_string();
     let stderr = fails_at_start(
-        &d,
+        &d.config,
+        "worker",
         &[
             ("CORDON_KAFKA__SECURITY__CA_FILE", &foreign_ca),
             ("CORDON_KAFKA__CONNECT_TIMEOUT_SECS", "5"),
@@ -103,7 +108,8 @@ async fn the_pipeline_runs_over_tls_and_a_foreign_ca_fails_at_start() -> Result<
 
     // Plaintext against a TLS listener fails the same way, naming the protocol.
     let stderr = fails_at_start(
-        &d,
+        &d.config,
+        "worker",
         &[
             ("CORDON_KAFKA__SECURITY__PROTOCOL", "plaintext"),
             ("CORDON_KAFKA__SECURITY__CA_FILE", ""),
@@ -149,7 +155,8 @@ async fn scram_over_tls_authenticates_and_a_wrong_password_fails_at_start() -> R
     std::fs::write(&wrong, "not the password")?;
     let wrong = wrong.display().to_string();
     let stderr = fails_at_start(
-        &d,
+        &d.config,
+        "worker",
         &[
             ("CORDON_KAFKA__SECURITY__SASL_PASSWORD_FILE", &wrong),
             ("CORDON_KAFKA__CONNECT_TIMEOUT_SECS", "5"),
@@ -164,28 +171,20 @@ async fn scram_over_tls_authenticates_and_a_wrong_password_fails_at_start() -> R
 /// Runs `cordon --config CONFIG user ARGS` with `env` and `stdin`; returns (success, stdout +
 /// stderr).
 fn cordon_user(
-    config: &std::path::Path,
+    config: &Path,
     args: &[&str],
     env: &[(&str, &str)],
     stdin: &str,
 ) -> Result<(bool, String)> {
-    use std::io::Write;
-    let mut child = Command::new(cordon_bin())
-        .arg("--config")
-        .arg(config)
-        .arg("user")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(stdin.as_bytes())?;
-    let output = child.wait_with_output()?;
+    let output = run_with_input(
+        Command::new(cordon_bin())
+            .arg("--config")
+            .arg(config)
+            .arg("user")
+            .args(args)
+            .envs(env.iter().copied()),
+        stdin,
+    )?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -253,26 +252,15 @@ async fn postgres_over_verified_tls_and_a_foreign_ca_is_refused() -> Result<()> 
 
     // A service stops at once on the foreign CA instead of retrying.
     let broker = Broker::start()?;
-    let started = Instant::now();
-    let output = Command::new(cordon_bin())
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--role", "api"])
-        .env("CORDON_KAFKA__BROKERS", broker.addr())
-        .env("CORDON_DATABASE__CA_FILE", &foreign_ca)
-        .env(
-            "CORDON_API__LISTEN",
-            format!("127.0.0.1:{}", cordon_e2e::free_port()),
-        )
-        .env(
-            "CORDON_OPS__LISTEN",
-            format!("127.0.0.1:{}", cordon_e2e::free_port()),
-        )
-        .current_dir(repo_root())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+    let stderr = fails_at_start(
+        &config,
+        "api",
+        &[
+            ("CORDON_KAFKA__BROKERS", &broker.addr()),
+            ("CORDON_DATABASE__CA_FILE", &foreign_ca),
+        ],
+        Duration::from_secs(30),
+    )?;
     assert!(stderr.contains("database.ca_file"), "{stderr}");
     assert!(!stderr.contains(password), "{stderr}");
     Ok(())

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, wait_for_port, Issued};
+use crate::{free_port, succeeded, wait_for_port, Issued};
 
 /// The consumers' fetch wait (`kafka.fetch_wait_max_ms`) of every deployment on this broker:
 /// tansu holds a fetch for its whole wait when nothing is new, so the default 500 ms would put
@@ -143,11 +143,7 @@ impl Broker {
             .args(["--mechanism", "scram512", name, password])
             .output()
             .context("running tansu user create")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "tansu user create: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        succeeded("tansu user create", output)?;
         Ok(())
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use crate::session::is_public;
 use crate::{
-    cordon_bin, eventually, free_port, http_client, repo_root, Broker, CordonProcess, Session,
-    TestDb, LOCAL_FETCH_WAIT_MAX_MS, TEST_PASSWORD, TEST_REPORT_KEY, TEST_REPORT_KEY_ID,
+    cordon_bin, eventually, free_port, http_client, repo_root, run_with_input, succeeded, Broker,
+    CordonProcess, Session, TestDb, LOCAL_FETCH_WAIT_MAX_MS, TEST_PASSWORD, TEST_REPORT_KEY,
+    TEST_REPORT_KEY_ID,
 };
 
 /// A whole Cordon deployment for a test: broker, database, index directory, a config file, and
@@ -83,28 +84,14 @@ impl Deployment {
 
     /// Creates an account with `cordon user add` (password [`TEST_PASSWORD`]).
     pub fn add_user(&self, username: &str, role: &str) -> Result<()> {
-        use std::io::Write;
-        let mut child = Command::new(cordon_bin())
-            .arg("--config")
-            .arg(&self.config)
-            .args(["user", "add", username, "--role", role])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("running cordon user add")?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(format!("{TEST_PASSWORD}\n").as_bytes())?;
-        let output = child.wait_with_output()?;
-        if !output.status.success() {
-            bail!(
-                "cordon user add {username} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        let output = run_with_input(
+            Command::new(cordon_bin())
+                .arg("--config")
+                .arg(&self.config)
+                .args(["user", "add", username, "--role", role]),
+            &format!("{TEST_PASSWORD}\n"),
+        )?;
+        succeeded(&format!("cordon user add {username}"), output)?;
         Ok(())
     }
 
@@ -243,13 +230,9 @@ impl Deployment {
             .current_dir(repo_root())
             .output()
             .context("running cordon")?;
-        if !output.status.success() {
-            bail!(
-                "cordon {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(String::from_utf8(output.stdout)?)
+        Ok(String::from_utf8(
+            succeeded(&format!("cordon {args:?}"), output)?.stdout,
+        )?)
     }
 
     /// The actions `cordon classify` (offline, same config) gives each JSON line of `file`.

@@ -4,11 +4,11 @@
 //!
 //! [`TestCa`]: crate::TestCa
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{free_port, wait_for_port, Issued};
+use crate::{free_port, succeeded, wait_for_port, Issued};
 
 /// A throw-away PostgreSQL server with `ssl = on`.
 pub struct TlsPostgres {
@@ -43,24 +43,19 @@ fn as_postgres(program: &Path, args: &[&str]) -> Result<()> {
         .args(args)
         .output()
         .with_context(|| format!("running {}", program.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} {args:?}: {}{}",
-            program.display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    succeeded(&format!("{} {args:?}", program.display()), output)?;
+    Ok(())
+}
+
+/// Runs `program` with `args` and `path` (as root), failing with what it printed.
+fn on_path(program: &str, args: &[&str], path: &Path) -> Result<()> {
+    let output = Command::new(program).args(args).arg(path).output()?;
+    succeeded(&format!("{program} {args:?} {}", path.display()), output)?;
     Ok(())
 }
 
 fn chown_postgres(path: &Path) -> Result<()> {
-    let status = Command::new("chown")
-        .args(["-R", "postgres:postgres"])
-        .arg(path)
-        .status()?;
-    anyhow::ensure!(status.success(), "chown {}", path.display());
-    Ok(())
+    on_path("chown", &["-R", "postgres:postgres"], path)
 }
 
 impl TlsPostgres {
@@ -99,11 +94,7 @@ impl TlsPostgres {
             "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
         )?;
         chown_postgres(&data)?;
-        let status = Command::new("chmod")
-            .arg("600")
-            .arg(data.join("server.key"))
-            .status()?;
-        anyhow::ensure!(status.success(), "chmod the server key");
+        on_path("chmod", &["600"], &data.join("server.key"))?;
         let log = dir.path().join("postgres.log").display().to_string();
         as_postgres(
             &bin.join("pg_ctl"),

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `cordon` binary under test.
@@ -24,6 +24,35 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("repository root")
         .to_path_buf()
+}
+
+/// Runs `command` to completion with `input` on its standard input; captures its output.
+pub fn run_with_input(command: &mut Command, input: &str) -> Result<Output> {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {command:?}"))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}
+
+/// `output`, unless the command (`what`) failed: then an error with what it printed.
+pub fn succeeded(what: &str, output: Output) -> Result<Output> {
+    if !output.status.success() {
+        bail!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output)
 }
 
 /// A running `cordon run` process.

@@ -1,9 +1,11 @@
 //! A certificate authority made for one test, with the `openssl` command line (installed by
 //! `scripts/setup.sh`): a CA, and server certificates it signs for a host name or address.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::succeeded;
 
 /// A test certificate authority in a directory of its own.
 pub struct TestCa {
@@ -28,12 +30,7 @@ fn openssl(args: &[&str], dir: &Path) -> Result<()> {
         .current_dir(dir)
         .output()
         .context("running openssl (run scripts/setup.sh)")?;
-    if !output.status.success() {
-        bail!(
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    succeeded(&format!("openssl {args:?}"), output)?;
     Ok(())
 }
 

@@ -292,7 +292,7 @@ pub async fn check_connection(
             let left = deadline.saturating_duration_since(Instant::now());
             match consumer.fetch_metadata(None, left) {
                 Ok(_) => return Ok(()),
-                Err(e) if left.is_zero() || Instant::now() >= deadline => {
+                Err(e) if Instant::now() >= deadline => {
                     // Delivers the errors queued for the error callback.
                     let _ = consumer.poll(Duration::ZERO);
                     return Err(e);
