@@ -62,10 +62,10 @@ if [ ! -x /usr/bin/chromedriver ] || [ "$(chromium_major)" -lt "$CHROMIUM_MIN_MA
   [ "$(chromium_major)" -ge "$CHROMIUM_MIN_MAJOR" ] || { log "chromium $(chromium_major) is older than $CHROMIUM_MIN_MAJOR"; exit 1; }
 fi
 
-# The C libraries librdkafka links for TLS and SASL (OpenSSL; Cyrus SASL for GSSAPI/Kerberos),
-# and pkg-config, which finds them; openssl writes the tests' certificates and socat serves TLS
+# The C libraries librdkafka links for TLS and SASL (OpenSSL; Cyrus SASL for GSSAPI/Kerberos;
+# libcurl for OAUTHBEARER's OIDC token requests), and pkg-config, which finds them; openssl writes the tests' certificates and socat serves TLS
 # in front of the local broker (tests/harness/broker.rs says why).
-BUILD_PACKAGES="libssl-dev libsasl2-dev pkg-config openssl socat"
+BUILD_PACKAGES="libssl-dev libsasl2-dev libcurl4-openssl-dev pkg-config openssl socat"
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for package in $BUILD_PACKAGES; do
   if ! installed "$package"; then

@@ -40,7 +40,7 @@ pub fn drain(brokers: &str, topic: &str, model_dir: &Path, items: usize) -> Resu
         .set("enable.auto.commit", "false")
         .set(
             "fetch.wait.max.ms",
-            cordon_e2e::LOCAL_FETCH_WAIT_MAX_MS.to_string(),
+            cordon_e2e::local_fetch_wait_max_ms().to_string(),
         )
         .create()?;
     consumer.subscribe(&[topic])?;

@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cordon_e2e::{
     applied_verdicts, cpu_seconds, drained, env_or, eventually, first_record, index_offsets, item,
-    memory_mib, metric_sum, produce, producer, repo_root, sized, traffic, write_report,
-    CordonProcess, Deployment, Mix, LOCAL_FETCH_WAIT_MAX_MS, WORKER_STAGES,
+    local_fetch_wait_max_ms, memory_mib, metric_sum, produce, producer, repo_root, sized, traffic,
+    write_report, CordonProcess, Deployment, Mix, WORKER_STAGES,
 };
 use cordon_ops::{names, Stage};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -127,7 +127,7 @@ async fn main() -> Result<()> {
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bench-raw")
         // The fetch settings Cordon's own consumers use.
-        .set("fetch.wait.max.ms", LOCAL_FETCH_WAIT_MAX_MS.to_string())
+        .set("fetch.wait.max.ms", local_fetch_wait_max_ms().to_string())
         .set(
             "max.partition.fetch.bytes",
             cordon_stream::MAX_PARTITION_FETCH_BYTES,
@@ -165,6 +165,8 @@ async fn main() -> Result<()> {
         &[cordon_stream::TopicSpec {
             name: "obvious.verdicts".into(),
             partitions: 4,
+            replication_factor: 1,
+            min_insync_replicas: 1,
             compacted: false,
         }],
     )
@@ -386,7 +388,10 @@ async fn main() -> Result<()> {
     let before = Snapshot::take(&pids, &http).await?;
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle_local = Snapshot::take(&pids, &http).await?.since(&before, 0);
-    eprintln!("[bench] idle, fetch wait {LOCAL_FETCH_WAIT_MAX_MS} ms: {idle_local}");
+    eprintln!(
+        "[bench] idle, fetch wait {} ms: {idle_local}",
+        local_fetch_wait_max_ms()
+    );
     let mut processes = serde_json::Map::new();
     for (name, pid) in pids {
         let (cpu, mem) = (cpu_seconds(pid)?, memory_mib(pid, "VmHWM")?);
@@ -509,12 +514,14 @@ async fn hollow_pipeline(
 ) -> Result<f64> {
     let settings = cordon_stream::KafkaSettings {
         brokers: brokers.to_string(),
-        fetch_wait_max_ms: LOCAL_FETCH_WAIT_MAX_MS,
+        fetch_wait_max_ms: local_fetch_wait_max_ms(),
         ..Default::default()
     };
     let spec = |name: &str| cordon_stream::TopicSpec {
         name: name.into(),
         partitions: 4,
+        replication_factor: 1,
+        min_insync_replicas: 1,
         compacted: false,
     };
     cordon_stream::ensure_topics(

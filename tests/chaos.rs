@@ -337,7 +337,44 @@ async fn outages_apply_backpressure_and_keep_decisions_until_kafka_returns() -> 
         },
     )
     .await?;
+    // While the broker is down, /readyz says so, and the logs hold repeats back: librdkafka
+    // reports each failed reconnect of each client several times a second.
+    let readiness_says = |process: &CordonProcess, status: u16, says: &'static str| {
+        let url = format!("http://{}/readyz", process.http());
+        async move {
+            eventually(Duration::from_secs(30), says, || async {
+                let answer = reqwest::get(&url).await?;
+                let answered = answer.status().as_u16();
+                let body = answer.text().await?;
+                Ok((answered == status && body.contains(says)).then_some(()))
+            })
+            .await
+        }
+    };
+    for process in [&worker, &api] {
+        readiness_says(process, 503, "no Kafka broker reachable").await?;
+    }
+    let before = [worker.log().lines().count(), api.log().lines().count()];
+    let window = Duration::from_secs(10);
+    tokio::time::sleep(window).await;
+    for (process, before) in [&worker, &api].into_iter().zip(before) {
+        let log = process.log();
+        let during: Vec<&str> = log.lines().skip(before).collect();
+        eprintln!(
+            "[chaos] {} log lines in {window:?} with the broker down",
+            during.len()
+        );
+        assert!(
+            during.len() <= 20,
+            "{} lines in {window:?}:\n{}",
+            during.len(),
+            during.join("\n")
+        );
+    }
     d.broker.restart()?;
+    for process in [&worker, &api] {
+        readiness_says(process, 200, "\"ready\":true").await?;
+    }
     eventually(
         Duration::from_secs(90),
         "the decision to reach the index",

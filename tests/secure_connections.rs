@@ -11,6 +11,11 @@
 //! loop of log lines. The broker is the real tansu process serving TLS (`--cert`, `--key`) and
 //! requiring SASL (`--authentication`; its PLAIN mechanism accepts any password, so the wrong
 //! password is shown with SCRAM-SHA-512).
+//!
+//! Secrets: one of each kind is planted, each from another source (the file, the environment,
+//! a file named by the environment), and every output of a running deployment — its log at
+//! debug level, `cordon config`, command output and errors, metrics, health and API answers —
+//! is read for them.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cordon_bin, feed_versions, free_port, ids_with, repo_root, run_with_input, wait_applied,
-    Broker, Deployment, TestCa, TlsPostgres,
+    cordon_bin, eventually, feed_versions, free_port, ids_with, repo_root, report_signature,
+    run_with_input, wait_applied, Broker, Deployment, TestCa, TlsPostgres,
 };
 
 /// The sample feed through a worker and an indexer on `d`; every item ends where
@@ -264,4 +269,189 @@ async fn postgres_over_verified_tls_and_a_foreign_ca_is_refused() -> Result<()> 
     assert!(stderr.contains("database.ca_file"), "{stderr}");
     assert!(!stderr.contains(password), "{stderr}");
     Ok(())
+}
+
+/// Runs `cordon --config CONFIG ARGS` with `env`, a password on stdin; returns its stdout and
+/// stderr together.
+fn cordon_output(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+    let output = run_with_input(
+        Command::new(cordon_bin())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(repo_root()),
+        "a moderator's password\n",
+    )?;
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn planted_secrets_appear_in_no_output() -> Result<()> {
+    let kafka_password = "planted-kafka-password-7f3a9";
+    let oauth_secret = "planted-oauth-client-secret-55e1c";
+    let database_password = "planted-database-password-91c2d";
+    let platform_key = "planted-platform-key-0123456789abcdef0123456789";
+    let flagger_secret = "planted-flagger-secret-0123456789abcdef01234567";
+    let wrong_password = "planted-wrong-kafka-password-d00d";
+    let planted = [
+        kafka_password,
+        oauth_secret,
+        database_password,
+        platform_key,
+        flagger_secret,
+        wrong_password,
+    ];
+
+    let mut broker = Broker::start()?;
+    broker.add_scram_user("cordon", kafka_password)?;
+    broker.authentication = true;
+    broker.restart()?;
+    // In the configuration file: the Kafka password, a librdkafka secret property, a flagger's
+    // secret.
+    let d = Deployment::on(
+        broker,
+        &format!(
+            "[kafka.security]\nprotocol = \"sasl_plaintext\"\nsasl_mechanism = \"SCRAM-SHA-512\"\n\
+             sasl_username = \"cordon\"\nsasl_password = \"{kafka_password}\"\n\
+             [kafka.client]\n\"sasl.oauthbearer.client.secret\" = \"{oauth_secret}\"\n\
+             [reports.trusted_flaggers.hotline]\nname = \"Hotline\"\nsecret = \"{flagger_secret}\"\n"
+        ),
+    )
+    .await?;
+    // In the environment: the database password (the test server trusts local connections, so
+    // it is sent and ignored); in a file the environment names: a platform key.
+    let secrets = tempfile::tempdir()?;
+    let key_file = secrets.path().join("platform-key");
+    std::fs::write(&key_file, format!("{platform_key}\n"))?;
+    let key_file = key_file.display().to_string();
+    let env = [
+        ("CORDON_DATABASE__PASSWORD", database_password),
+        (
+            "CORDON_REPORTS__PLATFORM_KEYS__PLANTED_FILE",
+            key_file.as_str(),
+        ),
+        ("CORDON_LOG__FILTER", "debug"),
+    ];
+    let mut outputs: Vec<(String, String)> = Vec::new();
+
+    let printed = cordon_output(&d.config, &["config"], &env)?;
+    assert!(printed.contains("***"), "{printed}");
+    outputs.push(("cordon config".into(), printed));
+    let mut cordon = d.start_with_env("all", &env)?;
+    d.wait_ready()
+        .await
+        .with_context(|| tail(&cordon.log(), 30))?;
+    let feed = repo_root().join("examples/sample-feed.jsonl");
+    outputs.push((
+        "cordon produce".into(),
+        cordon_output(
+            &d.config,
+            &["produce", "--no-validate", &feed.display().to_string()],
+            &env,
+        )?,
+    ));
+    outputs.push((
+        "cordon user add".into(),
+        cordon_output(
+            &d.config,
+            &["user", "add", "moderator-1", "--role", "moderator"],
+            &env,
+        )?,
+    ));
+
+    // A report signed with the planted key is filed; one with a wrong signature is refused.
+    let http = reqwest::Client::new();
+    let item = "tg:channel/101/post/1";
+    eventually(
+        Duration::from_secs(30),
+        "the item to be indexed",
+        || async {
+            let (status, _) = d.get(&format!("/v1/items/{item}")).await?;
+            Ok((status == 200).then_some(()))
+        },
+    )
+    .await?;
+    for signature in [
+        report_signature("planted", platform_key, item, "reporter-1"),
+        report_signature(
+            "planted",
+            "not the key, but long enough to sign",
+            item,
+            "reporter-2",
+        ),
+    ] {
+        let answer = http
+            .post(format!("http://{}/v1/reports", d.api))
+            .json(&serde_json::json!({"item_id": item, "reason": "drugs",
+                "reporter": "reporter-1", "signature": signature}))
+            .send()
+            .await?;
+        outputs.push((
+            format!("POST /v1/reports: {}", answer.status()),
+            answer.text().await?,
+        ));
+    }
+    let ops = cordon.http();
+    for url in [
+        format!("http://{ops}/metrics"),
+        format!("http://{ops}/readyz"),
+        format!("http://{}/v1/search?q=delivery", d.api),
+        format!("http://{}/v1/cases", d.api),
+        format!("http://{}/v1/no-such-route", d.api),
+        format!("http://{}/console", d.api),
+    ] {
+        let answer = http.get(&url).send().await?;
+        outputs.push((
+            format!("GET {url}: {}", answer.status()),
+            answer.text().await?,
+        ));
+    }
+    // A process refused by the broker prints its error, not the password it tried.
+    outputs.push((
+        "a worker with a wrong Kafka password".into(),
+        fails_at_start(
+            &d.config,
+            "worker",
+            &[
+                ("CORDON_KAFKA__SECURITY__SASL_PASSWORD", wrong_password),
+                ("CORDON_KAFKA__CONNECT_TIMEOUT_SECS", "5"),
+                ("CORDON_LOG__FILTER", "debug"),
+            ],
+            Duration::from_secs(20),
+        )?,
+    ));
+    cordon.terminate(Duration::from_secs(30))?;
+    let log = cordon.log();
+    assert!(
+        log.contains("report received"),
+        "no report in the log:\n{log}"
+    );
+    outputs.push(("the log of cordon run --role all".into(), log));
+
+    for (what, text) in &outputs {
+        for secret in planted {
+            assert!(
+                !text.contains(secret),
+                "{what} shows the planted secret {secret}:\n{text}"
+            );
+        }
+    }
+    eprintln!(
+        "[secrets] {} outputs, {} bytes read for {} planted secrets",
+        outputs.len(),
+        outputs.iter().map(|(_, t)| t.len()).sum::<usize>(),
+        planted.len()
+    );
+    Ok(())
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -7,10 +7,20 @@ use std::time::Duration;
 
 use crate::{free_port, succeeded, wait_for_port, Issued};
 
-/// The consumers' fetch wait (`kafka.fetch_wait_max_ms`) of every deployment on this broker:
-/// tansu holds a fetch for its whole wait when nothing is new, so the default 500 ms would put
-/// half a second on every hop (see `cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS`).
-pub const LOCAL_FETCH_WAIT_MAX_MS: u64 = 20;
+/// The local broker's configuration, `deploy/local.toml` (only a `[kafka]` table), which every
+/// deployment's configuration starts with, as the quick start's does.
+pub const LOCAL_CONFIG: &str = include_str!("../../deploy/local.toml");
+
+/// The consumers' fetch wait (`kafka.fetch_wait_max_ms`) of [`LOCAL_CONFIG`], for the tests'
+/// own clients: tansu holds a fetch for its whole wait when nothing is new, so the default 500
+/// ms would put half a second on every hop (see `cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS`).
+pub fn local_fetch_wait_max_ms() -> u64 {
+    let config: toml::Table = LOCAL_CONFIG.parse().expect("deploy/local.toml parses");
+    config["kafka"]["fetch_wait_max_ms"]
+        .as_integer()
+        .and_then(|ms| u64::try_from(ms).ok())
+        .expect("deploy/local.toml sets kafka.fetch_wait_max_ms")
+}
 
 /// A tansu broker process on a free loopback port with a durable SQLite store.
 ///
@@ -135,16 +145,26 @@ impl Broker {
     /// Creates a SCRAM-SHA-512 user with `tansu user create`, which speaks plaintext without
     /// authentication: call it before turning on [`Broker::authentication`] and restarting
     /// (the user is kept in the store).
+    ///
+    /// A broker that has just opened its port may still reset the connection: tried up to five
+    /// times.
     pub fn add_scram_user(&self, name: &str, password: &str) -> Result<()> {
         let bin = std::env::var("CORDON_TANSU").unwrap_or_else(|_| "tansu".into());
-        let output = Command::new(&bin)
-            .args(["user", "create", "--broker"])
-            .arg(format!("tcp://{}", self.inner_addr()))
-            .args(["--mechanism", "scram512", name, password])
-            .output()
-            .context("running tansu user create")?;
-        succeeded("tansu user create", output)?;
-        Ok(())
+        let mut attempt = 1;
+        loop {
+            let output = Command::new(&bin)
+                .args(["user", "create", "--broker"])
+                .arg(format!("tcp://{}", self.inner_addr()))
+                .args(["--mechanism", "scram512", name, password])
+                .output()
+                .context("running tansu user create")?;
+            match succeeded("tansu user create", output) {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt == 5 => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+            attempt += 1;
+        }
     }
 }
 

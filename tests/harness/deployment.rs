@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::session::is_public;
 use crate::{
     cordon_bin, eventually, free_port, http_client, repo_root, run_with_input, succeeded, Broker,
-    CordonProcess, Session, TestDb, LOCAL_FETCH_WAIT_MAX_MS, TEST_PASSWORD, TEST_REPORT_KEY,
+    CordonProcess, Session, TestDb, LOCAL_CONFIG, TEST_PASSWORD, TEST_REPORT_KEY,
     TEST_REPORT_KEY_ID,
 };
 
@@ -62,7 +62,7 @@ impl Deployment {
         std::fs::write(
             &config,
             format!(
-                "[kafka]\nbrokers = \"{}\"\nfetch_wait_max_ms = {LOCAL_FETCH_WAIT_MAX_MS}\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
+                "{LOCAL_CONFIG}brokers = \"{}\"\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
                  [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\nmax_search_depth = 1000000\n\
                  searches_per_second = 1000000\nsign_ins_per_minute = 1000000\n\
                  [reports.platform_keys]\n{TEST_REPORT_KEY_ID} = \"{TEST_REPORT_KEY}\"\n\
@@ -282,15 +282,20 @@ impl Deployment {
 
     /// Waits until the API answers `/readyz`.
     pub async fn wait_ready(&self) -> Result<()> {
+        let last = std::sync::Mutex::new(None);
         eventually(Duration::from_secs(30), "the API to be ready", || async {
-            Ok(self
-                .get("/readyz")
-                .await
-                .ok()
-                .filter(|(s, _)| *s == 200)
-                .map(|_| ()))
+            let answer = self.get("/readyz").await.ok();
+            let ready = answer.as_ref().is_some_and(|(s, _)| *s == 200);
+            *last.lock().unwrap_or_else(|e| e.into_inner()) = answer;
+            Ok(ready.then_some(()))
         })
         .await
+        .with_context(|| {
+            format!(
+                "the last /readyz answer: {:?}",
+                last.lock().map(|l| l.clone())
+            )
+        })
     }
 
     /// Ids of every item public search returns.

@@ -196,7 +196,7 @@ pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) ->
         return IpAddr::from([0, 0, 0, 0]);
     };
     let mut client = peer;
-    if is_trusted_proxy(s, peer) {
+    if s.settings.auth.trusted_proxies.contains(peer) {
         // Only the last entry is the proxy's own; an unreadable one counts as none.
         let forwarded = headers
             .get_all("x-forwarded-for")
@@ -217,16 +217,6 @@ pub fn client_ip(s: &ApiState, peer: Option<SocketAddr>, headers: &HeaderMap) ->
     }
 }
 
-/// Whether `peer` is one of `auth.trusted_proxies` (compared as canonical addresses).
-fn is_trusted_proxy(s: &ApiState, peer: IpAddr) -> bool {
-    s.settings
-        .auth
-        .trusted_proxies
-        .iter()
-        .filter_map(|p| p.parse::<IpAddr>().ok())
-        .any(|p| p.to_canonical() == peer)
-}
-
 /// The user the trusted SSO proxy names, in `proxy` mode. A request that carries the header
 /// more than once is refused: which one would the proxy have meant?
 fn proxy_user(s: &ApiState, request: &Request) -> Result<Option<String>, Refusal> {
@@ -240,7 +230,7 @@ fn proxy_user(s: &ApiState, request: &Request) -> Result<Option<String>, Refusal
     else {
         return Ok(None);
     };
-    if !is_trusted_proxy(s, peer) {
+    if !s.settings.auth.trusted_proxies.contains(peer) {
         return Ok(None);
     }
     let mut values = request

@@ -33,29 +33,30 @@ mod serve;
 mod settings;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use cordon_index::SearchHandle;
-use cordon_ops::{spawn_kafka_metrics, KafkaClient, Metrics};
+use cordon_ops::{spawn_kafka_metrics, KafkaClient, Metrics, Readiness};
 use cordon_review::ReviewStore;
 use cordon_stream::{GroupConsumer, KafkaSettings, Publisher};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::error::ApiError;
 use crate::routes::{accounts, ops, reports, review, search};
 
 pub use settings::{
     ApiConfig, ApiSettings, AuthConfig, AuthMode, ConsoleConfig, MediaConfig, ReportsConfig,
-    TrustedFlagger,
+    TrustedFlagger, TrustedProxies,
 };
 
 /// Shared state of the HTTP handlers.
@@ -87,6 +88,8 @@ pub struct ApiDeps {
     pub publisher: Publisher,
     /// How to reach the brokers (for the report consumer).
     pub kafka: KafkaSettings,
+    /// The process's readiness: the report consumer must reach a broker.
+    pub readiness: Readiness,
 }
 
 /// Starts the HTTP role's background tasks — the outbox relay, the report consumer, the rate
@@ -123,7 +126,7 @@ pub fn start(
     };
     let reports = GroupConsumer::new(
         &deps.kafka,
-        report_consumer::GROUP,
+        &state.settings.reports_group,
         &[&state.settings.reports_topic],
     )?;
     spawn_kafka_metrics(
@@ -133,6 +136,7 @@ pub fn start(
         reports.telemetry(),
         shutdown.clone(),
     );
+    deps.readiness.watch_kafka("api", reports.telemetry());
     tokio::spawn(report_consumer::consume_reports(
         state.clone(),
         reports,
@@ -151,7 +155,7 @@ pub struct Listeners {
     /// Timeouts, body and connection limits of both.
     pub limits: ApiConfig,
     /// The trusted proxies (exempt from the per-client connection cap).
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Binds the operations listener and, when `api` is given, the API listener (the search, item,
@@ -167,12 +171,7 @@ pub async fn serve(
     let server_limits = serve::ServerLimits {
         max_connections: limits.max_connections,
         max_per_client: limits.max_connections_per_client,
-        exempt: listeners
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| p.parse::<std::net::IpAddr>().ok())
-            .map(|ip| ip.to_canonical())
-            .collect(),
+        exempt: listeners.trusted_proxies.clone(),
         header_timeout: Duration::from_secs(limits.header_timeout_secs),
     };
     let drain = Duration::from_secs(limits.request_timeout_secs);
@@ -270,6 +269,8 @@ pub struct OpsState {
     pub metrics: Metrics,
     /// The review database, when the process uses one (checked by `/readyz`).
     pub store: Option<ReviewStore>,
+    /// The rest of what `/readyz` checks: brokers reachable, the index caught up.
+    pub readiness: Readiness,
 }
 
 /// `/healthz` and `/readyz`.
@@ -332,8 +333,13 @@ async fn close_after_refused_body(request: Request, next: Next) -> Response {
     response
 }
 
-/// Middleware: times every request by route, and logs the cause of every failed one (what
-/// [`ApiError`] attached to the response) — the one place HTTP failures are logged.
+/// The tracing target of the HTTP access log: one line per request (`log.filter`
+/// `info,cordon::access=off` turns it off).
+pub const ACCESS_LOG: &str = "cordon::access";
+
+/// Middleware: times every request by method, route and status, writes the access log, and logs
+/// the cause of every failed one (what [`ApiError`] attached to the response) — the one place
+/// HTTP failures are logged.
 async fn observe(State(state): State<OpsState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -341,15 +347,29 @@ async fn observe(State(state): State<OpsState>, request: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().clone();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
     let started = Instant::now();
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
     state
         .metrics
         .http_seconds
-        .with_label_values(&[&route])
-        .observe(started.elapsed().as_secs_f64());
+        .with_label_values(&[method.as_str(), &route, &status.to_string()])
+        .observe(elapsed.as_secs_f64());
+    // The access log names the matched route, never the path: a path or query can carry a
+    // search text or an item id, which the log has no business keeping. Probes and scrapes,
+    // which come every few seconds, are logged only at debug.
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        debug!(target: ACCESS_LOG, %method, %route, status, ms, ?peer, "request");
+    } else {
+        info!(target: ACCESS_LOG, %method, %route, status, ms, ?peer, "request");
+    }
     if let Some(failure) = response.extensions().get::<error::Failure>() {
-        let status = response.status().as_u16();
         if failure.internal {
             error!(%route, %method, status, cause = %failure.cause, "request failed");
         } else {

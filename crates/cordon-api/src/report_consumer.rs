@@ -11,9 +11,6 @@ use tracing::warn;
 use crate::routes::reports::{file_report, ReportBody, ReportFailure};
 use crate::ApiState;
 
-/// The consumer group of the report consumers.
-pub(crate) const GROUP: &str = "cordon-reports";
-
 /// Files the reports that arrive on the reports topic until `shutdown`. A report that cannot
 /// be filed (bad JSON, bad signature, unknown item, rate limit, a value the database refuses) is
 /// logged, counted and skipped; only while the database is unavailable does the consumer wait

@@ -21,16 +21,18 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 use tracing::{debug, info, warn};
 
+use crate::TrustedProxies;
+
 /// What one listener allows.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// Connections open at once.
     pub max_connections: usize,
-    /// Connections one peer address may hold open at once (the `exempt` addresses excepted).
+    /// Connections one peer address may hold open at once (the `exempt` peers excepted).
     pub max_per_client: usize,
     /// Peers the per-address cap does not apply to: the trusted proxies, whose connections
     /// carry many clients.
-    pub exempt: Vec<IpAddr>,
+    pub exempt: TrustedProxies,
     /// Time a client has to send a request's headers.
     pub header_timeout: Duration,
 }
@@ -113,7 +115,7 @@ pub async fn serve(
             continue;
         };
         let ip = peer.ip().to_canonical();
-        let client_slot = if limits.exempt.contains(&ip) {
+        let client_slot = if limits.exempt.contains(ip) {
             None
         } else {
             match per_client.take(ip, limits.max_per_client) {

@@ -3,9 +3,57 @@
 //! role's settings built from them.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use cordon_secret::Secret;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+/// The peers trusted as reverse proxies (`auth.trusted_proxies`): addresses (`10.0.0.5`,
+/// `::1`) and CIDR ranges (`10.0.0.0/8`, `fd00::/8`). A peer is matched by its canonical address
+/// (`::ffff:10.0.0.5` is `10.0.0.5`). An entry that is neither is refused when the
+/// configuration loads, rather than silently trusting nobody.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Whether `peer` is one of them.
+    pub fn contains(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.0.iter().any(|net| net.contains(&peer))
+    }
+}
+
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = String;
+
+    fn try_from(entries: Vec<String>) -> Result<Self, String> {
+        entries
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| {
+                        entry
+                            .parse::<IpAddr>()
+                            .map(|ip| IpNet::from(ip.to_canonical()))
+                    })
+                    .map_err(|_| {
+                        format!("trusted proxy `{entry}` is neither an address nor a CIDR range")
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+}
+
+impl From<TrustedProxies> for Vec<String> {
+    fn from(proxies: TrustedProxies) -> Self {
+        proxies.0.iter().map(ToString::to_string).collect()
+    }
+}
 
 /// The console's media proxy: images reach moderators only through Cordon.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,8 +215,9 @@ pub struct AuthConfig {
     pub mode: AuthMode,
     /// The header the single-sign-on proxy sets to the signed-in user name (`proxy` mode).
     pub proxy_header: String,
-    /// Peer addresses allowed to set `proxy_header`; the header is ignored from anyone else.
-    pub trusted_proxies: Vec<String>,
+    /// Peers allowed to set `proxy_header` and `X-Forwarded-For`, as addresses or CIDR ranges;
+    /// the headers are ignored from anyone else.
+    pub trusted_proxies: TrustedProxies,
     /// Hours a session lasts.
     pub session_hours: u64,
     /// Password hashes (sign-ins, password changes) that run at once; each takes ~19 MiB for
@@ -184,7 +233,10 @@ impl Default for AuthConfig {
         AuthConfig {
             mode: AuthMode::Password,
             proxy_header: "x-forwarded-user".into(),
-            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            trusted_proxies: TrustedProxies(vec![
+                IpNet::from(IpAddr::from([127, 0, 0, 1])),
+                IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ]),
             session_hours: 12,
             max_concurrent_hashes: 2,
             secure_cookies: true,
@@ -246,4 +298,46 @@ pub struct ApiSettings {
     pub verdicts_topic: String,
     /// The topic reports arrive on.
     pub reports_topic: String,
+    /// The report consumers' group (`kafka.reports_group`).
+    pub reports_group: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(entries: &[&str]) -> Result<TrustedProxies, String> {
+        TrustedProxies::try_from(entries.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let p = proxies(&["10.1.0.0/16", "192.168.5.7", "fd00::/8"]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(p.contains(ip("10.1.200.3")));
+        assert!(
+            p.contains(ip("::ffff:10.1.0.9")),
+            "mapped addresses are canonical"
+        );
+        assert!(!p.contains(ip("10.2.0.1")));
+        assert!(p.contains(ip("192.168.5.7")));
+        assert!(!p.contains(ip("192.168.5.8")));
+        assert!(p.contains(ip("fd12::1")));
+        assert!(!p.contains(ip("fe80::1")));
+        let defaults = AuthConfig::default().trusted_proxies;
+        assert!(defaults.contains(ip("127.0.0.1")) && defaults.contains(ip("::1")));
+        assert!(!defaults.contains(ip("127.0.0.2")));
+        assert_eq!(
+            Vec::<String>::from(p),
+            ["10.1.0.0/16", "192.168.5.7/32", "fd00::/8"]
+        );
+    }
+
+    #[test]
+    fn a_malformed_trusted_proxy_is_refused() {
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0", ""] {
+            let err = proxies(&["127.0.0.1", bad]).unwrap_err();
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
 }

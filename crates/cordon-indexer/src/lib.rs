@@ -28,7 +28,7 @@ use cordon_domain::{ContentItem, Verdict};
 use cordon_index::{
     Applied, ContentIndex, IndexError, IndexSettings, Offsets, SearchHandle, Written,
 };
-use cordon_ops::{spawn_kafka_metrics, Dependency, KafkaClient, Metrics, Stage};
+use cordon_ops::{spawn_kafka_metrics, Dependency, KafkaClient, Metrics, Readiness, Stage};
 use cordon_stream::{AssignedReader, KafkaSettings, Received};
 use prometheus::IntCounter;
 use tokio::task::{JoinError, JoinHandle};
@@ -88,12 +88,15 @@ impl Outcome {
     }
 }
 
-/// Starts the indexer role: opens the index, joins its partitions from the committed offsets.
-/// Returns the search handle and the future that runs the role until `shutdown`.
+/// Starts the indexer role: opens the index, joins its partitions from the committed offsets,
+/// and makes the process ready (`readiness`) once it has caught up with the topics
+/// (`index.ready_max_lag`). Returns the search handle and the future that runs the role until
+/// `shutdown`.
 pub fn start(
     settings: IndexerSettings,
     kafka: &KafkaSettings,
     metrics: Metrics,
+    readiness: &Readiness,
     shutdown: CancellationToken,
 ) -> Result<(SearchHandle, impl Future<Output = Result<()>>)> {
     let (index, handle) = ContentIndex::open(&IndexSettings {
@@ -108,6 +111,11 @@ pub fn start(
         KafkaClient::Consumer,
         indexer.consumer.telemetry(),
         shutdown.clone(),
+    );
+    readiness.watch_catch_up(
+        "indexer",
+        indexer.consumer.telemetry(),
+        indexer.settings.index.ready_max_lag,
     );
     Ok((handle, indexer.run(shutdown)))
 }

@@ -27,6 +27,9 @@ pub struct IndexConfig {
     /// Pre-moderation: hide new items until their verdict arrives, and review items until a
     /// person decides.
     pub premoderation: bool,
+    /// The process is ready (`/readyz`) once the indexer has been at most this many records
+    /// behind the content and verdicts topics (from then on, while it reaches a broker).
+    pub ready_max_lag: i64,
 }
 
 impl Default for IndexConfig {
@@ -38,6 +41,7 @@ impl Default for IndexConfig {
             behind_after_ms: 1000,
             writer_memory_mb: 64,
             premoderation: false,
+            ready_max_lag: 1000,
         }
     }
 }

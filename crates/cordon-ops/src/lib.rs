@@ -8,15 +8,19 @@
 //! - [`watch_signals`]: SIGINT/SIGTERM start a graceful shutdown bounded by a deadline.
 //! - [`spawn_kafka_metrics`]: keeps a Kafka client's `cordon_consumer_lag{role}` and
 //!   `cordon_kafka_requests_total` current from librdkafka's statistics.
+//! - [`Readiness`]: what `/readyz` asks beyond the database — brokers reachable, an index
+//!   caught up once.
 //!
 //! Architecture invariant: no role logic lives here, and nothing here names a role crate.
 
 mod kafka;
 mod metrics;
+mod readiness;
 mod retry;
 mod shutdown;
 
 pub use kafka::{spawn_kafka_metrics, KafkaClient};
 pub use metrics::{names, Dependency, Metrics, Stage};
+pub use readiness::Readiness;
 pub use retry::{retry, Interrupted};
 pub use shutdown::watch_signals;

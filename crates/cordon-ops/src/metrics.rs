@@ -71,6 +71,13 @@ pub mod names {
     pub const MODEL_RELOADS_TOTAL: &str = "cordon_model_reloads_total";
     /// `cordon_model_info`.
     pub const MODEL_INFO: &str = "cordon_model_info";
+    /// `cordon_build_info`.
+    pub const BUILD_INFO: &str = "cordon_build_info";
+    /// `process_cpu_seconds_total` (and the other `process_*` metrics of Prometheus' process
+    /// collector: resident and virtual memory, open file descriptors, threads, start time).
+    pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+    /// `process_resident_memory_bytes`.
+    pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
 }
 
 /// All of Cordon's metrics, registered in one registry.
@@ -133,7 +140,7 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// Retries after a failure of a dependency, by dependency (database, kafka).
     retries: IntCounterVec,
-    /// HTTP request durations, by route.
+    /// HTTP request durations, by method, route and status code.
     pub http_seconds: HistogramVec,
     /// User reports, by source (http, kafka) and outcome (filed, refused, skipped).
     pub reports: IntCounterVec,
@@ -294,9 +301,12 @@ impl Metrics {
                 &["dependency"],
             ),
             http_seconds: HistogramVec::new(
-                HistogramOpts::new(names::HTTP_REQUEST_SECONDS, "HTTP request durations by route")
-                    .buckets(latency),
-                &["route"],
+                HistogramOpts::new(
+                    names::HTTP_REQUEST_SECONDS,
+                    "HTTP request durations by method, route and status code",
+                )
+                .buckets(latency),
+                &["method", "route", "status"],
             )
             .expect("valid histogram"),
             reports: counter_vec(
@@ -351,6 +361,23 @@ impl Metrics {
         for c in collectors {
             m.registry.register(c).expect("metric registered once");
         }
+        let build = IntGaugeVec::new(
+            Opts::new(
+                names::BUILD_INFO,
+                "1, labelled with the running build's version",
+            ),
+            &["version"],
+        )
+        .expect("valid gauge");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.registry
+            .register(Box::new(build))
+            .expect("metric registered once");
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("metric registered once");
         m
     }
 
@@ -484,6 +511,9 @@ mod tests {
             names::CONSUMED_TOTAL,
             names::STAGE_SECONDS,
             names::MODEL_INFO,
+            names::BUILD_INFO,
+            names::PROCESS_CPU_SECONDS_TOTAL,
+            names::PROCESS_RESIDENT_MEMORY_BYTES,
         ] {
             assert!(text.contains(name), "{name} missing");
         }

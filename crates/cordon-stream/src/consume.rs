@@ -59,6 +59,23 @@ impl Received {
     }
 }
 
+/// The next record of `consumer`. Lost broker connections are not errors to the caller:
+/// librdkafka reconnects by itself, so they are logged (repeats held back) and the wait goes on;
+/// `/readyz` reports the brokers meanwhile. Every other error is returned.
+async fn next_record(consumer: &StreamConsumer<Observed>) -> Result<Received, StreamError> {
+    loop {
+        match consumer.recv().await {
+            Ok(message) => return Ok(Received::of(&message)),
+            Err(KafkaError::MessageConsumption(
+                code @ (RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve),
+            )) => consumer.context().connection_lost(code),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A consumer-group member with at-least-once offsets: auto-commit is on, but an offset is only
 /// *stored* by [`GroupConsumer::store_offsets`] once the batch's effects are durable, so a crash
 /// re-delivers at most the batches in flight.
@@ -83,7 +100,7 @@ impl GroupConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
-            .create_with_context(Observed(Arc::clone(&telemetry)))?;
+            .create_with_context(Observed::new(Arc::clone(&telemetry)))?;
         consumer.subscribe(topics)?;
         Ok(GroupConsumer {
             consumer,
@@ -93,7 +110,7 @@ impl GroupConsumer {
 
     /// The next record.
     pub async fn recv(&self) -> Result<Received, StreamError> {
-        Ok(Received::of(&self.consumer.recv().await?))
+        next_record(&self.consumer).await
     }
 
     /// Receives up to `max` records: waits up to `idle` for the first, then at most `linger`
@@ -179,7 +196,7 @@ impl AssignedReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create_with_context(Observed(Arc::clone(&telemetry)))?;
+            .create_with_context(Observed::new(Arc::clone(&telemetry)))?;
         let mut assignment = TopicPartitionList::new();
         for topic in topics {
             let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -210,7 +227,7 @@ impl AssignedReader {
 
     /// The next record.
     pub async fn recv(&self) -> Result<Received, StreamError> {
-        Ok(Received::of(&self.consumer.recv().await?))
+        next_record(&self.consumer).await
     }
 
     /// Its statistics: lag and requests sent.

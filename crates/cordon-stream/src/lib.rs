@@ -23,6 +23,7 @@
 //! the types above.
 
 mod consume;
+mod logs;
 mod publish;
 mod security;
 mod telemetry;
@@ -43,9 +44,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 /// Why a Kafka operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// librdkafka reported an error.
+    /// librdkafka reported an error (a secret property's value in it printed `***`).
     #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
+    Kafka(KafkaError),
     /// A topic could not be created.
     #[error("creating topic {topic}: {code}")]
     CreateTopic {
@@ -70,6 +71,27 @@ pub enum StreamError {
         /// The settings to look at.
         hint: &'static str,
     },
+}
+
+impl From<KafkaError> for StreamError {
+    /// librdkafka's configuration errors name the property and its value: the value of a
+    /// secret property ([`is_secret_property`]) becomes `***`, in the description too.
+    fn from(error: KafkaError) -> StreamError {
+        StreamError::Kafka(match error {
+            KafkaError::ClientConfig(result, description, key, value)
+                if is_secret_property(&key) && !value.is_empty() =>
+            {
+                let redacted = cordon_secret::REDACTED.to_string();
+                KafkaError::ClientConfig(
+                    result,
+                    description.replace(&value, &redacted),
+                    key,
+                    redacted,
+                )
+            }
+            other => other,
+        })
+    }
 }
 
 impl StreamError {
@@ -114,6 +136,12 @@ pub struct KafkaSettings {
     /// How long a consumer's fetch may wait at the broker for new records, in milliseconds
     /// (librdkafka's `fetch.wait.max.ms`; `client` may override it).
     pub fetch_wait_max_ms: u64,
+    /// How long a group member may go without a heartbeat before the group coordinator gives
+    /// its partitions to the others, in milliseconds (`session.timeout.ms`).
+    pub session_timeout_ms: u64,
+    /// How often a group member's background thread sends heartbeats, in milliseconds
+    /// (`heartbeat.interval.ms`).
+    pub heartbeat_interval_ms: u64,
     /// Encryption and authentication.
     pub security: KafkaSecurity,
     /// Extra librdkafka settings applied to every client (timeouts, ...); they override
@@ -139,11 +167,23 @@ pub const DEFAULT_FETCH_WAIT_MAX_MS: u64 = 500;
 /// `queued.max.messages.kbytes` still bounds what is buffered.
 pub const MAX_PARTITION_FETCH_BYTES: &str = "8388608";
 
+/// The group session timeout unless configured otherwise: 10 s instead of librdkafka's 45 s, so
+/// a killed worker's partitions move to the others within seconds. Heartbeats come from
+/// librdkafka's background thread, so a slow batch does not miss them (`max.poll.interval.ms`,
+/// 5 minutes, bounds that); only a member cut off from the coordinator that long is dropped.
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
+
+/// The heartbeat interval unless configured otherwise: a third of the session timeout, as Kafka
+/// recommends.
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
+
 impl Default for KafkaSettings {
     fn default() -> Self {
         KafkaSettings {
             brokers: String::new(),
             fetch_wait_max_ms: DEFAULT_FETCH_WAIT_MAX_MS,
+            session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
             security: KafkaSecurity::default(),
             client: Properties::default(),
             producer: Properties::default(),
@@ -186,12 +226,17 @@ impl KafkaSettings {
         self.config_with(&all)
     }
 
-    /// A consumer's configuration: fetch settings, then `consumer`. The caller's own settings
-    /// (group, offsets) come after and win.
+    /// A consumer's configuration: fetch and group session settings, then `consumer`. The
+    /// caller's own settings (group, offsets) come after and win.
     pub(crate) fn consumer_config(&self) -> ClientConfig {
         let mut config = self.observed_config_with(&[
             ("fetch.wait.max.ms", &self.fetch_wait_max_ms.to_string()),
             ("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES),
+            ("session.timeout.ms", &self.session_timeout_ms.to_string()),
+            (
+                "heartbeat.interval.ms",
+                &self.heartbeat_interval_ms.to_string(),
+            ),
         ]);
         self.consumer.apply(&mut config);
         config

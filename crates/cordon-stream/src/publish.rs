@@ -86,7 +86,7 @@ impl Publisher {
             // Not configurable: a verdict or a decision is published only once every in-sync
             // replica has it.
             .set("acks", "all")
-            .create_with_context(Observed(Arc::clone(&telemetry)))?;
+            .create_with_context(Observed::new(Arc::clone(&telemetry)))?;
         Ok(Publisher {
             producer,
             telemetry,

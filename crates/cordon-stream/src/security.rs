@@ -282,7 +282,10 @@ pub async fn check_connection(
     let consumer: BaseConsumer<Checking> = config
         .create_with_context(Checking(Arc::clone(&last)))
         .map_err(|e| {
-            StreamError::Settings(format!("{e} (check kafka.security and kafka.client)"))
+            StreamError::Settings(format!(
+                "{} (check kafka.security and kafka.client)",
+                StreamError::from(e)
+            ))
         })?;
     // A broker that is down fails a request at once: ask again until `timeout`, so a broker
     // restarting while Cordon starts is waited for.
@@ -368,6 +371,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("kafka.security.ca_file"), "{err}");
+    }
+
+    #[test]
+    fn a_configuration_error_never_shows_a_secret_value() {
+        use rdkafka::types::RDKafkaConfRes;
+        let error = |key: &str, value: &str| {
+            StreamError::from(KafkaError::ClientConfig(
+                RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+                format!("Invalid value \"{value}\" for configuration property \"{key}\""),
+                key.into(),
+                value.into(),
+            ))
+            .to_string()
+        };
+        let shown = error("sasl.oauthbearer.client.secret", "s3cret-value");
+        assert!(
+            !shown.contains("s3cret-value") && shown.contains("***"),
+            "{shown}"
+        );
+        let shown = error("linger.ms", "soon");
+        assert!(shown.contains("soon"), "other values stay: {shown}");
     }
 
     #[test]

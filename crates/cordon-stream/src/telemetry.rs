@@ -11,11 +11,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 
-/// How often librdkafka reports a client's statistics (`statistics.interval.ms`).
-pub const STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
+use crate::logs::Throttled;
+
+/// How often librdkafka reports a client's statistics (`statistics.interval.ms`): every second,
+/// so that `/readyz` sees an index catch up or a broker go away within a second or two. A
+/// report is built and parsed in the client's own process (no broker request); a few clients
+/// each process make that negligible.
+pub const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The latest statistics of one client, shared between librdkafka's callback and whoever
 /// reports them (the role's metrics).
@@ -28,13 +35,16 @@ pub struct Telemetry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientStats {
     /// Records in the partitions a consumer reads that it has not yet handed to the
-    /// application (high watermark minus the position), summed over the partitions whose high
-    /// watermark a fetch response has told (all of them once each partition was fetched, a
-    /// few seconds after start); `None` before the first, and always for a producer.
+    /// application (high watermark minus the position), summed over those partitions; `None`
+    /// until a fetch response has told every one's high watermark (an undercount could make an
+    /// index that is far behind look caught up), and always for a producer.
     pub lag: Option<i64>,
     /// Requests sent to the brokers since the client started, by Kafka request type
     /// (`Fetch`, `Produce`, `Heartbeat`, ...); types never sent are left out.
     pub requests: BTreeMap<String, u64>,
+    /// Brokers the client holds an open, authenticated connection to (state `UP`); `None`
+    /// before the first statistics.
+    pub brokers_up: Option<usize>,
 }
 
 impl Telemetry {
@@ -46,7 +56,8 @@ impl Telemetry {
             .clone()
     }
 
-    fn record(&self, stats: ClientStats) {
+    /// Replaces the figures (the client context calls it with each statistics report).
+    pub fn record(&self, stats: ClientStats) {
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = stats;
     }
 }
@@ -55,6 +66,11 @@ impl ClientStats {
     /// The figures in librdkafka's statistics of one client.
     pub(crate) fn of(statistics: &Statistics) -> ClientStats {
         let mut requests = BTreeMap::new();
+        let brokers_up = statistics
+            .brokers
+            .values()
+            .filter(|b| matches!(b.source.as_str(), "learned" | "configured") && b.state == "UP")
+            .count();
         for broker in statistics.brokers.values() {
             for (request, sent) in &broker.req {
                 if let Ok(sent @ 1..) = u64::try_from(*sent) {
@@ -63,31 +79,73 @@ impl ClientStats {
             }
         }
         let mut lag = None;
+        let mut unknown = false;
         let partitions = statistics
             .topics
             .values()
             .flat_map(|topic| topic.partitions.values());
-        for p in partitions.filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0) {
+        for p in partitions.filter(|p| p.partition >= 0 && p.desired) {
+            if p.hi_offset < 0 {
+                unknown = true;
+                continue;
+            }
             // Where the application stands: past the last record handed to it, else where it
-            // (or its group) committed, else the partition's start.
-            let position = [p.app_offset, p.committed_offset, p.lo_offset]
+            // (or its group) committed, else where it is fetching from less what it fetched and
+            // did not hand over yet (a reader resuming from offsets it keeps itself, like the
+            // indexer, that has received nothing since), else the partition's start.
+            let fetching = (p.next_offset >= 0).then(|| p.next_offset - p.fetchq_cnt);
+            let position = [p.app_offset, p.committed_offset]
                 .into_iter()
+                .chain(fetching)
+                .chain([p.lo_offset])
                 .find(|o| *o >= 0);
             if let Some(position) = position {
                 *lag.get_or_insert(0) += (p.hi_offset - position).max(0);
             }
         }
-        ClientStats { lag, requests }
+        if unknown {
+            lag = None;
+        }
+        ClientStats {
+            lag,
+            requests,
+            brokers_up: Some(brokers_up),
+        }
     }
 }
 
-/// The client context of every Cordon client: keeps its [`Telemetry`] current and leaves
-/// logging and errors to librdkafka's defaults.
-pub(crate) struct Observed(pub(crate) Arc<Telemetry>);
+/// The client context of every Cordon client: keeps its [`Telemetry`] current and writes
+/// librdkafka's log lines and errors with repeats held back ([`Throttled`]).
+pub(crate) struct Observed {
+    telemetry: Arc<Telemetry>,
+    logs: Throttled,
+}
+
+impl Observed {
+    pub(crate) fn new(telemetry: Arc<Telemetry>) -> Observed {
+        Observed {
+            telemetry,
+            logs: Throttled::default(),
+        }
+    }
+
+    /// A consumer found its broker connections lost (it waits for librdkafka to reconnect).
+    pub(crate) fn connection_lost(&self, code: RDKafkaErrorCode) {
+        self.logs.warn(&format!("waiting for the brokers: {code}"));
+    }
+}
 
 impl ClientContext for Observed {
     fn stats(&self, statistics: Statistics) {
-        self.0.record(ClientStats::of(&statistics));
+        self.telemetry.record(ClientStats::of(&statistics));
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.logs.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.logs.error(error, reason);
     }
 }
 
@@ -133,6 +191,7 @@ mod tests {
             desired,
             app_offset: app,
             committed_offset: committed,
+            next_offset: INVALID,
             lo_offset: lo,
             hi_offset: hi,
             ..Default::default()
@@ -156,22 +215,57 @@ mod tests {
             partition(1, true, INVALID, 40, 0, 100),
             // Nothing handed out, nothing committed: from the partition's start.
             partition(2, true, INVALID, INVALID, 20, 30),
-            // No longer assigned, or the watermark not known yet: not counted.
+            // A reader resuming at offset 95 of 100 that has received nothing since ...
+            Partition {
+                next_offset: 95,
+                ..partition(5, true, INVALID, INVALID, 0, 100)
+            },
+            // ... and one that fetched 3 records from offset 10 but handed none over yet.
+            Partition {
+                next_offset: 13,
+                fetchq_cnt: 3,
+                ..partition(6, true, INVALID, INVALID, 0, 12)
+            },
+            // No longer assigned: not counted.
             partition(3, false, 0, INVALID, 0, 1000),
-            partition(4, true, 0, INVALID, 0, INVALID),
             // librdkafka's internal unassigned partition.
             partition(-1, true, 0, INVALID, 0, 1000),
         ];
         assert_eq!(
             ClientStats::of(&statistics(partitions)).lag,
-            Some(5 + 60 + 10)
+            Some(5 + 60 + 10 + 5 + 2)
         );
     }
 
     #[test]
-    fn no_lag_before_a_watermark_is_known() {
+    fn no_lag_before_every_watermark_is_known() {
         let partitions = vec![partition(0, true, INVALID, INVALID, INVALID, INVALID)];
         assert_eq!(ClientStats::of(&statistics(partitions)).lag, None);
+        let partitions = vec![
+            partition(0, true, 5, INVALID, 0, 10),
+            partition(1, true, 0, INVALID, 0, INVALID),
+        ];
+        assert_eq!(ClientStats::of(&statistics(partitions)).lag, None);
+    }
+
+    #[test]
+    fn brokers_up_count_real_connections_only() {
+        let mut stats = statistics(Vec::new());
+        let broker = |source: &str, state: &str| Broker {
+            source: source.into(),
+            state: state.into(),
+            ..Default::default()
+        };
+        stats.brokers = [
+            ("a:9092/bootstrap".into(), broker("configured", "DOWN")),
+            ("a:9092/1".into(), broker("learned", "UP")),
+            ("b:9092/2".into(), broker("learned", "CONNECT")),
+            ("GroupCoordinator".into(), broker("logical", "UP")),
+            (":0/internal".into(), broker("internal", "UP")),
+        ]
+        .into();
+        assert_eq!(ClientStats::of(&stats).brokers_up, Some(1));
+        assert_eq!(ClientStats::default().brokers_up, None, "before statistics");
     }
 
     #[test]

@@ -15,20 +15,35 @@ pub struct TopicSpec {
     pub name: String,
     /// Partition count.
     pub partitions: i32,
+    /// Copies of each partition the brokers keep.
+    pub replication_factor: i32,
+    /// Copies that must have a record before it is acknowledged (Cordon's producers ask for
+    /// `acks=all`), the topic's `min.insync.replicas`.
+    pub min_insync_replicas: i32,
     /// Log compaction (keep the latest record per key) instead of deletion by age.
     pub compacted: bool,
 }
 
-/// Creates the topics that do not exist yet.
+/// Creates the topics that do not exist yet; an existing topic is left as it is.
 pub async fn ensure_topics(
     settings: &KafkaSettings,
     specs: &[TopicSpec],
 ) -> Result<(), StreamError> {
     let admin: AdminClient<DefaultClientContext> = settings.config().create()?;
+    let min_insync: Vec<String> = specs
+        .iter()
+        .map(|s| s.min_insync_replicas.to_string())
+        .collect();
     let topics: Vec<NewTopic<'_>> = specs
         .iter()
-        .map(|s| {
-            let t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(1));
+        .zip(&min_insync)
+        .map(|(s, min_insync)| {
+            let t = NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication_factor),
+            )
+            .set("min.insync.replicas", min_insync);
             if s.compacted {
                 t.set("cleanup.policy", "compact")
             } else {

@@ -36,7 +36,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Result;
-use cordon_ops::{spawn_kafka_metrics, KafkaClient, Metrics};
+use cordon_ops::{spawn_kafka_metrics, KafkaClient, Metrics, Readiness};
 use cordon_review::ReviewStore;
 use cordon_stream::{GroupConsumer, KafkaSettings, Publisher};
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,8 @@ pub struct Deps {
     pub kafka: KafkaSettings,
     /// The role's producer.
     pub publisher: Publisher,
+    /// The process's readiness: the role's consumer must reach a broker.
+    pub readiness: Readiness,
 }
 
 /// A member of `group` on `topic`, with the Kafka metrics of `role` (its lag, its consumer's
@@ -84,6 +86,7 @@ fn role_consumer(
     ] {
         spawn_kafka_metrics(&deps.metrics, role, client, telemetry, shutdown.clone());
     }
+    deps.readiness.watch_kafka(role, consumer.telemetry());
     Ok(consumer)
 }
 

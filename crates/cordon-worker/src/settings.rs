@@ -147,7 +147,7 @@ pub struct WorkerConfig {
     /// A batch whose version snapshot is older than this many milliseconds when it is handed
     /// to the producer (the worker stalled: a pause, an outage) has its versions checked again,
     /// and verdicts a newer version overtook are dropped. Keep it below the group's
-    /// `session.timeout.ms` (librdkafka's default is 45000).
+    /// session timeout (`kafka.session_timeout_ms`, 10000).
     pub fence_after_ms: u64,
 }
 

@@ -81,8 +81,10 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Topic of user reports (JSON `{item_id, reason, reporter, details?}`), filed by the API role.
     pub reports_topic: String,
-    /// Consumer group of the workers.
+    /// Consumer group of the workers; give each installation sharing a cluster its own.
     pub worker_group: String,
+    /// Consumer group of the API role's report consumers.
+    pub reports_group: String,
     /// Topic of the items the worker sends the context stage (keyed by item id).
     pub context_topic: String,
     /// Consumer group of the context role.
@@ -91,6 +93,16 @@ pub struct KafkaConfig {
     pub create_topics: bool,
     /// Partitions of topics Cordon creates.
     pub partitions: i32,
+    /// Copies of each partition of the topics Cordon creates.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of the topics Cordon creates: copies that must hold a record before
+    /// it is acknowledged (Cordon's producers wait for all in-sync copies).
+    pub min_insync_replicas: i32,
+    /// Create the content topic compacted (the latest version of each item kept, by its key),
+    /// so that a new index replica can be rebuilt from the topics; the platform must then key
+    /// content by item id. Off: the brokers' retention deletes old content, and an index
+    /// rebuilt later lacks every item older than that.
+    pub compact_content: bool,
     /// Seconds a produced record may wait for acknowledgement before the batch is retried.
     pub delivery_timeout_secs: u64,
     /// Largest record Cordon produces, in bytes (librdkafka's `message.max.bytes`); keep it at
@@ -101,6 +113,12 @@ pub struct KafkaConfig {
     /// latency; a broker that holds fetches for the whole wait (the local tansu broker) needs a
     /// short one, paid for in idle polling.
     pub fetch_wait_max_ms: u64,
+    /// Milliseconds a worker, context role or report consumer may go without a heartbeat before
+    /// its group moves its partitions to the others (`session.timeout.ms`; between the brokers'
+    /// group.min/max.session.timeout.ms, 6 s and 30 min on Kafka).
+    pub session_timeout_ms: u64,
+    /// Milliseconds between a group member's heartbeats (`heartbeat.interval.ms`).
+    pub heartbeat_interval_ms: u64,
     /// Seconds to wait at start for the brokers to answer with these settings before failing
     /// with an error that names the setting to look at.
     pub connect_timeout_secs: u64,
@@ -120,6 +138,8 @@ impl KafkaConfig {
         KafkaSettings {
             brokers: self.brokers.clone(),
             fetch_wait_max_ms: self.fetch_wait_max_ms,
+            session_timeout_ms: self.session_timeout_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
             security: self.security.clone(),
             client: self.client.clone(),
             producer: self.producer.clone(),
@@ -137,13 +157,19 @@ impl Default for KafkaConfig {
             dead_letter_topic: "cordon.content.dlq".into(),
             reports_topic: "cordon.reports".into(),
             worker_group: "cordon-worker".into(),
+            reports_group: "cordon-reports".into(),
             context_topic: "cordon.context".into(),
             context_group: "cordon-context".into(),
             create_topics: true,
             partitions: 4,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            compact_content: true,
             delivery_timeout_secs: 30,
             max_message_bytes: 1_000_000,
             fetch_wait_max_ms: cordon_stream::DEFAULT_FETCH_WAIT_MAX_MS,
+            session_timeout_ms: cordon_stream::DEFAULT_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms: cordon_stream::DEFAULT_HEARTBEAT_INTERVAL_MS,
             connect_timeout_secs: 10,
             security: KafkaSecurity::default(),
             client: Properties::default(),
@@ -262,14 +288,20 @@ impl Config {
             anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
             figment = figment.merge(Toml::file(path));
         }
-        let mut config: Config = figment
-            .merge(
-                Env::prefixed("CORDON_")
-                    .filter(|key| key.as_str().contains("__"))
-                    .split("__"),
-            )
-            .extract()
-            .context("invalid configuration")?;
+        let from_files = file_overrides(&figment)?;
+        let handled: Vec<String> = from_files.iter().map(|f| f.variable.clone()).collect();
+        figment = figment.merge(
+            Env::prefixed("CORDON_")
+                .filter(move |key| {
+                    key.as_str().contains("__")
+                        && !handled.iter().any(|h| key.as_str().eq_ignore_ascii_case(h))
+                })
+                .split("__"),
+        );
+        for f in from_files {
+            figment = figment.merge((f.option, f.content));
+        }
+        let mut config: Config = figment.extract().context("invalid configuration")?;
         config.kafka.security = std::mem::take(&mut config.kafka.security).resolve()?;
         let db = &mut config.database;
         db.password = std::mem::take(&mut db.password)
@@ -293,6 +325,13 @@ impl Config {
         anyhow::ensure!(
             config.api.listen != config.ops.listen,
             "api.listen and ops.listen must differ (metrics stay off the public listener)"
+        );
+        anyhow::ensure!(
+            config.kafka.partitions >= 1
+                && (1..=config.kafka.replication_factor)
+                    .contains(&config.kafka.min_insync_replicas),
+            "kafka.partitions must be at least 1, and kafka.min_insync_replicas between 1 and \
+             kafka.replication_factor"
         );
         anyhow::ensure!(
             config.worker.batch_size > 0,
@@ -338,7 +377,11 @@ impl Config {
             .map(|v| v.parse())
             .transpose()
             .context("kafka.consumer.\"session.timeout.ms\" must be a number")?
-            .unwrap_or(45_000);
+            .unwrap_or(config.kafka.session_timeout_ms);
+        anyhow::ensure!(
+            config.kafka.heartbeat_interval_ms < config.kafka.session_timeout_ms,
+            "kafka.heartbeat_interval_ms must be below kafka.session_timeout_ms"
+        );
         anyhow::ensure!(
             config.worker.fence_after_ms < session_ms,
             "worker.fence_after_ms ({}) must be below the group session timeout ({session_ms} ms)",
@@ -350,6 +393,59 @@ impl Config {
         );
         Ok(config)
     }
+}
+
+/// An option set from a file by the `_FILE` convention.
+struct FromFile {
+    /// The environment variable, without `CORDON_`.
+    variable: String,
+    /// The option's dotted path.
+    option: String,
+    /// The file's content.
+    content: String,
+}
+
+/// The `_FILE` convention: `CORDON_<SECTION>__<KEY>_FILE=/path` sets the option to the file's
+/// content (one trailing newline removed), so that every secret — a platform key, a flagger's
+/// secret, a password — can come from a mounted file, as Kubernetes secrets are. Where
+/// `<key>_file` is an option of its own (`database.password_file`), the variable sets that
+/// option instead, which reads the file the same way.
+fn file_overrides(figment: &Figment) -> Result<Vec<FromFile>> {
+    let mut overrides = Vec::new();
+    for (name, file) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let Some(variable) = name.strip_prefix("CORDON_") else {
+            continue;
+        };
+        let Some(option) = variable.strip_suffix("_FILE").filter(|n| n.contains("__")) else {
+            continue;
+        };
+        let path = option.to_lowercase().replace("__", ".");
+        // `<key>_file` is an option of its own when the configuration takes it but not just any
+        // other name there (a table of free-form entries, like reports.platform_keys, takes any).
+        let takes = |key: String| {
+            figment
+                .clone()
+                .merge((key, "/"))
+                .extract::<Config>()
+                .is_ok()
+        };
+        if takes(format!("{path}_file")) && !takes(format!("{path}_file_not_an_option")) {
+            continue;
+        }
+        let content = std::fs::read_to_string(&file)
+            .with_context(|| format!("{name}: reading {}", Path::new(&file).display()))?;
+        let content = content
+            .strip_suffix('\n')
+            .map(|c| c.strip_suffix('\r').unwrap_or(c))
+            .unwrap_or(&content);
+        overrides.push(FromFile {
+            variable: variable.to_string(),
+            option: path,
+            content: content.to_string(),
+        });
+    }
+    Ok(overrides)
 }
 
 /// The documented reference configuration, printed by `cordon config --reference`.
@@ -468,6 +564,37 @@ mod tests {
         assert!(!toml::to_string_pretty(&config).unwrap().contains("p@ss"));
         std::fs::write(&path, "[reports.platform_keys]\nk1 = \"short\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err(), "a short key is refused");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail dictates the closure type.
+    fn any_option_can_come_from_a_file_named_in_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("platform-key");
+        std::fs::write(&key, "k".repeat(40) + "\n").unwrap();
+        let password = dir.path().join("db-password");
+        std::fs::write(&password, "from the mounted secret\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CORDON_REPORTS__PLATFORM_KEYS__K1_FILE", key.display());
+            // database.password_file is an option of its own: it takes the path.
+            jail.set_env("CORDON_DATABASE__PASSWORD_FILE", password.display());
+            jail.set_env("CORDON_DATABASE__CA_FILE", "/etc/cordon/ca.pem");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.reports.platform_keys["k1"].expose(), "k".repeat(40));
+            assert_eq!(c.reports.platform_keys.len(), 1, "no key named k1_file");
+            assert_eq!(c.database.password.expose(), "from the mounted secret");
+            assert_eq!(
+                c.database.ca_file.as_deref(),
+                Some(Path::new("/etc/cordon/ca.pem"))
+            );
+            jail.set_env(
+                "CORDON_KAFKA__SECURITY__SASL_PASSWORD_FILE",
+                "/no/such/file",
+            );
+            let err = format!("{:#}", Config::load(None).unwrap_err());
+            assert!(err.contains("sasl_password_file"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use cordon_domain::DecodeLimits;
 use cordon_index::SearchHandle;
-use cordon_ops::{watch_signals, Metrics};
+use cordon_ops::{watch_signals, Metrics, Readiness};
 use cordon_review::ReviewStore;
 use cordon_stream::{check_connection, ensure_topics, KafkaSettings, Publisher, TopicSpec};
 use tokio::task::JoinSet;
@@ -83,6 +83,7 @@ fn api_settings(config: &Config) -> cordon_api::ApiSettings {
         media: config.media.clone(),
         verdicts_topic: config.kafka.verdicts_topic.clone(),
         reports_topic: config.kafka.reports_topic.clone(),
+        reports_group: config.kafka.reports_group.clone(),
     }
 }
 
@@ -133,12 +134,14 @@ async fn create_topics(config: &Config, kafka: &KafkaSettings) -> Result<()> {
     let spec = |name: &str, compacted| TopicSpec {
         name: name.to_string(),
         partitions: k.partitions,
+        replication_factor: k.replication_factor,
+        min_insync_replicas: k.min_insync_replicas,
         compacted,
     };
     ensure_topics(
         kafka,
         &[
-            spec(&k.content_topic, false),
+            spec(&k.content_topic, k.compact_content),
             spec(&k.verdicts_topic, true),
             spec(&k.dead_letter_topic, false),
             spec(&k.reports_topic, false),
@@ -161,6 +164,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
         Duration::from_secs(config.shutdown.deadline_secs),
     );
     let metrics = Metrics::new();
+    let readiness = Readiness::default();
     let kafka = config.kafka.settings();
     check_connection(
         &kafka,
@@ -186,6 +190,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
             indexer_settings(&config),
             &kafka,
             metrics.clone(),
+            &readiness,
             shutdown.clone(),
         )?;
         search = Some(handle);
@@ -207,6 +212,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
             store: store.clone().context("the review store")?,
             kafka: kafka.clone(),
             publisher: publisher()?,
+            readiness: readiness.clone(),
         })
     };
 
@@ -246,6 +252,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
                 search,
                 publisher: publisher()?,
                 kafka: kafka.clone(),
+                readiness: readiness.clone(),
             },
             shutdown.clone(),
         )?);
@@ -255,6 +262,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
     let ops = cordon_api::OpsState {
         metrics: metrics.clone(),
         store,
+        readiness,
     };
     for server in cordon_api::serve(&listeners(&config), ops, api, &shutdown).await? {
         tasks.spawn(async move {

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::time::Duration;
-use tracing::warn;
+use tracing::{info, warn};
 
 pub(crate) async fn metrics(State(s): State<OpsState>) -> Result<impl IntoResponse, ApiError> {
     let text = s
@@ -18,23 +18,40 @@ pub(crate) async fn metrics(State(s): State<OpsState>) -> Result<impl IntoRespon
     Ok(([("content-type", "text/plain; version=0.0.4")], text))
 }
 
+/// Ready when the review database answers (if the process uses one), every Kafka consumer
+/// reaches a broker, and an indexer in the process has caught up once ([`cordon_ops::Readiness`]).
+/// A 503 names what is missing, without the errors' text (`/readyz` is on the public listener
+/// too); each change of that answer is logged once, with them, not every probe.
 pub(crate) async fn readyz(State(s): State<OpsState>) -> Response {
-    let Some(store) = s.store else {
-        return (StatusCode::OK, Json(json!({ "ready": true }))).into_response();
-    };
-    let database = tokio::time::timeout(Duration::from_secs(2), store.ping())
-        .await
-        .map_err(|_| "timed out".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    match database {
-        Ok(()) => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
-        Err(e) => {
-            warn!(error = %e, "not ready: the review database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "ready": false, "database": "unreachable" })),
-            )
-                .into_response()
+    let mut problems = s.readiness.problems();
+    let mut database_error = None;
+    if let Some(store) = &s.store {
+        let database = tokio::time::timeout(Duration::from_secs(2), store.ping())
+            .await
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(e) = database {
+            problems.push("review database: unreachable".to_string());
+            database_error = Some(e);
         }
     }
+    let ready = problems.is_empty();
+    let summary = problems.join("; ");
+    if s.readiness.changed(&summary) {
+        if ready {
+            info!("ready");
+        } else {
+            warn!(why = %summary, database_error, "not ready");
+        }
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "problems": problems })),
+    )
+        .into_response()
 }
