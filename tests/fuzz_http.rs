@@ -370,6 +370,31 @@ async fn the_api_survives_hostile_requests_and_answers_4xx_for_bad_input() -> Re
     );
     let health = reqwest::get(format!("http://{}/healthz", d.api)).await?;
     assert_eq!(health.status(), 200);
+    // A client may invent methods; each must not become a series of its own.
+    let client = reqwest::Client::new();
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes())?;
+        let answer = client
+            .request(method, format!("http://{}/v1/search?q=x", d.api))
+            .send()
+            .await?;
+        assert_eq!(answer.status(), 405);
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", cordon.http()))
+        .await?
+        .text()
+        .await?;
+    let methods: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with(cordon_ops::names::HTTP_REQUEST_SECONDS))
+        .filter_map(|l| l.split("method=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        methods
+            .iter()
+            .all(|m| ["GET", "HEAD", "POST", "PATCH", "DELETE", "other"].contains(m)),
+        "{methods:?}"
+    );
     assert!(
         cordon_e2e::metric_sum(
             &cordon.http(),

@@ -333,6 +333,21 @@ async fn close_after_refused_body(request: Request, next: Next) -> Response {
     response
 }
 
+/// The `method` label of a request: one of the methods the routes take, else `other` — a
+/// client may send any token as a method, and each new label value would be a new series kept
+/// for ever.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    }
+}
+
 /// The tracing target of the HTTP access log: one line per request (`log.filter`
 /// `info,cordon::access=off` turns it off).
 pub const ACCESS_LOG: &str = "cordon::access";
@@ -358,7 +373,7 @@ async fn observe(State(state): State<OpsState>, request: Request, next: Next) ->
     state
         .metrics
         .http_seconds
-        .with_label_values(&[method.as_str(), &route, &status.to_string()])
+        .with_label_values(&[method_label(&method), &route, &status.to_string()])
         .observe(elapsed.as_secs_f64());
     // The access log names the matched route, never the path: a path or query can carry a
     // search text or an item id, which the log has no business keeping. Probes and scrapes,
