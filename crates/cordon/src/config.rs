@@ -288,7 +288,7 @@ impl Config {
             anyhow::ensure!(path.is_file(), "config file {} not found", path.display());
             figment = figment.merge(Toml::file(path));
         }
-        let from_files = file_overrides(&figment)?;
+        let from_files = file_overrides()?;
         let handled: Vec<String> = from_files.iter().map(|f| f.variable.clone()).collect();
         figment = figment.merge(
             Env::prefixed("CORDON_")
@@ -410,7 +410,7 @@ struct FromFile {
 /// secret, a password — can come from a mounted file, as Kubernetes secrets are. Where
 /// `<key>_file` is an option of its own (`database.password_file`), the variable sets that
 /// option instead, which reads the file the same way.
-fn file_overrides(figment: &Figment) -> Result<Vec<FromFile>> {
+fn file_overrides() -> Result<Vec<FromFile>> {
     let mut overrides = Vec::new();
     for (name, file) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
@@ -421,11 +421,12 @@ fn file_overrides(figment: &Figment) -> Result<Vec<FromFile>> {
             continue;
         };
         let path = option.to_lowercase().replace("__", ".");
-        // `<key>_file` is an option of its own when the configuration takes it but not just any
-        // other name there (a table of free-form entries, like reports.platform_keys, takes any).
+        // `<key>_file` is an option of its own when the defaults take it but not just any other
+        // name there (a table of free-form entries, like reports.platform_keys, takes any).
+        // Asked of the defaults alone, so that a mistake elsewhere in the operator's file cannot
+        // change the answer.
         let takes = |key: String| {
-            figment
-                .clone()
+            Figment::from(Serialized::defaults(Config::default()))
                 .merge((key, "/"))
                 .extract::<Config>()
                 .is_ok()
@@ -515,11 +516,26 @@ mod tests {
             assert_eq!(c.kafka.brokers, "b:1");
             assert_eq!(c.worker.batch_size, 7);
             assert_eq!(c.policy.thresholds[&Category::Drugs].review_at, 0.4);
+            std::fs::write(&path, "[kafka]\nbrokerz = \"typo\"\n").unwrap();
+            // A mistake in the file is reported as itself, whatever _FILE variables are set.
+            jail.set_env("CORDON_DATABASE__CA_FILE", "/no/such/ca.pem");
+            let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+            assert!(err.contains("brokerz"), "{err}");
             Ok(())
         });
-        std::fs::write(&path, "[kafka]\nbrokerz = \"typo\"\n").unwrap();
-        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
-        assert!(err.contains("brokerz"), "{err}");
+    }
+
+    /// `Config::load` of `path` with no environment variables at all, in a jail of its own:
+    /// other tests set `CORDON_*` variables in theirs, which must not leak into this one.
+    #[allow(clippy::result_large_err)] // figment::Jail dictates the closure type.
+    fn isolated(path: &Path) -> Result<Config> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            loaded = Some(Config::load(Some(path)));
+            Ok(())
+        });
+        loaded.expect("the jail ran")
     }
 
     #[test]
@@ -536,7 +552,7 @@ mod tests {
                      [reports.platform_keys]\nk1 = \"{secret}\"\n[reports.trusted_flaggers.hotline]\nname = \"Hotline\"\nsecret = \"{secret}\"\n"),
         )
         .unwrap();
-        let config = Config::load(Some(&path)).unwrap();
+        let config = isolated(&path).unwrap();
         assert_eq!(config.reports.platform_keys["k1"].expose(), secret);
         let printed = toml::to_string_pretty(&config).unwrap();
         assert!(
@@ -556,14 +572,14 @@ mod tests {
             ),
         )
         .unwrap();
-        let config = Config::load(Some(&path)).unwrap();
+        let config = isolated(&path).unwrap();
         assert_eq!(
             config.database.connect_url().unwrap(),
             "postgres://cordon:p%40ss%20word@db:5432/cordon"
         );
         assert!(!toml::to_string_pretty(&config).unwrap().contains("p@ss"));
         std::fs::write(&path, "[reports.platform_keys]\nk1 = \"short\"\n").unwrap();
-        assert!(Config::load(Some(&path)).is_err(), "a short key is refused");
+        assert!(isolated(&path).is_err(), "a short key is refused");
     }
 
     #[test]
@@ -602,7 +618,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[worker]\nbatches_in_flight = 0\n").unwrap();
-        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        let err = format!("{:#}", isolated(&path).unwrap_err());
         assert!(
             err.contains("worker.batches_in_flight must be > 0"),
             "{err}"
