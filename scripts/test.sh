@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
 
+echo "[test] deployment artefacts (alert rules and their unit tests)"
+scripts/check-deploy.sh
 echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
 echo "[test] cargo clippy -D warnings"
