@@ -8,6 +8,8 @@
 //! - `CORDON_TANSU`: the broker binary (default `tansu` on `PATH`).
 //! - `CORDON_BIN`: the `cordon` binary (default: next to the test executable's directory).
 //! - `ORT_DYLIB_PATH`: the ONNX Runtime library, passed on to `cordon`.
+//! - `CORDON_PROMETHEUS`: the Prometheus server for the dashboard and alert tests (default
+//!   `/usr/bin/prometheus`, Debian's package).
 //! - `CORDON_CHROMEDRIVER`, `CORDON_CHROMIUM`: the browser for console tests (default
 //!   `/usr/bin/chromedriver` and `/usr/bin/chromium`, Debian's packages).
 
@@ -20,6 +22,7 @@ mod net;
 mod outage;
 mod postgres_tls;
 mod process;
+mod prometheus;
 mod session;
 mod tls;
 
@@ -32,6 +35,7 @@ pub use net::*;
 pub use outage::*;
 pub use postgres_tls::*;
 pub use process::*;
+pub use prometheus::*;
 pub use session::*;
 pub use tls::*;
 

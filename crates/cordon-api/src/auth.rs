@@ -305,7 +305,7 @@ pub async fn authenticate(
 }
 
 /// Login credentials.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// User name.
@@ -349,6 +349,18 @@ fn identity(v: &Viewer) -> Json<serde_json::Value> {
 }
 
 /// `POST /v1/session` {username, password}: signs in; answers the user, role and CSRF token.
+#[utoipa::path(
+    post,
+    path = "/v1/session",
+    tag = "session",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in: `{username, role, csrf_token}` and the session cookie", body = serde_json::Value),
+        (status = 400, description = "Passwords are off (auth.mode = proxy)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Wrong credentials or unknown user (the same answer)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts, or too many passwords hashed at once", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn login(
     State(s): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -362,11 +374,32 @@ pub async fn login(
 }
 
 /// `GET /v1/session`: who is signed in, with the CSRF token.
+#[utoipa::path(
+    get,
+    path = "/v1/session",
+    tag = "session",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{username, role, csrf_token}`", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn whoami(me: Viewer) -> Json<serde_json::Value> {
     identity(&me)
 }
 
 /// `DELETE /v1/session`: signs out.
+#[utoipa::path(
+    delete,
+    path = "/v1/session",
+    tag = "session",
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "`{signed_out: true}`", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "No or a wrong CSRF token", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn logout(
     State(s): State<ApiState>,
     Actor(me): Actor,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cordon_domain::Category;
 use cordon_ops::{Dependency, Metrics};
 use cordon_review::ReviewStore;
 use cordon_stream::{Publisher, Record};
@@ -12,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::settings::ApiSettings;
+
+/// How often the moderator agreement gauge is read from the review database.
+const AGREEMENT_EVERY: Duration = Duration::from_secs(30);
 
 /// Publishes moderator verdicts from the outbox until `shutdown`, and refreshes queue gauges.
 pub(crate) async fn relay_outbox(
@@ -23,6 +27,7 @@ pub(crate) async fn relay_outbox(
 ) {
     let interval = Duration::from_millis(settings.api.outbox_interval_ms);
     let mut last_stats = Instant::now() - Duration::from_secs(60);
+    let mut last_agreement = Instant::now() - AGREEMENT_EVERY;
     loop {
         let topic = settings.verdicts_topic.clone();
         let publisher = &publisher;
@@ -72,6 +77,10 @@ pub(crate) async fn relay_outbox(
                 metrics.outbox_refused.set(stats.outbox_refused);
             }
         }
+        if last_agreement.elapsed() >= AGREEMENT_EVERY {
+            last_agreement = Instant::now();
+            refresh_agreement(&store, &metrics).await;
+        }
         if published == 500 {
             continue;
         }
@@ -79,5 +88,30 @@ pub(crate) async fn relay_outbox(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// Sets `cordon_model_reviews` to the last 24 hours' decisions on model-queued cases (every
+/// category and outcome has a series, 0 where nothing was decided).
+async fn refresh_agreement(store: &ReviewStore, metrics: &Metrics) {
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let Ok(rows) = store.agreement(Some(since)).await else {
+        return;
+    };
+    let gauge = &metrics.model_reviews;
+    for category in Category::ALL {
+        for outcome in ["upheld", "overturned"] {
+            gauge
+                .with_label_values(&[category.as_str(), outcome])
+                .set(0);
+        }
+    }
+    for row in rows {
+        gauge
+            .with_label_values(&[row.category.as_str(), "upheld"])
+            .set(row.upheld);
+        gauge
+            .with_label_values(&[row.category.as_str(), "overturned"])
+            .set(row.overturned);
     }
 }

@@ -61,6 +61,8 @@ pub mod names {
     pub const OUTBOX_REFUSED: &str = "cordon_outbox_refused";
     /// `cordon_decisions_total`.
     pub const DECISIONS_TOTAL: &str = "cordon_decisions_total";
+    /// `cordon_model_reviews`.
+    pub const MODEL_REVIEWS: &str = "cordon_model_reviews";
     /// `cordon_retries_total`.
     pub const RETRIES_TOTAL: &str = "cordon_retries_total";
     /// `cordon_http_request_seconds`.
@@ -138,6 +140,9 @@ pub struct Metrics {
     pub outbox_refused: IntGauge,
     /// Moderator decisions recorded, by action.
     pub decisions: IntCounterVec,
+    /// Model-queued cases moderators decided in the last 24 hours, by category and outcome
+    /// (`upheld`: suppressed, `overturned`: restored), from the review database.
+    pub model_reviews: IntGaugeVec,
     /// Retries after a failure of a dependency, by dependency (database, kafka).
     retries: IntCounterVec,
     /// HTTP request durations, by method, route and status code.
@@ -295,6 +300,14 @@ impl Metrics {
                 "Moderator decisions recorded, by action",
                 &["action"],
             ),
+            model_reviews: IntGaugeVec::new(
+                Opts::new(
+                    names::MODEL_REVIEWS,
+                    "Model-queued cases moderators decided in the last 24 hours, by category and outcome",
+                ),
+                &["category", "outcome"],
+            )
+            .expect("valid gauge"),
             retries: counter_vec(
                 names::RETRIES_TOTAL,
                 "Retries after a dependency failed, by dependency",
@@ -352,6 +365,7 @@ impl Metrics {
             Box::new(m.outbox_pending.clone()),
             Box::new(m.outbox_refused.clone()),
             Box::new(m.decisions.clone()),
+            Box::new(m.model_reviews.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.http_seconds.clone()),
             Box::new(m.reports.clone()),
@@ -370,6 +384,11 @@ impl Metrics {
         )
         .expect("valid gauge");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // Series of rare events exist from the start at 0, so that the first one is an increase
+        // (an alert on increase() cannot see a series that appears at 1).
+        for dependency in Dependency::ALL {
+            m.retries.with_label_values(&[dependency.as_str()]);
+        }
         m.registry
             .register(Box::new(build))
             .expect("metric registered once");
@@ -481,6 +500,9 @@ pub enum Dependency {
 }
 
 impl Dependency {
+    /// Every dependency.
+    pub const ALL: [Dependency; 3] = [Dependency::Kafka, Dependency::Database, Dependency::Outbox];
+
     /// Its label value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -550,15 +550,6 @@ impl ReviewStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let agreement = sqlx::query(
-            "SELECT c.category,
-                    count(*) FILTER (WHERE d.action = 'suppress') AS upheld,
-                    count(*) FILTER (WHERE d.action = 'restore') AS overturned
-             FROM decisions d JOIN cases c ON c.id = d.case_id
-             WHERE c.source = 'model' GROUP BY c.category ORDER BY c.category",
-        )
-        .fetch_all(&self.pool)
-        .await?;
         let report = QueueReport {
             open_cases: base.open_cases,
             escalated_cases,
@@ -572,25 +563,46 @@ impl ReviewStore {
                     })
                 })
                 .collect::<Result<_, sqlx::Error>>()?,
-            agreement: agreement
-                .iter()
-                .map(|r| {
-                    let upheld: i64 = r.try_get("upheld")?;
-                    let overturned: i64 = r.try_get("overturned")?;
-                    Ok(CategoryAgreement {
-                        category: r.try_get("category")?,
-                        upheld,
-                        overturned,
-                        agreement: if upheld + overturned == 0 {
-                            0.0
-                        } else {
-                            upheld as f64 / (upheld + overturned) as f64
-                        },
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()?,
+            agreement: self.agreement(None).await?,
         };
         Ok(report)
+    }
+
+    /// Per category, how moderators decided the cases the model queued: all of them, or those
+    /// decided after `since`.
+    pub async fn agreement(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<CategoryAgreement>, ReviewError> {
+        let rows = sqlx::query(
+            "SELECT c.category,
+                    count(*) FILTER (WHERE d.action = 'suppress') AS upheld,
+                    count(*) FILTER (WHERE d.action = 'restore') AS overturned
+             FROM decisions d JOIN cases c ON c.id = d.case_id
+             WHERE c.source = 'model' AND ($1::timestamptz IS NULL OR d.decided_at > $1)
+             GROUP BY c.category ORDER BY c.category",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let agreement = rows
+            .iter()
+            .map(|r| {
+                let upheld: i64 = r.try_get("upheld")?;
+                let overturned: i64 = r.try_get("overturned")?;
+                Ok(CategoryAgreement {
+                    category: r.try_get("category")?,
+                    upheld,
+                    overturned,
+                    agreement: if upheld + overturned == 0 {
+                        0.0
+                    } else {
+                        upheld as f64 / (upheld + overturned) as f64
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(agreement)
     }
 }
 

@@ -114,6 +114,12 @@ pub fn start_worker(
         "worker",
         &shutdown,
     )?;
+    // The series of records set aside exist at 0 for every topic the worker writes, so that the
+    // first one is an increase alerts see.
+    let topics = &settings.topics;
+    for topic in [&topics.verdicts, &topics.dead_letter, &topics.context] {
+        deps.metrics.unpublishable.with_label_values(&[topic]);
+    }
     let worker = Worker {
         settings,
         metrics: deps.metrics,

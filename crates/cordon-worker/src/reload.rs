@@ -48,6 +48,10 @@ pub async fn watch_slot<T: Send + Sync + 'static>(
         .info
         .with_label_values(&[&(reload.version)(&slot.load())])
         .set(1);
+    // Both outcomes' series exist at 0, so that the first refusal is an increase alerts see.
+    for outcome in ["loaded", "refused"] {
+        reload.reloads.with_label_values(&[outcome]);
+    }
     let mut refused: Option<String> = None;
     loop {
         let forced = tokio::select! {

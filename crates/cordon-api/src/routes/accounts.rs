@@ -21,20 +21,49 @@ pub(crate) fn parse_role(name: &str) -> Result<Role, ApiError> {
     })
 }
 
+/// Every account (never a hash).
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{accounts: [...]}`", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn accounts(State(s): State<ApiState>, Admin(_): Admin) -> ApiResult<Value> {
     Ok(Json(json!({ "accounts": s.store.accounts().await? })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewAccountBody {
+    /// Lower-case letters, digits, `._@-`.
     username: String,
+    /// moderator, senior or admin.
     role: String,
     /// Absent for an account that signs in only through the SSO proxy.
     #[serde(default)]
     password: Option<String>,
 }
 
+/// Creates an account; without a password it signs in only through the SSO proxy.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    tag = "accounts",
+    request_body = NewAccountBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The account", body = serde_json::Value),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn add_account(
     State(s): State<ApiState>,
     Admin(me): Admin,
@@ -49,17 +78,36 @@ pub(crate) async fn add_account(
     Ok(Json(json!(account)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountChangeBody {
+    /// moderator, senior or admin.
     #[serde(default)]
     role: Option<String>,
+    /// Disabled accounts cannot sign in; their sessions end.
     #[serde(default)]
     disabled: Option<bool>,
+    /// At least 12 characters.
     #[serde(default)]
     password: Option<String>,
 }
 
+/// Changes an account's role, state or password (admins do not disable or demote themselves).
+#[utoipa::path(
+    patch,
+    path = "/v1/accounts/{username}",
+    tag = "accounts",
+    params(("username" = String, Path, description = "The account")),
+    request_body = AccountChangeBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The account", body = serde_json::Value),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Unknown case or account", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn update_account(
     State(s): State<ApiState>,
     Admin(me): Admin,

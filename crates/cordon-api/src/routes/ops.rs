@@ -10,6 +10,17 @@ use serde_json::json;
 use std::time::Duration;
 use tracing::{info, warn};
 
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "public",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
+)]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
 pub(crate) async fn metrics(State(s): State<OpsState>) -> Result<impl IntoResponse, ApiError> {
     let text = s
         .metrics
@@ -22,6 +33,15 @@ pub(crate) async fn metrics(State(s): State<OpsState>) -> Result<impl IntoRespon
 /// reaches a broker, and an indexer in the process has caught up once ([`cordon_ops::Readiness`]).
 /// A 503 names what is missing, without the errors' text (`/readyz` is on the public listener
 /// too); each change of that answer is logged once, with them, not every probe.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "public",
+    responses(
+        (status = 200, description = "`{ready: true, problems: []}`", body = serde_json::Value),
+        (status = 503, description = "`{ready: false, problems: [...]}`: what is missing", body = serde_json::Value),
+    )
+)]
 pub(crate) async fn readyz(State(s): State<OpsState>) -> Response {
     let mut problems = s.readiness.problems();
     let mut database_error = None;

@@ -13,13 +13,17 @@ use serde_json::{json, Value};
 use tracing::info;
 
 /// A user report, from the HTTP API or the reports topic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportBody {
+    /// The item reported (one public search shows).
     item_id: String,
+    /// Why, in the platform's words.
     reason: String,
+    /// More from the reporter.
     #[serde(default)]
     details: Option<String>,
+    /// The platform's opaque id of its user (1 to 128 bytes).
     reporter: String,
     /// `<key id>:<hex HMAC-SHA256>` of the reporter for this item, by the platform's backend or
     /// a trusted flagger (see [`report_mac`]).
@@ -166,6 +170,20 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
     Ok(outcome)
 }
 
+/// A user report, sent by the platform's backend with its signature.
+#[utoipa::path(
+    post,
+    path = "/v1/reports",
+    tag = "public",
+    request_body = ReportBody,
+    responses(
+        (status = 200, description = "`{report_id, duplicate, case_id, reporters, lane, held}`", body = serde_json::Value),
+        (status = 400, description = "A malformed report", body = crate::openapi::ErrorBody),
+        (status = 401, description = "A missing, unknown or wrong signature", body = crate::openapi::ErrorBody),
+        (status = 404, description = "An item public search does not show", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over reports.per_reporter_per_hour or reports.per_item_per_hour", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn report(
     State(s): State<ApiState>,
     Json(body): Json<ReportBody>,

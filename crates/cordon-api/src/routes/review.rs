@@ -15,21 +15,49 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tracing::info;
 
+/// Claims the next case (highest priority plus age) for `api.claim_lease_secs`.
+#[utoipa::path(
+    post,
+    path = "/v1/cases/claim",
+    tag = "review",
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "`{case}`, `{case: null}` when the queue is empty", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn claim(State(s): State<ApiState>, Actor(me): Actor) -> ApiResult<Value> {
     let lease = Duration::from_secs(s.settings.api.claim_lease_secs);
     let case = s.store.claim_next(&me.username, me.role, lease).await?;
     Ok(Json(json!({ "case": case })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EscalateBody {
+    /// The case version the moderator saw; a stale one is refused (409).
     #[serde(default)]
     version: Option<i32>,
+    /// Why, for the seniors (at most 2,000 characters).
     #[serde(default)]
     note: Option<String>,
 }
 
+/// Sends a case to the seniors' queue.
+#[utoipa::path(
+    post,
+    path = "/v1/cases/{id}/escalate",
+    tag = "review",
+    params(("id" = i64, Path, description = "The case")),
+    request_body = EscalateBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The case", body = serde_json::Value),
+        crate::openapi::ChangeRefusals,
+    )
+)]
 pub(crate) async fn escalate(
     State(s): State<ApiState>,
     Actor(me): Actor,
@@ -50,20 +78,38 @@ pub(crate) async fn escalate(
     Ok(Json(json!(case)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChannelDecisionBody {
+    /// The channel.
     channel_id: String,
+    /// `suppress` (hide every item of the channel) or `restore`.
     action: String,
+    /// A policy reason code (`[a-z0-9_.-]`, 1 to 64 characters).
     reason: String,
+    /// At most 2,000 characters.
     #[serde(default)]
     note: Option<String>,
+    /// The case the decision resolves; it must be about an item of the channel.
     #[serde(default)]
     case_id: Option<i64>,
+    /// That case's version, as the moderator saw it.
     #[serde(default)]
     version: Option<i32>,
 }
 
+/// Hides every item of a channel from public search, or undoes that (seniors and admins).
+#[utoipa::path(
+    post,
+    path = "/v1/channel-decisions",
+    tag = "review",
+    request_body = ChannelDecisionBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The decision", body = serde_json::Value),
+        crate::openapi::ChangeRefusals,
+    )
+)]
 pub(crate) async fn decide_channel(
     State(s): State<ApiState>,
     Actor(me): Actor,
@@ -104,18 +150,37 @@ pub(crate) async fn decide_channel(
     Ok(Json(json!(decision)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkBody {
+    /// 1 to 1,000 cases, each once.
     case_ids: Vec<i64>,
+    /// `suppress` or `restore`.
     action: String,
+    /// A policy reason code.
     reason: String,
+    /// At most 2,000 characters.
     #[serde(default)]
     note: Option<String>,
+    /// With restore: do not queue these item versions again.
     #[serde(default)]
     no_requeue: bool,
 }
 
+/// The same decision on many cases, each in its own transaction.
+#[utoipa::path(
+    post,
+    path = "/v1/cases/bulk-decision",
+    tag = "review",
+    request_body = BulkBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "`{decided, results: [{case_id, decision_id | error}]}`", body = serde_json::Value),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn decide_bulk(
     State(s): State<ApiState>,
     Actor(me): Actor,
@@ -144,6 +209,17 @@ pub(crate) async fn decide_bulk(
     Ok(Json(json!({ "decided": decided, "results": results })))
 }
 
+/// Queue figures: open and escalated cases, the oldest's age, decisions per hour, agreement.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "review",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{open_cases, escalated_cases, oldest_open_age_seconds, decisions_per_hour, agreement}`", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn stats(State(s): State<ApiState>, _: Viewer) -> ApiResult<Value> {
     Ok(Json(json!(s.store.queue_report().await?)))
 }
@@ -155,6 +231,18 @@ pub(crate) struct AuditParams {
     limit: i64,
 }
 
+/// The append-only audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "review",
+    params(("case_id" = Option<i64>, Query, description = "Only this case's entries"), ("limit" = Option<i64>, Query, description = "At most this many (default 50, at most api.max_page_size)")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{entries: [...]}`", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn audit_log(
     State(s): State<ApiState>,
     me: Viewer,
@@ -177,6 +265,19 @@ pub(crate) fn fifty() -> i64 {
     50
 }
 
+/// Cases in queue order, with the counts the role sees.
+#[utoipa::path(
+    get,
+    path = "/v1/cases",
+    tag = "review",
+    params(("state" = Option<String>, Query, description = "queued, claimed or resolved (default: every unresolved case)"), ("category" = Option<String>, Query, description = "A category"), ("language" = Option<String>, Query, description = "A language code"), ("source" = Option<String>, Query, description = "model or report"), ("min_age_hours" = Option<f64>, Query, description = "Cases at least this old"), ("max_age_hours" = Option<f64>, Query, description = "Cases at most this old"), ("limit" = Option<i64>, Query, description = "At most this many (default 50, at most api.max_page_size)")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{cases: [...], counts}`", body = serde_json::Value),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn cases(
     State(s): State<ApiState>,
     me: Viewer,
@@ -192,6 +293,20 @@ pub(crate) async fn cases(
     Ok(Json(json!({ "cases": cases, "counts": counts })))
 }
 
+/// One case with its scores, why it was queued, version, priority and claim.
+#[utoipa::path(
+    get,
+    path = "/v1/cases/{id}",
+    tag = "review",
+    params(("id" = i64, Path, description = "The case")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The case", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Unknown case or item", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn case(
     State(s): State<ApiState>,
     me: Viewer,
@@ -200,15 +315,20 @@ pub(crate) async fn case(
     Ok(Json(json!(s.store.case_for(id, me.role).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecisionBody {
+    /// The item (`POST /v1/decisions` only; a case names its item).
     #[serde(default)]
     item_id: Option<String>,
+    /// The item version decided (`POST /v1/decisions`; default: the indexed version).
     #[serde(default)]
     item_version: Option<u64>,
+    /// `suppress` or `restore`.
     action: String,
+    /// A policy reason code (`[a-z0-9_.-]`, 1 to 64 characters).
     reason: String,
+    /// At most 2,000 characters.
     #[serde(default)]
     note: Option<String>,
     /// The case version the moderator saw (case decisions); a stale one is refused.
@@ -247,6 +367,19 @@ pub(crate) async fn record(s: &ApiState, req: DecisionRequest) -> ApiResult<Valu
     Ok(Json(json!(decision)))
 }
 
+/// Decides a case: records the decision, resolves the case, publishes the verdict (outbox).
+#[utoipa::path(
+    post,
+    path = "/v1/cases/{id}/decision",
+    tag = "review",
+    params(("id" = i64, Path, description = "The case")),
+    request_body = DecisionBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The decision", body = serde_json::Value),
+        crate::openapi::ChangeRefusals,
+    )
+)]
 pub(crate) async fn decide_case(
     State(s): State<ApiState>,
     Actor(me): Actor,
@@ -273,6 +406,18 @@ pub(crate) async fn decide_case(
     .await
 }
 
+/// Decides any item (its cases rule it as on the case route).
+#[utoipa::path(
+    post,
+    path = "/v1/decisions",
+    tag = "review",
+    request_body = DecisionBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 200, description = "The decision", body = serde_json::Value),
+        crate::openapi::ChangeRefusals,
+    )
+)]
 pub(crate) async fn decide_item(
     State(s): State<ApiState>,
     Actor(me): Actor,

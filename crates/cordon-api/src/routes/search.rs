@@ -29,6 +29,22 @@ pub(crate) fn twenty() -> usize {
     20
 }
 
+/// Public search: visible items only, by relevance.
+#[utoipa::path(
+    get,
+    path = "/v1/search",
+    tag = "public",
+    params(
+        ("q" = Option<String>, Query, description = "Plain text: words and \"quoted phrases\" in the title, text and channel title; empty lists every visible item (at most api.max_query_bytes, 32 terms)"),
+        ("page" = Option<usize>, Query, description = "From 1 (default 1); page × per_page at most api.max_search_depth"),
+        ("per_page" = Option<usize>, Query, description = "1 to api.max_page_size (default 20)"),
+    ),
+    responses(
+        (status = 200, description = "`{total, page, per_page, items}`", body = serde_json::Value),
+        (status = 400, description = "A bad query, page or depth", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over api.searches_per_second for this client", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn search(
     State(s): State<ApiState>,
     Query(p): Query<SearchParams>,
@@ -64,6 +80,19 @@ pub(crate) async fn search(
     })))
 }
 
+/// An item with its visibility, content, verdicts, cases and decisions (ids may hold slashes).
+#[utoipa::path(
+    get,
+    path = "/v1/items/{id}",
+    tag = "review",
+    params(("id" = String, Path, description = "The item's id (slashes allowed)")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{id, visibility, content, verdict, verdicts, cases, decisions, channel_suppressed}`", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Unknown item", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn item(
     State(s): State<ApiState>,
     me: Viewer,
