@@ -105,7 +105,26 @@ fn effective_config(
     }
     let output = command.arg("--config").arg(&file).arg("config").output()?;
     let output = succeeded("cordon config", output)?;
-    Ok(toml::from_str(&String::from_utf8(output.stdout)?)?)
+    let effective: toml::Table = toml::from_str(&String::from_utf8(output.stdout)?)?;
+    // Each CORDON_<SECTION>__<KEY>_FILE variable set its option (printed as `***`).
+    for (key, _) in env.iter().filter(|(k, _)| k.ends_with("_FILE")) {
+        let path = key
+            .trim_start_matches("CORDON_")
+            .trim_end_matches("_FILE")
+            .to_lowercase();
+        let mut value = Some(&effective);
+        let mut found = None;
+        for part in path.split("__") {
+            found = value.and_then(|t| t.get(part));
+            value = found.and_then(toml::Value::as_table);
+        }
+        assert_eq!(
+            found.and_then(toml::Value::as_str),
+            Some("***"),
+            "{key} sets {path}"
+        );
+    }
+    Ok(effective)
 }
 
 fn port_of(listen: &toml::Value) -> Result<u64> {

@@ -356,9 +356,9 @@ fn identity(v: &Viewer) -> Json<serde_json::Value> {
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in: `{username, role, csrf_token}` and the session cookie", body = serde_json::Value),
-        (status = 400, description = "Passwords are off (auth.mode = proxy)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Wrong credentials or unknown user (the same answer)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Too many attempts, or too many passwords hashed at once", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Passwords are off (auth.mode = proxy)", body = crate::error::ErrorBody),
+        (status = 401, description = "Wrong credentials or unknown user (the same answer)", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many attempts, or too many passwords hashed at once", body = crate::error::ErrorBody),
     )
 )]
 pub async fn login(
@@ -381,7 +381,7 @@ pub async fn login(
     security(("session" = [])),
     responses(
         (status = 200, description = "`{username, role, csrf_token}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     )
 )]
 pub async fn whoami(me: Viewer) -> Json<serde_json::Value> {
@@ -396,8 +396,8 @@ pub async fn whoami(me: Viewer) -> Json<serde_json::Value> {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{signed_out: true}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "No or a wrong CSRF token", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "No or a wrong CSRF token", body = crate::error::ErrorBody),
     )
 )]
 pub async fn logout(

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cordon_review::ReviewError;
-use serde_json::json;
 
 /// Why a request failed.
 #[derive(Debug)]
@@ -90,7 +89,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = axum::Json(json!({ "error": self.message() }));
+        let body = axum::Json(ErrorBody {
+            error: self.message().to_string(),
+        });
         self.respond(body)
     }
 }
@@ -116,4 +117,32 @@ impl From<cordon_index::IndexError> for ApiError {
     fn from(e: cordon_index::IndexError) -> Self {
         ApiError::internal(format!("index: {e}"))
     }
+}
+
+/// Every error answer: `{"error": "..."}` (the status says which kind, see docs/api.md).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What was wrong, for people; a 5xx names no internal detail.
+    error: String,
+}
+
+/// How a moderator's change may be refused.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description, never built
+pub(crate) enum ChangeRefusals {
+    /// A malformed body or a value the database refuses.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// Not signed in.
+    #[response(status = 401)]
+    NotSignedIn(#[to_schema] ErrorBody),
+    /// The role may not, or no CSRF token.
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
+    /// Unknown case or item.
+    #[response(status = 404)]
+    NotFound(#[to_schema] ErrorBody),
+    /// A stale version, a case another moderator holds, or too many claims.
+    #[response(status = 409)]
+    Conflict(#[to_schema] ErrorBody),
 }

@@ -7,42 +7,14 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::ErrorBody;
 use crate::routes::{accounts, ops, reports, review, search};
 use crate::{auth, ApiState};
-
-/// Every error answer: `{"error": "..."}` (the status says which kind, see docs/api.md).
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    /// What was wrong, for people; a 5xx names no internal detail.
-    error: String,
-}
-
-/// How a moderator's change may be refused.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // a description, never built
-pub(crate) enum ChangeRefusals {
-    /// A malformed body or a value the database refuses.
-    #[response(status = 400)]
-    BadRequest(#[to_schema] ErrorBody),
-    /// Not signed in.
-    #[response(status = 401)]
-    NotSignedIn(#[to_schema] ErrorBody),
-    /// The role may not, or no CSRF token.
-    #[response(status = 403)]
-    Forbidden(#[to_schema] ErrorBody),
-    /// Unknown case or item.
-    #[response(status = 404)]
-    NotFound(#[to_schema] ErrorBody),
-    /// A stale version, a case another moderator holds, or too many claims.
-    #[response(status = 409)]
-    Conflict(#[to_schema] ErrorBody),
-}
 
 /// The parts of the description no handler carries: title, tags, the session's security schemes.
 #[derive(OpenApi)]

@@ -29,8 +29,8 @@ pub(crate) fn parse_role(name: &str) -> Result<Role, ApiError> {
     security(("session" = [])),
     responses(
         (status = 200, description = "`{accounts: [...]}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn accounts(State(s): State<ApiState>, Admin(_): Admin) -> ApiResult<Value> {
@@ -58,10 +58,10 @@ pub(crate) struct NewAccountBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The account", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
-        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn add_account(
@@ -102,10 +102,10 @@ pub(crate) struct AccountChangeBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The account", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown case or account", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown case or account", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn update_account(

@@ -178,10 +178,10 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
     request_body = ReportBody,
     responses(
         (status = 200, description = "`{report_id, duplicate, case_id, reporters, lane, held}`", body = serde_json::Value),
-        (status = 400, description = "A malformed report", body = crate::openapi::ErrorBody),
-        (status = 401, description = "A missing, unknown or wrong signature", body = crate::openapi::ErrorBody),
-        (status = 404, description = "An item public search does not show", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over reports.per_reporter_per_hour or reports.per_item_per_hour", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A malformed report", body = crate::error::ErrorBody),
+        (status = 401, description = "A missing, unknown or wrong signature", body = crate::error::ErrorBody),
+        (status = 404, description = "An item public search does not show", body = crate::error::ErrorBody),
+        (status = 429, description = "Over reports.per_reporter_per_hour or reports.per_item_per_hour", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn report(

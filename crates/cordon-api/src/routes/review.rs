@@ -23,9 +23,9 @@ use tracing::info;
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{case}`, `{case: null}` when the queue is empty", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
-        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn claim(State(s): State<ApiState>, Actor(me): Actor) -> ApiResult<Value> {
@@ -55,7 +55,7 @@ pub(crate) struct EscalateBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The case", body = serde_json::Value),
-        crate::openapi::ChangeRefusals,
+        crate::error::ChangeRefusals,
     )
 )]
 pub(crate) async fn escalate(
@@ -107,7 +107,7 @@ pub(crate) struct ChannelDecisionBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
-        crate::openapi::ChangeRefusals,
+        crate::error::ChangeRefusals,
     )
 )]
 pub(crate) async fn decide_channel(
@@ -176,9 +176,9 @@ pub(crate) struct BulkBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{decided, results: [{case_id, decision_id | error}]}`", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn decide_bulk(
@@ -217,7 +217,7 @@ pub(crate) async fn decide_bulk(
     security(("session" = [])),
     responses(
         (status = 200, description = "`{open_cases, escalated_cases, oldest_open_age_seconds, decisions_per_hour, agreement}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn stats(State(s): State<ApiState>, _: Viewer) -> ApiResult<Value> {
@@ -240,7 +240,7 @@ pub(crate) struct AuditParams {
     security(("session" = [])),
     responses(
         (status = 200, description = "`{entries: [...]}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn audit_log(
@@ -274,8 +274,8 @@ pub(crate) fn fifty() -> i64 {
     security(("session" = [])),
     responses(
         (status = 200, description = "`{cases: [...], counts}`", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn cases(
@@ -302,9 +302,9 @@ pub(crate) async fn cases(
     security(("session" = [])),
     responses(
         (status = 200, description = "The case", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown case or item", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown case or item", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn case(
@@ -377,7 +377,7 @@ pub(crate) async fn record(s: &ApiState, req: DecisionRequest) -> ApiResult<Valu
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
-        crate::openapi::ChangeRefusals,
+        crate::error::ChangeRefusals,
     )
 )]
 pub(crate) async fn decide_case(
@@ -415,7 +415,7 @@ pub(crate) async fn decide_case(
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
-        crate::openapi::ChangeRefusals,
+        crate::error::ChangeRefusals,
     )
 )]
 pub(crate) async fn decide_item(

@@ -41,8 +41,8 @@ pub(crate) fn twenty() -> usize {
     ),
     responses(
         (status = 200, description = "`{total, page, per_page, items}`", body = serde_json::Value),
-        (status = 400, description = "A bad query, page or depth", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over api.searches_per_second for this client", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A bad query, page or depth", body = crate::error::ErrorBody),
+        (status = 429, description = "Over api.searches_per_second for this client", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn search(
@@ -89,8 +89,8 @@ pub(crate) async fn search(
     security(("session" = [])),
     responses(
         (status = 200, description = "`{id, visibility, content, verdict, verdicts, cases, decisions, channel_suppressed}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown item", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown item", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn item(
