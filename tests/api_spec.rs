@@ -1,7 +1,7 @@
 //! The OpenAPI description the API serves (`GET /v1/openapi.json`, generated from the handlers)
 //! is a valid OpenAPI document (openapi-spec-validator, from PyPI, which scripts/check-deploy.sh
 //! installs), names exactly the routes docs/api.md documents, and every operation it names is
-//! served: none answers "no such route" or 405.
+//! served (none answers "no such route" or 405) and answers a status it describes.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -97,9 +97,16 @@ async fn the_served_description_is_valid_complete_and_served() -> Result<()> {
          in docs/api.md but not in the description: {undescribed:?}"
     );
 
-    // Every described operation is served (anonymously: refused, but by its route).
+    // Every described operation is served (anonymously: refused, but by its route), and answers
+    // with a status it describes.
     let client = http_client();
     for (method, path) in &described {
+        let documented: Vec<String> = spec["paths"][path][method.to_lowercase()]["responses"]
+            .as_object()
+            .context("responses")?
+            .keys()
+            .cloned()
+            .collect();
         let url = format!(
             "http://{}{}",
             d.api,
@@ -116,6 +123,10 @@ async fn the_served_description_is_valid_complete_and_served() -> Result<()> {
         assert!(
             !body.contains("no such route"),
             "{method} {path} is not served: {body}"
+        );
+        assert!(
+            documented.contains(&status.to_string()),
+            "{method} {path} answered {status}, which its description does not list ({documented:?}): {body}"
         );
     }
     // Every operation has a tag and says what it answers.

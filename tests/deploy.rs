@@ -271,10 +271,18 @@ fn the_kubernetes_workloads_run_with_their_config_probes_and_secrets() -> Result
         partitions = effective["kafka"]["partitions"]
             .as_integer()
             .context("partitions")?;
+        let grace = spec["terminationGracePeriodSeconds"]
+            .as_i64()
+            .context("terminationGracePeriodSeconds")?;
+        let deadline = effective["shutdown"]["deadline_secs"]
+            .as_integer()
+            .context("shutdown.deadline_secs")?;
+        let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            .as_i64()
+            .unwrap_or(0);
         assert!(
-            spec["terminationGracePeriodSeconds"].as_i64()
-                > effective["shutdown"]["deadline_secs"].as_integer(),
-            "{name}: the grace period outlasts shutdown.deadline_secs"
+            grace > pre_stop + deadline,
+            "{name}: the grace period outlasts the preStop sleep and shutdown.deadline_secs"
         );
         let ports: BTreeMap<&str, u64> = container["ports"]
             .as_array()
@@ -347,10 +355,8 @@ fn the_kubernetes_workloads_run_with_their_config_probes_and_secrets() -> Result
     // The autoscaler scales the workers, and not past the partitions.
     let hpa = find(&objects, "HorizontalPodAutoscaler", "cordon-worker")?;
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "cordon-worker");
-    assert!(
-        hpa["spec"]["maxReplicas"].as_i64() <= Some(partitions),
-        "maxReplicas ≤ partitions"
-    );
+    let max_replicas = hpa["spec"]["maxReplicas"].as_i64().context("maxReplicas")?;
+    assert!(max_replicas <= partitions, "maxReplicas ≤ partitions");
 
     // The ServiceMonitor finds the ops port of each component's Service.
     let monitor = find(&objects, "ServiceMonitor", "cordon")?;
@@ -432,11 +438,17 @@ fn the_compose_stack_runs_with_its_config_and_scrapes_every_role() -> Result<()>
             .iter()
             .find(|j| j["job_name"] == role)
             .with_context(|| format!("a scrape job for {role}"))?;
-        let text = job.to_string();
-        assert!(
-            text.contains(role) && text.contains(&ops.to_string()),
-            "{role}: {text}"
-        );
+        // Static targets `<service>:<port>`, or DNS service discovery of the service's name.
+        let target = format!("{role}:{ops}");
+        let statics = job["static_configs"][0]["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == target.as_str()));
+        let dns = &job["dns_sd_configs"][0];
+        let discovered = dns["port"].as_u64() == Some(ops)
+            && dns["names"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n == role));
+        assert!(statics || discovered, "{role}: scraped at {target}: {job}");
     }
     assert!(Path::new(&dir.join("../prometheus/alerts.yml")).is_file());
     Ok(())

@@ -97,6 +97,18 @@ fn selectors_are_found_with_their_matchers() {
     );
 }
 
+/// Whether a query's answer holds at least one finite number (a series of NaN is no data).
+fn has_a_number(data: &Value) -> bool {
+    data["result"].as_array().is_some_and(|series| {
+        series.iter().any(|s| {
+            s["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(f64::is_finite)
+        })
+    })
+}
+
 /// Every (dashboard, panel title, expression) of the dashboards; checks each panel's data source
 /// is the provisioned Prometheus and that panel ids are unique.
 fn panel_queries(dashboards: &[(String, Value)]) -> Result<Vec<(String, String, String)>> {
@@ -211,8 +223,10 @@ async fn every_panel_and_alert_returns_data_from_a_fed_cordon() -> Result<()> {
     let mut failures = Vec::new();
     for (dashboard, title, expr) in &panels {
         match prometheus.query(expr).await {
-            Ok(data) if data["result"].as_array().is_some_and(|r| !r.is_empty()) => {}
-            Ok(_) => failures.push(format!("{dashboard} / {title}: no data for {expr}")),
+            Ok(data) if has_a_number(&data) => {}
+            Ok(data) => failures.push(format!(
+                "{dashboard} / {title}: no number for {expr}: {data}"
+            )),
             Err(e) => failures.push(format!("{dashboard} / {title}: {e}")),
         }
     }
@@ -250,10 +264,11 @@ async fn every_panel_and_alert_returns_data_from_a_fed_cordon() -> Result<()> {
             None => failures.push(format!("alert {alert}: not loaded by Prometheus")),
         }
     }
-    let firing = prometheus.query("ALERTS{alertstate=\"firing\"}").await?;
+    // Firing or pending (most rules wait minutes before they fire): none.
+    let alerting = prometheus.query("ALERTS").await?;
     assert!(
-        firing["result"].as_array().is_some_and(|r| r.is_empty()),
-        "a healthy Cordon fires no alert: {firing}"
+        alerting["result"].as_array().is_some_and(|r| r.is_empty()),
+        "a healthy Cordon raises no alert: {alerting}"
     );
     assert!(
         failures.is_empty(),

@@ -359,6 +359,8 @@ fn identity(v: &Viewer) -> Json<serde_json::Value> {
         (status = 400, description = "Passwords are off (auth.mode = proxy)", body = crate::error::ErrorBody),
         (status = 401, description = "Wrong credentials or unknown user (the same answer)", body = crate::error::ErrorBody),
         (status = 429, description = "Too many attempts, or too many passwords hashed at once", body = crate::error::ErrorBody),
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub async fn login(
@@ -382,6 +384,7 @@ pub async fn login(
     responses(
         (status = 200, description = "`{username, role, csrf_token}`", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub async fn whoami(me: Viewer) -> Json<serde_json::Value> {
@@ -398,6 +401,7 @@ pub async fn whoami(me: Viewer) -> Json<serde_json::Value> {
         (status = 200, description = "`{signed_out: true}`", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 403, description = "No or a wrong CSRF token", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub async fn logout(

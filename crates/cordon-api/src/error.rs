@@ -130,7 +130,7 @@ pub(crate) struct ErrorBody {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // a description, never built
 pub(crate) enum ChangeRefusals {
-    /// A malformed body or a value the database refuses.
+    /// A value refused (the message says which), including one the database refuses.
     #[response(status = 400)]
     BadRequest(#[to_schema] ErrorBody),
     /// Not signed in.
@@ -146,3 +146,27 @@ pub(crate) enum ChangeRefusals {
     #[response(status = 409)]
     Conflict(#[to_schema] ErrorBody),
 }
+
+/// How a request with a JSON body may be refused before its handler runs.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description, never built
+pub(crate) enum BodyRefusals {
+    /// The body is larger than api.max_body_bytes.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorBody),
+    /// The body is not JSON (content-type).
+    #[response(status = 415)]
+    NotJson(#[to_schema] ErrorBody),
+    /// JSON of the wrong shape: a missing or unknown field, a wrong type.
+    #[response(status = 422)]
+    WrongShape(#[to_schema] ErrorBody),
+}
+
+/// The answer of a route that needs the review database while it is unreachable.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "The review database is unreachable; try again shortly"
+)]
+#[allow(dead_code)] // a description, never built
+pub(crate) struct Unavailable(#[to_schema] ErrorBody);

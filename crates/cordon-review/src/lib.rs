@@ -71,7 +71,12 @@ impl ReviewStore {
             .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        // Under PostgreSQL's advisory lock (sqlx's default), so processes starting together
+        // migrate once. A migration this build does not know (a newer release ran it) is no
+        // error: migrations only add or widen, so a rollback keeps working.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         Ok(ReviewStore {
             pool,
             hasher: std::sync::Arc::new(accounts::Hasher::new(accounts::DEFAULT_CONCURRENT_HASHES)),

@@ -167,6 +167,10 @@ pub fn start_context(
         "context",
         &shutdown,
     )?;
+    // The context role writes verdicts only; that series exists at 0 (see start_worker).
+    deps.metrics
+        .unpublishable
+        .with_label_values(&[&settings.topics.verdicts]);
     let role = ContextWorker {
         settings,
         metrics: deps.metrics,

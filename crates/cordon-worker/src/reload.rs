@@ -73,7 +73,8 @@ pub async fn watch_slot<T: Send + Sync + 'static>(
         match tokio::task::spawn_blocking(move || load()).await {
             Ok(Ok(model)) => {
                 let version = (reload.version)(&model);
-                reload.info.with_label_values(&[&current]).set(0);
+                // The old version's series goes: only the version in service is reported.
+                let _ = reload.info.remove_label_values(&[&current]);
                 reload.info.with_label_values(&[&version]).set(1);
                 reload.reloads.with_label_values(&["loaded"]).inc();
                 slot.store(Arc::new(model));

@@ -30,7 +30,8 @@ pub(crate) fn parse_role(name: &str) -> Result<Role, ApiError> {
     responses(
         (status = 200, description = "`{accounts: [...]}`", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not see it", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn accounts(State(s): State<ApiState>, Admin(_): Admin) -> ApiResult<Value> {
@@ -58,10 +59,12 @@ pub(crate) struct NewAccountBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The account", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
-        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::error::ErrorBody),
+        (status = 409, description = "The user name is taken", body = crate::error::ErrorBody),
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn add_account(
@@ -102,10 +105,12 @@ pub(crate) struct AccountChangeBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The account", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown case or account", body = crate::error::ErrorBody),
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn update_account(

@@ -178,10 +178,12 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
     request_body = ReportBody,
     responses(
         (status = 200, description = "`{report_id, duplicate, case_id, reporters, lane, held}`", body = serde_json::Value),
-        (status = 400, description = "A malformed report", body = crate::error::ErrorBody),
+        (status = 400, description = "A value refused: a reporter id over 128 bytes, a reason too long", body = crate::error::ErrorBody),
         (status = 401, description = "A missing, unknown or wrong signature", body = crate::error::ErrorBody),
         (status = 404, description = "An item public search does not show", body = crate::error::ErrorBody),
         (status = 429, description = "Over reports.per_reporter_per_hour or reports.per_item_per_hour", body = crate::error::ErrorBody),
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn report(

@@ -26,6 +26,7 @@ use tracing::info;
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
         (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn claim(State(s): State<ApiState>, Actor(me): Actor) -> ApiResult<Value> {
@@ -56,6 +57,8 @@ pub(crate) struct EscalateBody {
     responses(
         (status = 200, description = "The case", body = serde_json::Value),
         crate::error::ChangeRefusals,
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn escalate(
@@ -108,6 +111,8 @@ pub(crate) struct ChannelDecisionBody {
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
         crate::error::ChangeRefusals,
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn decide_channel(
@@ -176,9 +181,11 @@ pub(crate) struct BulkBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{decided, results: [{case_id, decision_id | error}]}`", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn decide_bulk(
@@ -218,6 +225,7 @@ pub(crate) async fn decide_bulk(
     responses(
         (status = 200, description = "`{open_cases, escalated_cases, oldest_open_age_seconds, decisions_per_hour, agreement}`", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn stats(State(s): State<ApiState>, _: Viewer) -> ApiResult<Value> {
@@ -241,6 +249,7 @@ pub(crate) struct AuditParams {
     responses(
         (status = 200, description = "`{entries: [...]}`", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn audit_log(
@@ -270,12 +279,13 @@ pub(crate) fn fifty() -> i64 {
     get,
     path = "/v1/cases",
     tag = "review",
-    params(("state" = Option<String>, Query, description = "queued, claimed or resolved (default: every unresolved case)"), ("category" = Option<String>, Query, description = "A category"), ("language" = Option<String>, Query, description = "A language code"), ("source" = Option<String>, Query, description = "model or report"), ("min_age_hours" = Option<f64>, Query, description = "Cases at least this old"), ("max_age_hours" = Option<f64>, Query, description = "Cases at most this old"), ("limit" = Option<i64>, Query, description = "At most this many (default 50, at most api.max_page_size)")),
+    params(("state" = Option<String>, Query, description = "open, claimed, escalated or resolved (default: every unresolved case)"), ("category" = Option<String>, Query, description = "A category"), ("language" = Option<String>, Query, description = "A language code"), ("source" = Option<String>, Query, description = "model or report"), ("min_age_hours" = Option<f64>, Query, description = "Cases at least this old"), ("max_age_hours" = Option<f64>, Query, description = "Cases at most this old"), ("limit" = Option<i64>, Query, description = "At most this many (default 50, at most api.max_page_size)")),
     security(("session" = [])),
     responses(
         (status = 200, description = "`{cases: [...], counts}`", body = serde_json::Value),
-        (status = 400, description = "A malformed body or a value the database refuses", body = crate::error::ErrorBody),
+        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn cases(
@@ -303,8 +313,9 @@ pub(crate) async fn cases(
     responses(
         (status = 200, description = "The case", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 403, description = "The role may not see it", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown case or item", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn case(
@@ -378,6 +389,8 @@ pub(crate) async fn record(s: &ApiState, req: DecisionRequest) -> ApiResult<Valu
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
         crate::error::ChangeRefusals,
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn decide_case(
@@ -416,6 +429,8 @@ pub(crate) async fn decide_case(
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
         crate::error::ChangeRefusals,
+        crate::error::BodyRefusals,
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn decide_item(

@@ -91,6 +91,7 @@ pub(crate) async fn search(
         (status = 200, description = "`{id, visibility, content, verdict, verdicts, cases, decisions, channel_suppressed}`", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown item", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
     )
 )]
 pub(crate) async fn item(
