@@ -44,6 +44,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// The console's media proxy.
     pub media: MediaConfig,
+    /// Statements of reasons: the mapping to the Transparency Database's grounds.
+    pub statements: cordon_statements::StatementsConfig,
     /// Metrics and health.
     pub ops: OpsConfig,
     /// Logging.
@@ -387,6 +389,10 @@ impl Config {
             "worker.fence_after_ms ({}) must be below the group session timeout ({session_ms} ms)",
             config.worker.fence_after_ms
         );
+        config
+            .statements
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         anyhow::ensure!(
             config.worker.dead_letter_max_bytes + 32 * 1024 <= config.kafka.max_message_bytes,
             "worker.dead_letter_max_bytes must leave 32 KiB for headers under kafka.max_message_bytes"
@@ -536,6 +542,42 @@ mod tests {
             Ok(())
         });
         loaded.expect("the jail ran")
+    }
+
+    #[test]
+    fn a_statements_mapping_the_database_would_refuse_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[statements.categories.hacking]\nground = \"DECISION_GROUND_ILLEGAL_CONTENT\"\n\
+             legal_ground = \"x\"\nexplanation = \"y\"\n\
+             category = \"STATEMENT_CATEGORY_RISK_FOR_PUBLIC_SECURITY\"\n\
+             keywords = [\"KEYWORD_MADE_UP\"]\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", isolated(&path).unwrap_err());
+        assert!(error.contains("KEYWORD_MADE_UP"), "{error}");
+        std::fs::write(&path, "[statements]\nterritorial_scope = [\"US\"]\n").unwrap();
+        let error = format!("{:#}", isolated(&path).unwrap_err());
+        assert!(error.contains("statements.territorial_scope"), "{error}");
+        // The other categories keep their defaults when one is set.
+        std::fs::write(
+            &path,
+            "[statements.categories.hacking]\nground = \"DECISION_GROUND_INCOMPATIBLE_CONTENT\"\n\
+             legal_ground = \"Terms 4.2\"\nexplanation = \"y\"\n\
+             category = \"STATEMENT_CATEGORY_RISK_FOR_PUBLIC_SECURITY\"\n",
+        )
+        .unwrap();
+        let config = isolated(&path).unwrap();
+        assert_eq!(
+            config.statements.categories.hacking.legal_ground,
+            "Terms 4.2"
+        );
+        assert_eq!(
+            config.statements.categories.drugs,
+            cordon_statements::CategoryGrounds::default().drugs
+        );
     }
 
     #[test]

@@ -1,0 +1,495 @@
+//! Drafting a statement of reasons from a restriction and its facts: the database's statement,
+//! and the text shown to the channel in its language where a template exists.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cordon_domain::{Category, ContentKind, Contribution};
+use serde::{Deserialize, Serialize};
+
+use crate::mapping::StatementsConfig;
+use crate::schema::{
+    AutomatedDecision, ContentType, DecisionGround, Invalid, SourceType, TdbStatement, YesNo,
+};
+
+/// What Cordon restricted, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restriction {
+    /// The model hid the item from public search.
+    ModelSuppression,
+    /// A moderator hid the item from public search.
+    ModeratorSuppression,
+    /// Reports hid the item until a person decides.
+    ReportHold,
+    /// A senior moderator hid every item of the channel from public search.
+    ChannelSuppression,
+}
+
+impl Restriction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restriction::ModelSuppression => "model_suppression",
+            Restriction::ModeratorSuppression => "moderator_suppression",
+            Restriction::ReportHold => "report_hold",
+            Restriction::ChannelSuppression => "channel_suppression",
+        }
+    }
+}
+
+/// Who brought the content to Cordon's attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detection {
+    /// Cordon's model (own initiative).
+    Model,
+    /// A user's report through the platform (Art. 16).
+    UserNotice,
+    /// A trusted flagger's report (Art. 22), with its name.
+    TrustedFlagger(String),
+    /// A moderator on their own initiative (no model flag, no report).
+    Moderator,
+}
+
+/// Who decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decider {
+    /// The system alone (the model's thresholds, or the report threshold of a hold).
+    System,
+    /// A person.
+    Person,
+}
+
+/// Everything a statement is drafted from.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// The statement's number: the PUID is made from it (no personal data).
+    pub number: i64,
+    /// What was restricted, and how.
+    pub restriction: Restriction,
+    /// The category the restriction is for.
+    pub category: Category,
+    /// Who detected it.
+    pub detection: Detection,
+    /// Who decided.
+    pub decider: Decider,
+    /// The item's kind (a channel suppression: the channel's profile).
+    pub kind: ContentKind,
+    /// Whether the item carries images.
+    pub has_media: bool,
+    /// The item's language (ISO 639-1), if known.
+    pub language: Option<&'a str>,
+    /// The item (or channel) id, shown to the channel, never sent to the database.
+    pub subject: &'a str,
+    /// When the content was published.
+    pub published_at: DateTime<Utc>,
+    /// When the restriction took effect.
+    pub applied_at: DateTime<Utc>,
+    /// The last day of a temporary restriction.
+    pub until: Option<NaiveDate>,
+    /// The model's score for the category, when the model took part.
+    pub score: Option<f32>,
+    /// The features that pushed the model's score most.
+    pub explanation: &'a [Contribution],
+}
+
+/// A drafted statement: the database's form and what the channel is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    /// The statement in the Transparency Database's schema.
+    pub tdb: TdbStatement,
+    /// The text shown to the channel.
+    pub text: String,
+    /// The text's language (a template's; English when the item's has none).
+    pub text_language: String,
+}
+
+/// The words of the model's explanation a person can read: word n-grams and squeezed words,
+/// strongest first (character n-grams are left out).
+fn readable_signals(explanation: &[Contribution]) -> Vec<String> {
+    explanation
+        .iter()
+        .filter(|c| c.weight > 0.0)
+        .filter_map(|c| {
+            c.feature
+                .strip_prefix("w:")
+                .or_else(|| c.feature.strip_prefix("s:"))
+        })
+        .map(|w| format!("“{w}”"))
+        .take(3)
+        .collect()
+}
+
+/// The channel-facing sentences of one language.
+struct Template {
+    language: &'static str,
+    hidden: fn(what: &str, subject: &str, date: &str) -> String,
+    until: fn(date: &str) -> String,
+    by_model: &'static str,
+    by_model_and_person: &'static str,
+    by_person_after_notice: &'static str,
+    by_person: &'static str,
+    hold: &'static str,
+    signals: fn(list: &str) -> String,
+    post: &'static str,
+    listing: &'static str,
+    channel: &'static str,
+}
+
+const TEMPLATES: [Template; 3] = [
+    Template {
+        language: "en",
+        hidden: |what, subject, date| {
+            format!("Your {what} “{subject}” was hidden from public search on {date}")
+        },
+        until: |date| format!(" until {date}"),
+        by_model: "Our automated system decided this.",
+        by_model_and_person: "Our automated system flagged it and a moderator decided.",
+        by_person_after_notice: "A moderator decided after a report.",
+        by_person: "A moderator decided.",
+        hold: "It is hidden after reports until a moderator decides.",
+        signals: |list| format!("The system noticed: {list}."),
+        post: "post",
+        listing: "listing",
+        channel: "channel",
+    },
+    Template {
+        language: "de",
+        hidden: |what, subject, date| {
+            format!(
+                "Ihr {what} „{subject}“ wurde am {date} aus der öffentlichen Suche ausgeblendet"
+            )
+        },
+        until: |date| format!(" bis {date}"),
+        by_model: "Unser automatisches System hat dies entschieden.",
+        by_model_and_person:
+            "Unser automatisches System hat den Inhalt markiert, ein Moderator hat entschieden.",
+        by_person_after_notice: "Ein Moderator hat nach einer Meldung entschieden.",
+        by_person: "Ein Moderator hat entschieden.",
+        hold: "Nach Meldungen ist der Inhalt ausgeblendet, bis ein Moderator entscheidet.",
+        signals: |list| format!("Das System bemerkte: {list}."),
+        post: "Beitrag",
+        listing: "Angebot",
+        channel: "Kanal",
+    },
+    Template {
+        language: "fr",
+        hidden: |what, subject, date| {
+            format!("Votre {what} « {subject} » n’apparaît plus dans la recherche publique depuis le {date}")
+        },
+        until: |date| format!(" jusqu’au {date}"),
+        by_model: "Notre système automatisé l’a décidé.",
+        by_model_and_person:
+            "Notre système automatisé a signalé le contenu et un modérateur a décidé.",
+        by_person_after_notice: "Un modérateur a décidé après un signalement.",
+        by_person: "Un modérateur a décidé.",
+        hold: "Après des signalements, le contenu est masqué jusqu’à la décision d’un modérateur.",
+        signals: |list| format!("Le système a relevé : {list}."),
+        post: "message",
+        listing: "annonce",
+        channel: "canal",
+    },
+];
+
+/// Drafts the statement of a restriction. Its PUID is `<puid_prefix>-<number>`; the result
+/// passes [`TdbStatement::validate`], or the error names the rule the configuration breaks.
+pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Invalid> {
+    let ground = config.categories.of(facts.category);
+    let automated_detection = match facts.detection {
+        Detection::Model => YesNo::Yes,
+        _ => YesNo::No,
+    };
+    let automated_decision = match (facts.decider, &facts.detection) {
+        (Decider::System, _) => AutomatedDecision::Fully,
+        (Decider::Person, Detection::Model) => AutomatedDecision::Partially,
+        (Decider::Person, _) => AutomatedDecision::NotAutomated,
+    };
+    let (source_type, source_identity) = match &facts.detection {
+        Detection::Model | Detection::Moderator => (SourceType::Voluntary, None),
+        Detection::UserNotice => (SourceType::Article16, None),
+        Detection::TrustedFlagger(name) => (SourceType::TrustedFlagger, Some(name.clone())),
+    };
+    let mut content_type = vec![match facts.kind {
+        ContentKind::Listing => ContentType::Product,
+        ContentKind::ChannelPost | ContentKind::ChannelProfile => ContentType::Text,
+    }];
+    if facts.has_media {
+        content_type.push(ContentType::Image);
+    }
+    let signals = readable_signals(facts.explanation);
+    let how = match (facts.restriction, automated_decision) {
+        (Restriction::ReportHold, _) => "held from public search after user reports until a moderator decides",
+        (Restriction::ChannelSuppression, _) => "every item of the channel hidden from public search by a senior moderator",
+        (_, AutomatedDecision::Fully) => "hidden from public search by the platform's automated classifier",
+        (_, AutomatedDecision::Partially) => "flagged by the platform's automated classifier and hidden from public search by a moderator",
+        (_, AutomatedDecision::NotAutomated) => "hidden from public search by a moderator",
+    };
+    let mut decision_facts = format!(
+        "The {} was {how}. {}",
+        kind_name(facts.kind),
+        ground.explanation
+    );
+    if let Some(score) = facts.score {
+        decision_facts.push_str(&format!(" Classifier score for the category: {score:.2}."));
+    }
+    if !signals.is_empty() {
+        decision_facts.push_str(&format!(" Signals: {}.", signals.join(", ")));
+    }
+    let (legal, incompatible) = match ground.ground {
+        DecisionGround::IllegalContent => (
+            (
+                Some(ground.legal_ground.clone()),
+                Some(ground.explanation.clone()),
+            ),
+            (None, None),
+        ),
+        DecisionGround::IncompatibleContent => (
+            (None, None),
+            (
+                Some(ground.legal_ground.clone()),
+                Some(ground.explanation.clone()),
+            ),
+        ),
+    };
+    let tdb = TdbStatement {
+        decision_visibility: vec![config.hidden_means.visibility()],
+        end_date_visibility_restriction: facts.until.map(|d| d.format("%Y-%m-%d").to_string()),
+        decision_ground: ground.ground,
+        decision_ground_reference_url: ground.reference_url.clone(),
+        illegal_content_legal_ground: legal.0,
+        illegal_content_explanation: legal.1,
+        incompatible_content_ground: incompatible.0,
+        incompatible_content_explanation: incompatible.1,
+        content_type,
+        category: ground.category,
+        category_specification: ground.keywords.clone(),
+        territorial_scope: config.territorial_scope.clone(),
+        content_language: facts
+            .language
+            .filter(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_alphabetic()))
+            .map(str::to_ascii_uppercase),
+        content_date: facts.published_at.format("%Y-%m-%d").to_string(),
+        application_date: facts.applied_at.format("%Y-%m-%d").to_string(),
+        decision_facts: decision_facts.chars().take(5000).collect(),
+        source_type,
+        source_identity,
+        automated_detection,
+        automated_decision,
+        puid: format!("{}-{}", config.puid_prefix, facts.number),
+    };
+    tdb.validate()?;
+    let template = facts
+        .language
+        .and_then(|l| {
+            TEMPLATES
+                .iter()
+                .find(|t| t.language.eq_ignore_ascii_case(l))
+        })
+        .unwrap_or(&TEMPLATES[0]);
+    let what = match (facts.restriction, facts.kind) {
+        (Restriction::ChannelSuppression, _) | (_, ContentKind::ChannelProfile) => template.channel,
+        (_, ContentKind::Listing) => template.listing,
+        (_, ContentKind::ChannelPost) => template.post,
+    };
+    let date = facts.applied_at.format("%Y-%m-%d").to_string();
+    let mut text = (template.hidden)(what, facts.subject, &date);
+    if let Some(until) = facts.until {
+        text.push_str(&(template.until)(&until.format("%Y-%m-%d").to_string()));
+    }
+    text.push_str(". ");
+    text.push_str(&ground.explanation);
+    text.push_str(&format!(" ({}). ", ground.legal_ground));
+    text.push_str(match (facts.restriction, automated_decision) {
+        (Restriction::ReportHold, _) => template.hold,
+        (_, AutomatedDecision::Fully) => template.by_model,
+        (_, AutomatedDecision::Partially) => template.by_model_and_person,
+        (_, AutomatedDecision::NotAutomated)
+            if automated_detection == YesNo::No && source_type != SourceType::Voluntary =>
+        {
+            template.by_person_after_notice
+        }
+        (_, AutomatedDecision::NotAutomated) => template.by_person,
+    });
+    if !signals.is_empty() {
+        text.push(' ');
+        text.push_str(&(template.signals)(&signals.join(", ")));
+    }
+    text.push(' ');
+    text.push_str(&config.redress);
+    Ok(Draft {
+        tdb,
+        text,
+        text_language: template.language.to_string(),
+    })
+}
+
+fn kind_name(kind: ContentKind) -> &'static str {
+    match kind {
+        ContentKind::ChannelPost => "channel post",
+        ContentKind::Listing => "marketplace listing",
+        ContentKind::ChannelProfile => "channel",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{DecisionVisibility, StatementCategory};
+
+    fn facts(explanation: &[Contribution]) -> Facts<'_> {
+        Facts {
+            number: 42,
+            restriction: Restriction::ModelSuppression,
+            category: Category::Drugs,
+            detection: Detection::Model,
+            decider: Decider::System,
+            kind: ContentKind::ChannelPost,
+            has_media: false,
+            language: Some("de"),
+            subject: "post/1",
+            published_at: "2026-11-20T10:00:00Z".parse().expect("a date"),
+            applied_at: "2026-11-21T08:00:00Z".parse().expect("a date"),
+            until: None,
+            score: Some(0.97),
+            explanation,
+        }
+    }
+
+    fn signals() -> Vec<Contribution> {
+        ["w:buy cocaine", "c:<coc", "s:cocaine"]
+            .iter()
+            .map(|f| Contribution {
+                feature: f.to_string(),
+                weight: 1.5,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_model_suppression_is_fully_automated_and_own_initiative() {
+        let explanation = signals();
+        let d = draft(&StatementsConfig::default(), &facts(&explanation)).expect("drafted");
+        let t = &d.tdb;
+        assert_eq!(t.automated_detection, YesNo::Yes);
+        assert_eq!(t.automated_decision, AutomatedDecision::Fully);
+        assert_eq!(t.source_type, SourceType::Voluntary);
+        assert_eq!(t.decision_visibility, vec![DecisionVisibility::Demoted]);
+        assert_eq!(t.category, StatementCategory::UnsafeAndProhibitedProducts);
+        assert_eq!(t.decision_ground, DecisionGround::IllegalContent);
+        assert_eq!(t.content_language.as_deref(), Some("DE"));
+        assert_eq!(
+            (t.content_date.as_str(), t.application_date.as_str()),
+            ("2026-11-20", "2026-11-21")
+        );
+        assert_eq!(t.puid, "cordon-42");
+        assert!(t.decision_facts.contains("“buy cocaine”") && !t.decision_facts.contains("<coc"));
+        assert!(
+            !t.decision_facts.contains("post/1"),
+            "no item id in the database"
+        );
+        // The channel reads it in German, with the signals and the redress.
+        assert_eq!(d.text_language, "de");
+        assert!(
+            d.text
+                .starts_with("Ihr Beitrag „post/1“ wurde am 2026-11-21"),
+            "{}",
+            d.text
+        );
+        assert!(d.text.contains("Unser automatisches System") && d.text.contains("appeal"));
+        // Exactly the database's field names and values.
+        let json = serde_json::to_value(t).expect("json");
+        assert_eq!(json["automated_decision"], "AUTOMATED_DECISION_FULLY");
+        assert_eq!(
+            json["category"],
+            "STATEMENT_CATEGORY_UNSAFE_AND_PROHIBITED_PRODUCTS"
+        );
+        assert_eq!(
+            json["decision_visibility"][0],
+            "DECISION_VISIBILITY_CONTENT_DEMOTED"
+        );
+        assert!(json.get("incompatible_content_ground").is_none());
+    }
+
+    #[test]
+    fn a_person_after_the_model_is_partial_and_after_a_report_not_automated() {
+        let mut f = facts(&[]);
+        f.restriction = Restriction::ModeratorSuppression;
+        f.decider = Decider::Person;
+        let partial = draft(&StatementsConfig::default(), &f).expect("drafted");
+        assert_eq!(partial.tdb.automated_decision, AutomatedDecision::Partially);
+        f.detection = Detection::UserNotice;
+        f.language = Some("pt");
+        let noticed = draft(&StatementsConfig::default(), &f).expect("drafted");
+        assert_eq!(noticed.tdb.automated_detection, YesNo::No);
+        assert_eq!(
+            noticed.tdb.automated_decision,
+            AutomatedDecision::NotAutomated
+        );
+        assert_eq!(noticed.tdb.source_type, SourceType::Article16);
+        assert_eq!(
+            noticed.text_language, "en",
+            "no Portuguese template: English"
+        );
+        assert!(noticed.text.contains("after a report"), "{}", noticed.text);
+        f.detection = Detection::TrustedFlagger("Hotline".into());
+        let flagged = draft(&StatementsConfig::default(), &f).expect("drafted");
+        assert_eq!(flagged.tdb.source_type, SourceType::TrustedFlagger);
+        assert_eq!(flagged.tdb.source_identity.as_deref(), Some("Hotline"));
+    }
+
+    #[test]
+    fn a_hold_is_automated_on_notices_and_a_temporary_restriction_has_its_end() {
+        let mut f = facts(&[]);
+        f.restriction = Restriction::ReportHold;
+        f.detection = Detection::UserNotice;
+        f.kind = ContentKind::Listing;
+        f.has_media = true;
+        f.language = None;
+        f.until = NaiveDate::from_ymd_opt(2026, 12, 21);
+        let d = draft(&StatementsConfig::default(), &f).expect("drafted");
+        assert_eq!(d.tdb.automated_decision, AutomatedDecision::Fully);
+        assert_eq!(d.tdb.source_type, SourceType::Article16);
+        assert_eq!(
+            d.tdb.content_type,
+            vec![ContentType::Product, ContentType::Image]
+        );
+        assert_eq!(
+            d.tdb.end_date_visibility_restriction.as_deref(),
+            Some("2026-12-21")
+        );
+        assert!(
+            d.text.contains("listing") && d.text.contains("until 2026-12-21"),
+            "{}",
+            d.text
+        );
+    }
+
+    #[test]
+    fn a_ground_against_the_terms_fills_the_terms_fields() {
+        let mut config = StatementsConfig::default();
+        config.categories.other_illegal.ground = DecisionGround::IncompatibleContent;
+        let mut f = facts(&[]);
+        f.category = Category::OtherIllegal;
+        let d = draft(&config, &f).expect("drafted");
+        assert!(d.tdb.illegal_content_legal_ground.is_none());
+        assert!(d.tdb.incompatible_content_ground.is_some());
+        d.tdb.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_database_rules_refuse_what_it_would() {
+        let d = draft(&StatementsConfig::default(), &facts(&[])).expect("drafted");
+        let mut bad = d.tdb.clone();
+        bad.puid = "cordon/42".into();
+        assert_eq!(bad.validate().map_err(|e| e.field), Err("puid"));
+        let mut bad = d.tdb.clone();
+        bad.content_date = "1999-12-31".into();
+        assert_eq!(bad.validate().map_err(|e| e.field), Err("content_date"));
+        let mut bad = d.tdb.clone();
+        bad.illegal_content_legal_ground = None;
+        assert!(bad.validate().is_err());
+        let mut bad = d.tdb;
+        bad.decision_facts = "x".repeat(5001);
+        assert_eq!(bad.validate().map_err(|e| e.field), Err("decision_facts"));
+    }
+}

@@ -1,0 +1,29 @@
+//! Statements of reasons: what Cordon tells a channel (DSA Art. 17) and the EU Transparency
+//! Database about every restriction it applies — a model suppression, a moderator's decision, a
+//! report hold, a channel suppression.
+//!
+//! Code map: `schema.rs` (the Transparency Database's statement with its field names and allowed
+//! values as closed enums, and [`TdbStatement::validate`], the database's documented rules);
+//! `mapping.rs` ([`StatementsConfig`]: Cordon's categories and moderators' reason codes to
+//! grounds, categories and keywords, one documented and configurable mapping); `draft.rs`
+//! ([`draft`]: a [`Restriction`] with its facts to a [`Draft`] — the database's statement and
+//! the text shown to the channel, in its language where a template exists).
+//!
+//! Invariants:
+//! - A drafted statement passes [`TdbStatement::validate`] (`draft.rs` tests), so what is stored
+//!   is what the database accepts.
+//! - Automation is read from who detected and who decided, never configured: the model alone is
+//!   fully automated, a model-queued case decided by a person partially, a report decided by a
+//!   person not automated.
+//! - A PUID carries no personal data: it is made from the statement's own number.
+//!
+//! API boundary: pure functions and types; storing, submitting and serving statements live in
+//! the review store, the exporter and the API.
+
+mod draft;
+mod mapping;
+mod schema;
+
+pub use draft::*;
+pub use mapping::*;
+pub use schema::*;
