@@ -383,7 +383,7 @@ pub async fn login(
     security(("session" = [])),
     responses(
         (status = 200, description = "`{username, role, csrf_token}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
         crate::error::Unavailable,
     )
 )]
@@ -399,7 +399,7 @@ pub async fn whoami(me: Viewer) -> Json<serde_json::Value> {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{signed_out: true}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
         (status = 403, description = "No or a wrong CSRF token", body = crate::error::ErrorBody),
         crate::error::Unavailable,
     )

@@ -98,20 +98,14 @@ async fn refresh_agreement(store: &ReviewStore, metrics: &Metrics) {
     let Ok(rows) = store.agreement(Some(since)).await else {
         return;
     };
-    let gauge = &metrics.model_reviews;
     for category in Category::ALL {
-        for outcome in ["upheld", "overturned"] {
-            gauge
+        let row = rows.iter().find(|r| r.category == category.as_str());
+        let (upheld, overturned) = row.map_or((0, 0), |r| (r.upheld, r.overturned));
+        for (outcome, count) in [("upheld", upheld), ("overturned", overturned)] {
+            metrics
+                .model_reviews
                 .with_label_values(&[category.as_str(), outcome])
-                .set(0);
+                .set(count);
         }
-    }
-    for row in rows {
-        gauge
-            .with_label_values(&[row.category.as_str(), "upheld"])
-            .set(row.upheld);
-        gauge
-            .with_label_values(&[row.category.as_str(), "overturned"])
-            .set(row.overturned);
     }
 }

@@ -29,8 +29,8 @@ pub(crate) fn parse_role(name: &str) -> Result<Role, ApiError> {
     security(("session" = [])),
     responses(
         (status = 200, description = "`{accounts: [...]}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not see it", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
+        crate::error::RoleMayNotSee,
         crate::error::Unavailable,
     )
 )]
@@ -59,9 +59,9 @@ pub(crate) struct NewAccountBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The account", body = serde_json::Value),
-        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
         (status = 409, description = "The user name is taken", body = crate::error::ErrorBody),
         crate::error::BodyRefusals,
         crate::error::Unavailable,
@@ -105,9 +105,9 @@ pub(crate) struct AccountChangeBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The account", body = serde_json::Value),
-        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
         (status = 404, description = "Unknown case or account", body = crate::error::ErrorBody),
         crate::error::BodyRefusals,
         crate::error::Unavailable,

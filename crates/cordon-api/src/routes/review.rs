@@ -23,9 +23,9 @@ use tracing::info;
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{case}`, `{case: null}` when the queue is empty", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
-        (status = 409, description = "A stale version, a case another moderator holds, or too many claims", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
+        crate::error::CaseConflict,
         crate::error::Unavailable,
     )
 )]
@@ -56,7 +56,11 @@ pub(crate) struct EscalateBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The case", body = serde_json::Value),
-        crate::error::ChangeRefusals,
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
+        crate::error::CaseOrItemUnknown,
+        crate::error::CaseConflict,
         crate::error::BodyRefusals,
         crate::error::Unavailable,
     )
@@ -110,7 +114,11 @@ pub(crate) struct ChannelDecisionBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
-        crate::error::ChangeRefusals,
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
+        crate::error::CaseOrItemUnknown,
+        crate::error::CaseConflict,
         crate::error::BodyRefusals,
         crate::error::Unavailable,
     )
@@ -181,9 +189,9 @@ pub(crate) struct BulkBody {
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "`{decided, results: [{case_id, decision_id | error}]}`", body = serde_json::Value),
-        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not, or no CSRF token", body = crate::error::ErrorBody),
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
         crate::error::BodyRefusals,
         crate::error::Unavailable,
     )
@@ -224,7 +232,7 @@ pub(crate) async fn decide_bulk(
     security(("session" = [])),
     responses(
         (status = 200, description = "`{open_cases, escalated_cases, oldest_open_age_seconds, decisions_per_hour, agreement}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
         crate::error::Unavailable,
     )
 )]
@@ -248,7 +256,7 @@ pub(crate) struct AuditParams {
     security(("session" = [])),
     responses(
         (status = 200, description = "`{entries: [...]}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
         crate::error::Unavailable,
     )
 )]
@@ -283,8 +291,8 @@ pub(crate) fn fifty() -> i64 {
     security(("session" = [])),
     responses(
         (status = 200, description = "`{cases: [...], counts}`", body = serde_json::Value),
-        (status = 400, description = "A value refused (the message says which)", body = crate::error::ErrorBody),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
         crate::error::Unavailable,
     )
 )]
@@ -312,9 +320,9 @@ pub(crate) async fn cases(
     security(("session" = [])),
     responses(
         (status = 200, description = "The case", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
-        (status = 403, description = "The role may not see it", body = crate::error::ErrorBody),
-        (status = 404, description = "Unknown case or item", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
+        crate::error::RoleMayNotSee,
+        crate::error::CaseOrItemUnknown,
         crate::error::Unavailable,
     )
 )]
@@ -388,7 +396,11 @@ pub(crate) async fn record(s: &ApiState, req: DecisionRequest) -> ApiResult<Valu
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
-        crate::error::ChangeRefusals,
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
+        crate::error::CaseOrItemUnknown,
+        crate::error::CaseConflict,
         crate::error::BodyRefusals,
         crate::error::Unavailable,
     )
@@ -428,7 +440,11 @@ pub(crate) async fn decide_case(
     security(("session" = [], "csrf" = [])),
     responses(
         (status = 200, description = "The decision", body = serde_json::Value),
-        crate::error::ChangeRefusals,
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleOrCsrf,
+        crate::error::CaseOrItemUnknown,
+        crate::error::CaseConflict,
         crate::error::BodyRefusals,
         crate::error::Unavailable,
     )

@@ -89,7 +89,7 @@ pub(crate) async fn search(
     security(("session" = [])),
     responses(
         (status = 200, description = "`{id, visibility, content, verdict, verdicts, cases, decisions, channel_suppressed}`", body = serde_json::Value),
-        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        crate::error::NotSignedIn,
         (status = 404, description = "Unknown item", body = crate::error::ErrorBody),
         crate::error::Unavailable,
     )
