@@ -182,16 +182,22 @@ async fn every_panel_and_alert_returns_data_from_a_fed_cordon() -> Result<()> {
         Ok((applied_verdicts(&search_ops).await? >= 300.0).then_some(()))
     })
     .await?;
-    // Searches, refused requests (anonymous review read, unknown path), one decision on a case
-    // the model queued, if any.
-    for q in ["", "news", "buy"] {
-        let (status, _) = d.get(&format!("/v1/search?q={q}")).await?;
-        assert_eq!(status, 200);
+    // Searches and refused requests (anonymous review read, unknown path), twice, scrapes apart:
+    // an HTTP series is born at its first request, so only the second round is a rate.
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        for q in ["", "news", "buy"] {
+            let (status, _) = d.get(&format!("/v1/search?q={q}")).await?;
+            assert_eq!(status, 200);
+        }
+        let anonymous = reqwest::get(format!("http://{}/v1/cases", d.api)).await?;
+        assert_eq!(anonymous.status().as_u16(), 401);
+        let unknown = reqwest::get(format!("http://{}/no/such/route", d.api)).await?;
+        assert_eq!(unknown.status().as_u16(), 404);
     }
-    let anonymous = reqwest::get(format!("http://{}/v1/cases", d.api)).await?;
-    assert_eq!(anonymous.status().as_u16(), 401);
-    let unknown = reqwest::get(format!("http://{}/no/such/route", d.api)).await?;
-    assert_eq!(unknown.status().as_u16(), 404);
+    // One decision on a case the model queued.
     let (_, cases) = d.get("/v1/cases?source=model").await?;
     let case = cases["cases"]
         .as_array()
@@ -237,7 +243,7 @@ async fn every_panel_and_alert_returns_data_from_a_fed_cordon() -> Result<()> {
         // A healthy Cordon fires none of them, so each series it reads must exist instead.
         for selector in selectors(expr) {
             match prometheus.query(&format!("count({selector})")).await {
-                Ok(data) if data["result"].as_array().is_some_and(|r| !r.is_empty()) => {}
+                Ok(data) if has_a_number(&data) => {}
                 Ok(_) => failures.push(format!("alert {alert}: no series {selector}")),
                 Err(e) => failures.push(format!("alert {alert}: {e}")),
             }
