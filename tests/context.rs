@@ -101,8 +101,11 @@ async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() ->
         let id = format!("ctx/band/{k}");
         let body = eventually(Duration::from_secs(60), "a context verdict", || async {
             let (status, body) = d.get(&format!("/v1/items/{id}")).await?;
+            // A suppression's statement is written once the verdict is acknowledged.
+            let stated = body["verdict"]["action"] != "suppress"
+                || body["statements"].as_array().is_some_and(|s| !s.is_empty());
             Ok(
-                (status == 200 && body["verdict"]["decided_by"]["stage"] == "context")
+                (status == 200 && body["verdict"]["decided_by"]["stage"] == "context" && stated)
                     .then_some(body),
             )
         })
@@ -135,16 +138,33 @@ async fn the_context_stage_decides_the_items_the_fast_model_is_unsure_about() ->
         } else {
             assert!(cases.is_empty(), "the worker queued no case: {body}");
         }
+        // A suppression by the context stage has its statement of reasons, as the fast
+        // model's would; nothing else restricted the item.
+        let statements = body["statements"].as_array().context("statements")?;
+        if v["action"] == "suppress" {
+            assert_eq!(statements.len(), 1, "{body}");
+            assert_eq!(statements[0]["restriction"], "model_suppression");
+            assert_eq!(
+                statements[0]["tdb"]["automated_decision"],
+                "AUTOMATED_DECISION_FULLY"
+            );
+        } else {
+            assert!(statements.is_empty(), "{body}");
+        }
     }
     // Outside the band the fast model decides alone, at once.
     for (id, action) in [("ctx/below", "allow"), ("ctx/sure", "suppress")] {
         let body = eventually(Duration::from_secs(30), "a fast verdict", || async {
             let (status, body) = d.get(&format!("/v1/items/{id}")).await?;
-            Ok((status == 200 && body["verdict"].is_object()).then_some(body))
+            let stated = body["verdict"]["action"] != "suppress"
+                || body["statements"].as_array().is_some_and(|s| !s.is_empty());
+            Ok((status == 200 && body["verdict"].is_object() && stated).then_some(body))
         })
         .await?;
         assert_eq!(body["verdict"]["decided_by"]["stage"], "fast", "{body}");
         assert_eq!(body["verdict"]["action"], action, "{body}");
+        let stated = body["statements"].as_array().map_or(0, Vec::len);
+        assert_eq!(stated, usize::from(action == "suppress"), "{body}");
     }
     let metrics = reqwest::get(format!("http://{}/metrics", cordon.http()))
         .await?

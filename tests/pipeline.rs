@@ -3,41 +3,19 @@
 //! messages are dead-lettered, a moderator's restore brings an item back, and killing the worker and
 //! indexer mid-stream loses and doubles nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cordon_e2e::{
-    cases, eventually, feed_versions, ids_with, metric_sum, repo_root, signed_report, wait_applied,
-    Deployment, WORKER_STAGES,
+    cases, eventually, ids_with, metric_sum, repo_root, signed_report, wait_applied, Deployment,
+    SampleFeed, WORKER_STAGES,
 };
 use cordon_ops::names;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use serde_json::{json, Value};
-
-/// A deployment for the sample feed, with thresholds that spread its items over all three
-/// actions; returns the feed, the action `cordon classify` expects for each item that reaches the
-/// pipeline (the malformed line never does), and each item's version.
-async fn sample_deployment() -> Result<(
-    Deployment,
-    PathBuf,
-    HashMap<String, String>,
-    BTreeMap<String, u64>,
-)> {
-    let d = Deployment::new("").await?;
-    let feed = repo_root().join("examples/sample-feed.jsonl");
-    d.spread_policy(&feed)?;
-    let mut expected = d.expected_actions(&feed)?;
-    expected.retain(|id, _| !id.ends_with("broken"));
-    let versions: BTreeMap<String, u64> = feed_versions(&feed)?
-        .into_iter()
-        .filter(|(id, _)| expected.contains_key(id))
-        .collect();
-    Ok((d, feed, expected, versions))
-}
 
 /// The last record the verdicts topic holds for `key` (read from the start to its current end).
 async fn last_verdict(brokers: &str, key: &str) -> Result<Value> {
@@ -74,22 +52,19 @@ async fn last_verdict(brokers: &str, key: &str) -> Result<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_feed_end_to_end() -> Result<()> {
-    let (d, feed, expected, versions) = sample_deployment().await?;
-    let suppressed = ids_with(&expected, &["suppress"]);
-    let review = ids_with(&expected, &["review"]);
-    let visible = ids_with(&expected, &["allow", "review"]);
+    let sample = SampleFeed::deploy().await?;
+    let SampleFeed {
+        d, feed, expected, ..
+    } = &sample;
+    let suppressed = ids_with(expected, &["suppress"]);
+    let review = ids_with(expected, &["review"]);
+    let visible = ids_with(expected, &["allow", "review"]);
     assert!(
         !suppressed.is_empty() && !review.is_empty() && !visible.is_empty(),
         "the sample feed must exercise every action: {expected:?}"
     );
 
-    let worker = d.start("worker")?;
-    let indexer = d.start("indexer,api")?;
-    d.wait_ready().await?;
-    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
-    wait_applied(&d, &versions, Duration::from_secs(120))
-        .await
-        .with_context(|| indexer.log())?;
+    let [worker, indexer] = sample.run(&[]).await?;
 
     // Flagged items are gone from public search, clean and borderline ones are there.
     assert_eq!(d.visible_ids().await?, visible);
@@ -199,7 +174,7 @@ async fn sample_feed_end_to_end() -> Result<()> {
     // The platform sends the restored item again at the same version (a re-delivery): the worker
     // scores it, finds the person's decision and publishes that, so the compacted verdicts topic
     // still ends on the person's restore, not on the model's suppression.
-    let line = std::fs::read_to_string(&feed)?
+    let line = std::fs::read_to_string(feed)?
         .lines()
         .find(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["id"] == restored.as_str()))
         .context("the restored item's line")?
@@ -259,7 +234,12 @@ async fn sample_feed_end_to_end() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn premoderation_hides_items_until_cleared() -> Result<()> {
     // The mode is set through the environment, as operators would override the file.
-    let (d, feed, expected, versions) = sample_deployment().await?;
+    let SampleFeed {
+        d,
+        feed,
+        expected,
+        versions,
+    } = SampleFeed::deploy().await?;
     let env = [
         (
             "CORDON_INDEX__PREMODERATION".to_string(),
@@ -335,14 +315,11 @@ fn classify_answers_every_line_and_flags_bad_ones() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
-    let (d, feed, expected, versions) = sample_deployment().await?;
-    let _worker = d.start("worker")?;
-    let _api = d.start_with_env("indexer,api", &[("CORDON_REPORTS__HOLD_AT", "2")])?;
-    d.wait_ready().await?;
-    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
-    wait_applied(&d, &versions, Duration::from_secs(120)).await?;
+    let sample = SampleFeed::deploy().await?;
+    let SampleFeed { d, expected, .. } = &sample;
+    let [_worker, _api] = sample.run(&[("CORDON_REPORTS__HOLD_AT", "2")]).await?;
 
-    let target = ids_with(&expected, &["allow"])
+    let target = ids_with(expected, &["allow"])
         .into_iter()
         .next()
         .context("an allowed item")?;
@@ -384,7 +361,7 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
     assert_eq!(status, 404);
 
     // Reports from other systems arrive on the reports topic; a malformed one is skipped.
-    let other = ids_with(&expected, &["allow"])
+    let other = ids_with(expected, &["allow"])
         .into_iter()
         .find(|id| *id != target)
         .context("a second allowed item")?;
@@ -436,14 +413,13 @@ async fn user_reports_hide_an_item_until_a_moderator_decides() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_decision_hides_every_item_of_the_channel() -> Result<()> {
-    let (d, feed, expected, versions) = sample_deployment().await?;
-    let _worker = d.start("worker")?;
-    let _api = d.start("indexer,api")?;
-    d.wait_ready().await?;
-    d.command(&["produce", "--no-validate", &feed.display().to_string()])?;
-    wait_applied(&d, &versions, Duration::from_secs(120)).await?;
+    let sample = SampleFeed::deploy().await?;
+    let SampleFeed {
+        d, feed, expected, ..
+    } = &sample;
+    let [_worker, _api] = sample.run(&[]).await?;
 
-    let visible = ids_with(&expected, &["allow", "review"]);
+    let visible = ids_with(expected, &["allow", "review"]);
     let target = visible.iter().next().context("a visible item")?.clone();
     let (_, item) = d.get(&format!("/v1/items/{target}")).await?;
     let channel = item["content"]["channel"]["id"]
@@ -451,7 +427,7 @@ async fn a_channel_decision_hides_every_item_of_the_channel() -> Result<()> {
         .context("channel")?
         .to_string();
     let channel_of = |id: &String| -> Result<String> {
-        let line = std::fs::read_to_string(&feed)?
+        let line = std::fs::read_to_string(feed)?
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find(|v| v["id"] == id.as_str())

@@ -319,6 +319,55 @@ impl Deployment {
     }
 }
 
+/// A deployment for the sample feed, with thresholds that spread its items over all three
+/// actions.
+pub struct SampleFeed {
+    /// The deployment (nothing started yet).
+    pub d: Deployment,
+    /// `examples/sample-feed.jsonl`.
+    pub feed: PathBuf,
+    /// The action `cordon classify` expects for each item that reaches the pipeline (the
+    /// malformed line never does).
+    pub expected: std::collections::HashMap<String, String>,
+    /// Each of those items' version.
+    pub versions: std::collections::BTreeMap<String, u64>,
+}
+
+impl SampleFeed {
+    /// Prepares the deployment and reads what the feed should do.
+    pub async fn deploy() -> Result<SampleFeed> {
+        let d = Deployment::new("").await?;
+        let feed = repo_root().join("examples/sample-feed.jsonl");
+        d.spread_policy(&feed)?;
+        let mut expected = d.expected_actions(&feed)?;
+        expected.retain(|id, _| !id.ends_with("broken"));
+        let versions = feed_versions(&feed)?
+            .into_iter()
+            .filter(|(id, _)| expected.contains_key(id))
+            .collect();
+        Ok(SampleFeed {
+            d,
+            feed,
+            expected,
+            versions,
+        })
+    }
+
+    /// Starts a worker and a search process (indexer and API, with `api_env`), produces the
+    /// feed and waits until the index applied all of it: `[worker, search]`.
+    pub async fn run(&self, api_env: &[(&str, &str)]) -> Result<[CordonProcess; 2]> {
+        let worker = self.d.start("worker")?;
+        let search = self.d.start_with_env("indexer,api", api_env)?;
+        self.d.wait_ready().await?;
+        let feed = self.feed.display().to_string();
+        self.d.command(&["produce", "--no-validate", &feed])?;
+        wait_applied(&self.d, &self.versions, Duration::from_secs(120))
+            .await
+            .with_context(|| search.log())?;
+        Ok([worker, search])
+    }
+}
+
 /// The ids whose expected action is one of `actions`.
 pub fn ids_with(
     expected: &std::collections::HashMap<String, String>,

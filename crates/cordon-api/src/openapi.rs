@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
-use crate::routes::{accounts, ops, reports, review, search};
+use crate::routes::{accounts, ops, reports, review, search, statements};
 use crate::{auth, ApiState};
 
 /// The parts of the description no handler carries: title, tags, the session's security schemes.
@@ -78,6 +78,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reports::report))
         .routes(routes!(review::decide_channel))
         .routes(routes!(review::decide_item))
+        .routes(routes!(statements::statement))
         .routes(routes!(openapi_json))
         // `{*id}`: item ids may hold slashes, which an OpenAPI path parameter cannot say; the
         // description lists this route through ApiDoc.

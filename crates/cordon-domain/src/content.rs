@@ -19,6 +19,13 @@ pub enum ContentKind {
 }
 
 impl ContentKind {
+    /// Every kind.
+    pub const ALL: [ContentKind; 3] = [
+        ContentKind::ChannelPost,
+        ContentKind::Listing,
+        ContentKind::ChannelProfile,
+    ];
+
     /// The wire name of the kind, as used in JSON and in the index.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,6 +33,11 @@ impl ContentKind {
             ContentKind::Listing => "listing",
             ContentKind::ChannelProfile => "channel_profile",
         }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<ContentKind> {
+        ContentKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 

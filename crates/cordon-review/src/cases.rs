@@ -2,13 +2,38 @@
 
 use std::collections::HashMap;
 
-use cordon_domain::Verdict;
+use chrono::{DateTime, Utc};
+use cordon_domain::{ContentItem, MediaKind, Verdict};
 use sqlx::Row;
 
 use crate::{
     case_from_row, decision_from_row, priority, Case, Decision, NewCase, QueueStats, ReviewError,
     ReviewStore, Role, CASE_COLUMNS, DECISION_COLUMNS,
 };
+
+/// An item version the pipeline sees: the worker has the item itself, whose facts (channel,
+/// kind, publication date, pictures, language) are kept for its statements of reasons; the
+/// context role has only the key.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenItem<'a> {
+    /// The item's id.
+    pub id: &'a str,
+    /// Its version.
+    pub version: u64,
+    /// The item, when the caller has it.
+    pub item: Option<&'a ContentItem>,
+}
+
+impl<'a> SeenItem<'a> {
+    /// An item the worker decoded.
+    pub fn of(item: &'a ContentItem) -> SeenItem<'a> {
+        SeenItem {
+            id: &item.id,
+            version: item.version,
+            item: Some(item),
+        }
+    }
+}
 
 /// What [`ReviewStore::check_versions`] found for a batch.
 #[derive(Debug, Default)]
@@ -97,30 +122,64 @@ impl ReviewStore {
         Ok(result.rows_affected())
     }
 
-    /// Records the versions of a batch and returns, in one round trip, the newest version ever
-    /// seen of each item id (this batch included; a version below it arrived late and is stale)
-    /// and the latest human decision on each item's newest version, if a person decided it.
+    /// Records the versions of a batch (with the facts of the items the caller has) and
+    /// returns, in one round trip, the newest version ever seen of each item id (this batch
+    /// included; a version below it arrived late and is stale) and the latest human decision on
+    /// each item's newest version, if a person decided it.
     pub async fn check_versions(
         &self,
-        items: &[(String, u64)],
+        items: &[SeenItem<'_>],
     ) -> Result<VersionCheck, ReviewError> {
-        let mut newest: HashMap<&str, u64> = HashMap::new();
-        for (id, version) in items {
-            let v = newest.entry(id.as_str()).or_insert(*version);
-            *v = (*v).max(*version);
+        let mut newest: HashMap<&str, SeenItem<'_>> = HashMap::new();
+        for seen in items {
+            let v = newest.entry(seen.id).or_insert(*seen);
+            if seen.version > v.version || (seen.version == v.version && v.item.is_none()) {
+                *v = *seen;
+            }
         }
         let mut check = VersionCheck::default();
         if newest.is_empty() {
             return Ok(check);
         }
-        let (ids, versions): (Vec<&str>, Vec<i64>) =
-            newest.into_iter().map(|(i, v)| (i, v as i64)).unzip();
+        let n = newest.len();
+        let (mut ids, mut versions) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut channels, mut kinds) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut published, mut images, mut languages) = (
+            Vec::<Option<DateTime<Utc>>>::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (id, seen) in newest {
+            ids.push(id);
+            versions.push(seen.version as i64);
+            channels.push(seen.item.map(|i| i.channel.id.as_str()));
+            kinds.push(seen.item.map(|i| i.kind.as_str()));
+            published.push(seen.item.map(|i| i.published_at));
+            images.push(
+                seen.item
+                    .map(|i| i.media.iter().any(|m| m.kind == MediaKind::Image)),
+            );
+            languages.push(seen.item.and_then(|i| i.lang.as_deref()));
+        }
+        // The facts follow the newest version that brought them (the context role brings none).
         let rows = sqlx::query(&format!(
             "WITH seen AS (
-                 INSERT INTO item_versions (item_id, version)
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[])
-                 ON CONFLICT (item_id) DO UPDATE
-                     SET version = GREATEST(item_versions.version, EXCLUDED.version)
+                 INSERT INTO item_versions AS iv
+                        (item_id, version, channel_id, kind, published_at, has_images, language)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[],
+                                      $5::timestamptz[], $6::boolean[], $7::text[])
+                 ON CONFLICT (item_id) DO UPDATE SET
+                     version = GREATEST(iv.version, EXCLUDED.version),
+                     channel_id = CASE WHEN EXCLUDED.kind IS NOT NULL AND EXCLUDED.version >= iv.version
+                                       THEN EXCLUDED.channel_id ELSE iv.channel_id END,
+                     kind = CASE WHEN EXCLUDED.kind IS NOT NULL AND EXCLUDED.version >= iv.version
+                                 THEN EXCLUDED.kind ELSE iv.kind END,
+                     published_at = CASE WHEN EXCLUDED.kind IS NOT NULL AND EXCLUDED.version >= iv.version
+                                         THEN EXCLUDED.published_at ELSE iv.published_at END,
+                     has_images = CASE WHEN EXCLUDED.kind IS NOT NULL AND EXCLUDED.version >= iv.version
+                                       THEN EXCLUDED.has_images ELSE iv.has_images END,
+                     language = CASE WHEN EXCLUDED.kind IS NOT NULL AND EXCLUDED.version >= iv.version
+                                     THEN EXCLUDED.language ELSE iv.language END
                  RETURNING item_id, version)
              SELECT seen.item_id AS seen_item, seen.version AS seen_version, d.*
              FROM seen LEFT JOIN LATERAL (
@@ -128,8 +187,13 @@ impl ReviewStore {
                  WHERE decisions.item_id = seen.item_id AND decisions.item_version = seen.version
                  ORDER BY decisions.id DESC LIMIT 1) d ON true"
         ))
-        .bind(&ids)
-        .bind(&versions)
+        .bind(ids)
+        .bind(versions)
+        .bind(channels)
+        .bind(kinds)
+        .bind(published)
+        .bind(images)
+        .bind(languages)
         .fetch_all(&self.pool)
         .await?;
         for row in &rows {

@@ -2,10 +2,12 @@
 //! their cases and the verdict that announces them, in one transaction.
 
 use cordon_domain::{Action, Verdict};
+use cordon_statements::Restriction;
 
 use crate::{
     case_from_row, decision_from_row, enqueue_verdict, queue, reports, ChannelDecision, Decision,
-    DecisionRequest, ReviewError, ReviewStore, Role, CASE_COLUMNS, DECISION_COLUMNS,
+    DecisionRequest, DecisionStatement, ReviewError, ReviewStore, Role, CASE_COLUMNS,
+    DECISION_COLUMNS,
 };
 
 /// Longest policy reason code, in characters.
@@ -185,6 +187,17 @@ impl ReviewStore {
         )
         .await?;
         enqueue_verdict(&mut tx, &decision).await?;
+        if req.action == Action::Suppress {
+            self.state_decision(
+                &mut tx,
+                DecisionStatement {
+                    decision: &decision,
+                    restriction: Restriction::ModeratorSuppression,
+                    case: before.as_ref(),
+                },
+            )
+            .await?;
+        }
         reports::settle(&mut tx, &req.item_id, req.item_version, req.action).await?;
         tx.commit().await?;
         Ok(decision)
@@ -274,6 +287,17 @@ impl ReviewStore {
         )
         .await?;
         enqueue_verdict(&mut tx, &decision).await?;
+        if *suppress {
+            self.state_decision(
+                &mut tx,
+                DecisionStatement {
+                    decision: &decision,
+                    restriction: Restriction::ChannelSuppression,
+                    case: before.as_ref(),
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(decision)
     }

@@ -8,6 +8,9 @@
 //!   had it acknowledged by Kafka. Nothing is lost while Kafka is down.
 //! - Decisions are never updated or deleted; a later decision about the same item version
 //!   supersedes an earlier one (larger decision id).
+//! - Every restriction has a statement of reasons, never edited: a moderator's suppression, a
+//!   channel suppression and a report hold get theirs in the transaction that records them, a
+//!   model suppression with its batch's cases (once per item version).
 
 use std::time::Duration;
 
@@ -23,6 +26,7 @@ mod outbox;
 mod queue;
 mod reports;
 mod rows;
+mod statements;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -31,7 +35,7 @@ pub use accounts::{
     MAX_SESSIONS_PER_ACCOUNT, MIN_PASSWORD_CHARS,
 };
 
-pub use cases::VersionCheck;
+pub use cases::{SeenItem, VersionCheck};
 pub(crate) use decisions::{check_id, check_reason, check_text};
 pub use decisions::{MAX_ID_BYTES, MAX_NOTE_CHARS, MAX_REASON_CHARS};
 pub use error::ReviewError;
@@ -49,6 +53,8 @@ pub use reports::{
     MAX_REPORTER_BYTES, MAX_REPORT_PRIORITY, REPORTS_ACTOR,
 };
 pub(crate) use rows::{case_from_row, decision_from_row, CASE_COLUMNS, DECISION_COLUMNS};
+pub(crate) use statements::DecisionStatement;
+pub use statements::{ItemFacts, ModelSuppression, Statement};
 
 /// Handle on the review database.
 #[derive(Debug, Clone)]
@@ -56,6 +62,8 @@ pub struct ReviewStore {
     pub(crate) pool: PgPool,
     /// The password-hashing threads (each argon2 hash takes ~19 MiB).
     pub(crate) hasher: std::sync::Arc<accounts::Hasher>,
+    /// How statements of reasons are drafted.
+    pub(crate) statements: std::sync::Arc<cordon_statements::StatementsConfig>,
 }
 
 impl ReviewStore {
@@ -80,6 +88,7 @@ impl ReviewStore {
         Ok(ReviewStore {
             pool,
             hasher: std::sync::Arc::new(accounts::Hasher::new(accounts::DEFAULT_CONCURRENT_HASHES)),
+            statements: Default::default(),
         })
     }
 

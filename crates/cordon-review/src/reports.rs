@@ -376,6 +376,15 @@ impl ReviewStore {
             .await?;
             let decision = crate::decision_from_row(&decision)?;
             crate::enqueue_verdict(&mut tx, &decision).await?;
+            self.state_decision(
+                &mut tx,
+                crate::DecisionStatement {
+                    decision: &decision,
+                    restriction: cordon_statements::Restriction::ReportHold,
+                    case: Some(&after),
+                },
+            )
+            .await?;
             let before_hold = after.clone();
             let row = sqlx::query(&format!(
                 "UPDATE cases SET held = true, version = version + 1, updated_at = now()

@@ -6,12 +6,24 @@ use cordon_domain::{Action, Category, DecidedBy, Scores};
 use cordon_review::test_support::TestDb;
 use cordon_review::{
     CaseFilter, CaseState, DecisionRequest, NewCase, ReportLane, ReviewError, ReviewStore, Role,
+    SeenItem,
 };
 
 async fn store(db: &TestDb) -> ReviewStore {
     ReviewStore::connect(&db.url, 4, Duration::from_secs(5))
         .await
         .expect("connect and migrate")
+}
+
+/// Keys without items, as the context role passes them.
+fn keys(keys: &[(&'static str, u64)]) -> Vec<SeenItem<'static>> {
+    keys.iter()
+        .map(|(id, version)| SeenItem {
+            id,
+            version: *version,
+            item: None,
+        })
+        .collect()
 }
 
 fn case(id: &str, version: u64) -> NewCase {
@@ -149,14 +161,14 @@ async fn decision_resolves_case_and_waits_in_outbox_until_published() {
     );
     // The worker finds the human decision when it re-scores the same version.
     let check = store
-        .check_versions(&[("a".into(), 1), ("b".into(), 1)])
+        .check_versions(&keys(&[("a", 1), ("b", 1)]))
         .await
         .unwrap();
     assert_eq!(check.decided.len(), 1);
     assert_eq!(check.decision("a", 1).unwrap().action, Action::Restore);
     assert!(check.decision("b", 1).is_none());
     // A newer version was not decided: the decision on the old one does not carry over.
-    let check = store.check_versions(&[("a".into(), 2)]).await.unwrap();
+    let check = store.check_versions(&keys(&[("a", 2)])).await.unwrap();
     assert!(check.decided.is_empty());
     assert!(!check.is_current("a", 1));
     // A row the broker can never take is set aside (counted), and later decisions still flow.
@@ -855,14 +867,14 @@ async fn checked_versions_remember_the_highest_version_seen() {
     let db = TestDb::create().await.unwrap();
     let store = store(&db).await;
     let seen = store
-        .check_versions(&[("a".into(), 2), ("a".into(), 1), ("b".into(), 1)])
+        .check_versions(&keys(&[("a", 2), ("a", 1), ("b", 1)]))
         .await
         .unwrap()
         .newest;
     assert_eq!((seen["a"], seen["b"]), (2, 1));
     // A late older version sees the newer one; a newer one moves the mark.
     let check = store
-        .check_versions(&[("a".into(), 1), ("b".into(), 3)])
+        .check_versions(&keys(&[("a", 1), ("b", 3)]))
         .await
         .unwrap();
     assert_eq!((check.newest["a"], check.newest["b"]), (2, 3));

@@ -25,6 +25,19 @@ pub enum Restriction {
 }
 
 impl Restriction {
+    /// Every restriction.
+    pub const ALL: [Restriction; 4] = [
+        Restriction::ModelSuppression,
+        Restriction::ModeratorSuppression,
+        Restriction::ReportHold,
+        Restriction::ChannelSuppression,
+    ];
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Restriction> {
+        Restriction::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,8 +76,9 @@ pub enum Decider {
 /// Everything a statement is drafted from.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
-    /// The statement's number: the PUID is made from it (no personal data).
-    pub number: i64,
+    /// The statement's random id: its PUID is `<puid_prefix>-<id>` (no personal data, and
+    /// never reused).
+    pub id: uuid::Uuid,
     /// What was restricted, and how.
     pub restriction: Restriction,
     /// The category the restriction is for.
@@ -73,6 +87,9 @@ pub struct Facts<'a> {
     pub detection: Detection,
     /// Who decided.
     pub decider: Decider,
+    /// Whether the model's assessment (its scores, its ranking of the queue, its explanation)
+    /// was before the person who decided: their decision is then partially automated.
+    pub model_assessed: bool,
     /// The item's kind (a channel suppression: the channel's profile).
     pub kind: ContentKind,
     /// Whether the item carries images.
@@ -191,7 +208,7 @@ const TEMPLATES: [Template; 3] = [
     },
 ];
 
-/// Drafts the statement of a restriction. Its PUID is `<puid_prefix>-<number>`; the result
+/// Drafts the statement of a restriction. Its PUID is `<puid_prefix>-<id>`; the result
 /// passes [`TdbStatement::validate`], or the error names the rule the configuration breaks.
 pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Invalid> {
     let ground = config.categories.of(facts.category);
@@ -199,10 +216,10 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
         Detection::Model => YesNo::Yes,
         _ => YesNo::No,
     };
-    let automated_decision = match (facts.decider, &facts.detection) {
-        (Decider::System, _) => AutomatedDecision::Fully,
-        (Decider::Person, Detection::Model) => AutomatedDecision::Partially,
-        (Decider::Person, _) => AutomatedDecision::NotAutomated,
+    let automated_decision = match facts.decider {
+        Decider::System => AutomatedDecision::Fully,
+        Decider::Person if facts.model_assessed => AutomatedDecision::Partially,
+        Decider::Person => AutomatedDecision::NotAutomated,
     };
     let (source_type, source_identity) = match &facts.detection {
         Detection::Model | Detection::Moderator => (SourceType::Voluntary, None),
@@ -221,7 +238,7 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
         (Restriction::ReportHold, _) => "held from public search after user reports until a moderator decides",
         (Restriction::ChannelSuppression, _) => "every item of the channel hidden from public search by a senior moderator",
         (_, AutomatedDecision::Fully) => "hidden from public search by the platform's automated classifier",
-        (_, AutomatedDecision::Partially) => "flagged by the platform's automated classifier and hidden from public search by a moderator",
+        (_, AutomatedDecision::Partially) => "assessed by the platform's automated classifier and hidden from public search by a moderator",
         (_, AutomatedDecision::NotAutomated) => "hidden from public search by a moderator",
     };
     let mut decision_facts = format!(
@@ -268,14 +285,14 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
             .language
             .filter(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_alphabetic()))
             .map(str::to_ascii_uppercase),
-        content_date: facts.published_at.format("%Y-%m-%d").to_string(),
+        content_date: content_date(facts.published_at, facts.applied_at),
         application_date: facts.applied_at.format("%Y-%m-%d").to_string(),
         decision_facts: decision_facts.chars().take(5000).collect(),
         source_type,
         source_identity,
         automated_detection,
         automated_decision,
-        puid: format!("{}-{}", config.puid_prefix, facts.number),
+        puid: format!("{}-{}", config.puid_prefix, facts.id.simple()),
     };
     tdb.validate()?;
     let template = facts
@@ -299,16 +316,16 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
     text.push_str(". ");
     text.push_str(&ground.explanation);
     text.push_str(&format!(" ({}). ", ground.legal_ground));
-    text.push_str(match (facts.restriction, automated_decision) {
-        (Restriction::ReportHold, _) => template.hold,
-        (_, AutomatedDecision::Fully) => template.by_model,
-        (_, AutomatedDecision::Partially) => template.by_model_and_person,
-        (_, AutomatedDecision::NotAutomated)
-            if automated_detection == YesNo::No && source_type != SourceType::Voluntary =>
-        {
+    text.push_str(match (facts.restriction, automated_decision, source_type) {
+        (Restriction::ReportHold, _, _) => template.hold,
+        (_, AutomatedDecision::Fully, _) => template.by_model,
+        (_, _, SourceType::Article16 | SourceType::TrustedFlagger) => {
             template.by_person_after_notice
         }
-        (_, AutomatedDecision::NotAutomated) => template.by_person,
+        (_, AutomatedDecision::Partially, _) if automated_detection == YesNo::Yes => {
+            template.by_model_and_person
+        }
+        _ => template.by_person,
     });
     if !signals.is_empty() {
         text.push(' ');
@@ -321,6 +338,18 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
         text,
         text_language: template.language.to_string(),
     })
+}
+
+/// The content's date as the database takes it: an author's clock is not trusted, so a date
+/// before 2000 (the database's first) or after the restriction is moved into that range.
+fn content_date(published_at: DateTime<Utc>, applied_at: DateTime<Utc>) -> String {
+    let first = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+    let applied = applied_at.date_naive();
+    published_at
+        .date_naive()
+        .clamp(first.min(applied), applied)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn kind_name(kind: ContentKind) -> &'static str {
@@ -338,11 +367,12 @@ mod tests {
 
     fn facts(explanation: &[Contribution]) -> Facts<'_> {
         Facts {
-            number: 42,
+            id: uuid::Uuid::from_u128(42),
             restriction: Restriction::ModelSuppression,
             category: Category::Drugs,
             detection: Detection::Model,
             decider: Decider::System,
+            model_assessed: true,
             kind: ContentKind::ChannelPost,
             has_media: false,
             language: Some("de"),
@@ -381,7 +411,7 @@ mod tests {
             (t.content_date.as_str(), t.application_date.as_str()),
             ("2026-11-20", "2026-11-21")
         );
-        assert_eq!(t.puid, "cordon-42");
+        assert_eq!(t.puid, "cordon-0000000000000000000000000000002a");
         assert!(t.decision_facts.contains("“buy cocaine”") && !t.decision_facts.contains("<coc"));
         assert!(
             !t.decision_facts.contains("post/1"),
@@ -411,13 +441,22 @@ mod tests {
     }
 
     #[test]
-    fn a_person_after_the_model_is_partial_and_after_a_report_not_automated() {
+    fn a_person_with_the_models_assessment_is_partial_and_without_it_not_automated() {
         let mut f = facts(&[]);
         f.restriction = Restriction::ModeratorSuppression;
         f.decider = Decider::Person;
         let partial = draft(&StatementsConfig::default(), &f).expect("drafted");
         assert_eq!(partial.tdb.automated_decision, AutomatedDecision::Partially);
+        assert!(partial.text.contains("markiert"), "{}", partial.text);
+        // A report the model had scored: notice-sourced, partially automated.
         f.detection = Detection::UserNotice;
+        let reported = draft(&StatementsConfig::default(), &f).expect("drafted");
+        assert_eq!(
+            (reported.tdb.source_type, reported.tdb.automated_decision),
+            (SourceType::Article16, AutomatedDecision::Partially)
+        );
+        assert_eq!(reported.tdb.automated_detection, YesNo::No);
+        f.model_assessed = false;
         f.language = Some("pt");
         let noticed = draft(&StatementsConfig::default(), &f).expect("drafted");
         assert_eq!(noticed.tdb.automated_detection, YesNo::No);
@@ -474,6 +513,22 @@ mod tests {
         assert!(d.tdb.illegal_content_legal_ground.is_none());
         assert!(d.tdb.incompatible_content_ground.is_some());
         d.tdb.validate().expect("valid");
+    }
+
+    #[test]
+    fn an_authors_clock_does_not_break_the_statement() {
+        for published in ["1970-01-01T00:00:00Z", "2999-01-01T00:00:00Z"] {
+            let mut f = facts(&[]);
+            f.published_at = published.parse().expect("a date");
+            f.language = Some("\u{202e}xx");
+            let d = draft(&StatementsConfig::default(), &f).expect("drafted");
+            assert!(
+                ["2000-01-01", "2026-11-21"].contains(&d.tdb.content_date.as_str()),
+                "{}",
+                d.tdb.content_date
+            );
+            assert_eq!(d.tdb.content_language, None);
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! - Automation is read from who detected and who decided, never configured: the model alone is
 //!   fully automated, a model-queued case decided by a person partially, a report decided by a
 //!   person not automated.
-//! - A PUID carries no personal data: it is made from the statement's own number.
+//! - A PUID carries no personal data: it is made from the statement's own random id.
+//! - An author's clock or language tag cannot make a statement invalid: dates are moved into the
+//!   database's range and a language that is not ISO 639-1 is left out.
 //!
 //! API boundary: pure functions and types; storing, submitting and serving statements live in
 //! the review store, the exporter and the API.

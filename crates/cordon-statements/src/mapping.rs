@@ -137,7 +137,8 @@ impl Default for CategoryGrounds {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatementsConfig {
-    /// Every PUID starts with it (letters, digits, `-`, `_`); the statement's number follows.
+    /// Every PUID starts with it (letters, digits, `-`, `_`); a dash and the statement's
+    /// random id follow.
     pub puid_prefix: String,
     /// What hiding an item from public search is.
     pub hidden_means: HiddenMeans,

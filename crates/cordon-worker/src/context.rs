@@ -5,8 +5,8 @@
 //! and queues no case for them; this role decides them. Per batch, in order: decode the requests,
 //! drop versions a newer one overtook and versions a person already decided, score the rest,
 //! publish a verdict per item (stage `context`: it outranks the fast verdict of the same version,
-//! whatever order they arrive in), wait for the broker's acknowledgements, queue the review cases,
-//! and only then store the batch's offsets — so a crash re-delivers the batch and every effect is
+//! whatever order they arrive in), wait for the broker's acknowledgements, queue the review cases
+//! and state its suppressions (statements of reasons), and only then store the batch's offsets — so a crash re-delivers the batch and every effect is
 //! idempotent. Consumers of one group spread the context topic's partitions over machines.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use chrono::Utc;
 use cordon_context::{ContextCard, ContextModel, ContextRequest, Encoder};
 use cordon_domain::{Action, DecidedBy, Policy, Stage, Verdict};
 use cordon_ops::{retry, Dependency, Metrics, Stage as PipelineStage};
-use cordon_review::{NewCase, ReviewStore};
+use cordon_review::{ModelSuppression, NewCase, ReviewStore, SeenItem};
 use cordon_stream::{GroupConsumer, Publisher, Received, Record};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -78,8 +78,14 @@ pub fn band_low(c: &ContextConfig) -> Result<Option<f32>> {
     Ok(Some(card.band_low))
 }
 
-/// A decided batch: verdict records, review cases, and the request behind each record.
-type Decided = (Vec<Record>, Vec<NewCase>, Vec<ContextRequest>);
+/// A decided batch: verdict records, review cases, suppressions to state, and the request
+/// behind each record.
+type Decided = (
+    Vec<Record>,
+    Vec<NewCase>,
+    Vec<ModelSuppression>,
+    Vec<ContextRequest>,
+);
 
 /// Everything the context role needs.
 pub struct ContextWorker {
@@ -130,7 +136,9 @@ impl ContextWorker {
             if batch.is_empty() {
                 continue;
             }
-            let Some((records, mut cases, requests)) = self.decide(&batch, &shutdown).await? else {
+            let Some((records, mut cases, mut suppressions, requests)) =
+                self.decide(&batch, &shutdown).await?
+            else {
                 break;
             };
             let stage = Instant::now();
@@ -151,6 +159,7 @@ impl ContextWorker {
                     .inc();
                 cases.retain(|c| c.item_id != request.item_id);
                 cases.extend(fast_case(request));
+                suppressions.retain(|s| s.item_id != request.item_id);
             }
             m.observe_stage(PipelineStage::ContextPublish, stage);
             let Ok(queued) = retry(Dependency::Database, &shutdown, self.backoff(), m, || {
@@ -161,6 +170,15 @@ impl ContextWorker {
                 break;
             };
             m.cases_queued.inc_by(queued);
+            if !suppressions.is_empty() {
+                let Ok(_) = retry(Dependency::Database, &shutdown, self.backoff(), m, || {
+                    self.store.state_model_suppressions(&suppressions)
+                })
+                .await
+                else {
+                    break;
+                };
+            }
             self.consumer
                 .store_offsets(&batch)
                 .context("storing offsets")?;
@@ -213,7 +231,7 @@ impl ContextWorker {
             false
         });
         if requests.is_empty() {
-            return Ok(Some((Vec::new(), fallback, Vec::new())));
+            return Ok(Some((Vec::new(), fallback, Vec::new(), Vec::new())));
         }
         let scoring = Arc::clone(&loaded);
         let texts: Vec<String> = requests.iter().map(|r| r.text.clone()).collect();
@@ -243,6 +261,7 @@ impl ContextWorker {
         let now = Utc::now();
         let mut records = Vec::with_capacity(scored.len());
         let mut cases = fallback;
+        let mut suppressions = Vec::new();
         let mut behind = Vec::with_capacity(scored.len());
         for (request, scores) in scored {
             let d = loaded.policy.decide(&scores);
@@ -286,6 +305,17 @@ impl ContextWorker {
                 decided_at: now,
             };
             debug!(item_id = %verdict.item_id, version = verdict.item_version, action = verdict.action.as_str(), reason = %verdict.reason, "context verdict");
+            if d.action == Action::Suppress {
+                suppressions.push(ModelSuppression {
+                    item_id: request.item_id.clone(),
+                    item_version: request.item_version,
+                    category: d.category,
+                    score: d.score,
+                    explanation: verdict.explanation.clone(),
+                    facts: None,
+                    decided_at: now,
+                });
+            }
             let age = (now - request.indexed_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
             m.end_to_end_seconds.observe(age.max(0.0));
             records.push(Record {
@@ -296,7 +326,7 @@ impl ContextWorker {
             });
             behind.push(request);
         }
-        Ok(Some((records, cases, behind)))
+        Ok(Some((records, cases, suppressions, behind)))
     }
 
     /// Drops the requests whose version a newer one overtook or a person already decided;
@@ -307,9 +337,13 @@ impl ContextWorker {
         shutdown: &CancellationToken,
     ) -> bool {
         let m = &self.metrics;
-        let keys: Vec<(String, u64)> = requests
+        let keys: Vec<SeenItem<'_>> = requests
             .iter()
-            .map(|r| (r.item_id.clone(), r.item_version))
+            .map(|r| SeenItem {
+                id: &r.item_id,
+                version: r.item_version,
+                item: None,
+            })
             .collect();
         let Ok(check) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
             self.store.check_versions(&keys)

@@ -15,7 +15,7 @@ impl Worker {
     /// it, so when a batch's version snapshot is older than `worker.fence_after_ms` — long
     /// enough for the group to have handed its partitions to another worker — the newest
     /// versions are looked up again right before the batch is handed to the producer, and every
-    /// verdict (and case) a newer version has overtaken is dropped (`cordon_fenced_total`). The
+    /// verdict (and case, and statement) a newer version has overtaken is dropped (`cordon_fenced_total`). The
     /// new owner has published the newer version's verdict, and the compacted verdicts topic
     /// must not end on this older one. `Err` when shutdown interrupted the look-up.
     pub(crate) async fn fence(
@@ -51,6 +51,9 @@ impl Worker {
         scored
             .cases
             .retain(|c| !overtaken(&c.item_id, c.item_version));
+        scored
+            .suppressions
+            .retain(|s| !overtaken(&s.item_id, s.item_version));
         scored.snapshot_at = Instant::now();
         let fenced = before - scored.records.len();
         if fenced > 0 {

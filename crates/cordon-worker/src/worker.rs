@@ -3,8 +3,8 @@
 //!
 //! Per batch, in this order: dead-letter what does not decode, score the rest, hand every verdict
 //! (and dead letter) to the producer, then — in the [`InOrder`] finisher, batch after batch in
-//! order — wait for the broker's acknowledgements, queue review cases, and only then store the
-//! batch's offsets. Up to `worker.batches_in_flight` batches wait for acknowledgements while the
+//! order — wait for the broker's acknowledgements, queue review cases and store the statements
+//! of reasons of the model's suppressions, and only then store the batch's offsets. Up to `worker.batches_in_flight` batches wait for acknowledgements while the
 //! next one is scored, so the broker's round trip does not stall classification. A crash anywhere
 //! re-delivers the batches whose offsets were not stored; publishing a verdict again and
 //! inserting a case again are harmless. An item the fast model is unsure about
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use cordon_domain::{ContentItem, DecodeLimits};
+use cordon_domain::{Action, ContentItem, DecodeLimits};
 use cordon_ops::{retry, Dependency, Metrics, Stage};
-use cordon_review::{NewCase, ReviewStore};
+use cordon_review::{ItemFacts, ModelSuppression, NewCase, ReviewStore, SeenItem};
 use cordon_stream::{GroupConsumer, Publisher, Received, Record, Refused, StreamError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -53,6 +53,8 @@ pub(crate) struct Scored {
     /// The item version each record is about (`None` for a dead letter).
     pub(crate) versions: Vec<Option<(String, u64)>>,
     pub(crate) cases: Vec<NewCase>,
+    /// The model's final suppressions, to be stated.
+    pub(crate) suppressions: Vec<ModelSuppression>,
     pub(crate) indexed_at: Vec<DateTime<Utc>>,
     /// When the newest versions were looked up for this batch.
     pub(crate) snapshot_at: Instant,
@@ -192,8 +194,8 @@ impl Worker {
         Ok(true)
     }
 
-    /// Queues a published batch's review cases and stores its offsets; `Ok(false)` when shutdown
-    /// interrupted it.
+    /// Queues a published batch's review cases, states its model suppressions and stores its
+    /// offsets; `Ok(false)` when shutdown interrupted it.
     async fn durable(
         &self,
         messages: &[Received],
@@ -209,6 +211,15 @@ impl Worker {
         else {
             return Ok(false);
         };
+        if !scored.suppressions.is_empty() {
+            let Ok(_) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
+                self.store.state_model_suppressions(&scored.suppressions)
+            })
+            .await
+            else {
+                return Ok(false);
+            };
+        }
         m.observe_stage(Stage::Queue, stage);
         m.cases_queued.inc_by(queued);
         self.consumer
@@ -266,7 +277,7 @@ impl Worker {
         // One round trip, after classification so that a person's decision made meanwhile is
         // still found: record the batch's versions, read the newest seen and people's decisions.
         // A version older than one already seen arrived late: it gets no verdict and no case.
-        let keys: Vec<(String, u64)> = items.iter().map(|i| (i.id.clone(), i.version)).collect();
+        let keys: Vec<SeenItem<'_>> = items.iter().map(SeenItem::of).collect();
         let stage = Instant::now();
         let Ok(check) = retry(Dependency::Database, shutdown, self.backoff(), m, || {
             self.store.check_versions(&keys)
@@ -291,6 +302,7 @@ impl Worker {
             .unzip();
         let topics = &self.settings.topics;
         let mut cases = Vec::new();
+        let mut suppressions = Vec::new();
         for (item, classified) in items.iter().zip(verdicts) {
             let verdict = match check.decision(&item.id, item.version) {
                 Some(human) => human.clone(),
@@ -308,7 +320,23 @@ impl Worker {
                             });
                             versions.push(Some((item.id.clone(), item.version)));
                         }
-                        None => cases.extend(classified.case),
+                        None => {
+                            cases.extend(classified.case);
+                            let v = &classified.verdict;
+                            if let (Action::Suppress, Some(category), Some(score)) =
+                                (v.action, v.category, v.score)
+                            {
+                                suppressions.push(ModelSuppression {
+                                    item_id: item.id.clone(),
+                                    item_version: item.version,
+                                    category,
+                                    score,
+                                    explanation: v.explanation.clone(),
+                                    facts: Some(ItemFacts::of(item)),
+                                    decided_at: v.decided_at,
+                                });
+                            }
+                        }
                     }
                     classified.verdict
                 }
@@ -326,6 +354,7 @@ impl Worker {
             records,
             versions,
             cases,
+            suppressions,
             indexed_at: items.iter().map(|i| i.indexed_at).collect(),
             snapshot_at,
         }))

@@ -203,7 +203,8 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
         store = Some(
             connect_store(&config, &shutdown)
                 .await?
-                .with_concurrent_hashes(config.auth.max_concurrent_hashes),
+                .with_concurrent_hashes(config.auth.max_concurrent_hashes)
+                .with_statements(config.statements.clone()),
         );
     }
     let deps = |store: &Option<ReviewStore>| -> Result<cordon_worker::Deps> {

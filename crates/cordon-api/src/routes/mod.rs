@@ -5,3 +5,4 @@ pub(crate) mod ops;
 pub(crate) mod reports;
 pub(crate) mod review;
 pub(crate) mod search;
+pub(crate) mod statements;

@@ -88,7 +88,7 @@ pub(crate) async fn search(
     params(("id" = String, Path, description = "The item's id (slashes allowed)")),
     security(("session" = [])),
     responses(
-        (status = 200, description = "`{id, visibility, content, verdict, verdicts, cases, decisions, channel_suppressed}`", body = serde_json::Value),
+        (status = 200, description = "`{id, visibility, content, verdict, verdicts, cases, decisions, statements, channel_suppressed}`", body = serde_json::Value),
         crate::error::NotSignedIn,
         (status = 404, description = "Unknown item", body = crate::error::ErrorBody),
         crate::error::Unavailable,
@@ -101,6 +101,15 @@ pub(crate) async fn item(
 ) -> ApiResult<Value> {
     let state = lookup(&s, &id).await?;
     let (cases, decisions) = s.store.history(&id, me.role).await?;
+    // The item's statements, and its channel's.
+    let mut subjects = vec![id.clone()];
+    subjects.extend(
+        state
+            .as_ref()
+            .and_then(|st| st.content.as_ref())
+            .map(|c| cordon_domain::Verdict::channel_key(&c.channel.id)),
+    );
+    let statements = s.store.statements_about(&subjects, me.role).await?;
     let Some(state) = state else {
         if cases.is_empty() && decisions.is_empty() {
             return Err(ApiError::Refused(
@@ -108,9 +117,13 @@ pub(crate) async fn item(
                 format!("item {id} not found"),
             ));
         }
-        return Ok(Json(
-            json!({ "id": id, "indexed": false, "cases": cases, "decisions": decisions }),
-        ));
+        return Ok(Json(json!({
+            "id": id,
+            "indexed": false,
+            "cases": cases,
+            "decisions": decisions,
+            "statements": statements,
+        })));
     };
     let channel_suppressed = match &state.content {
         Some(c) => {
@@ -130,5 +143,6 @@ pub(crate) async fn item(
         "verdicts": state.verdicts,
         "cases": cases,
         "decisions": decisions,
+        "statements": statements,
     })))
 }

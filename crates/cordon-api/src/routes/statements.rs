@@ -1,0 +1,33 @@
+//! Statements of reasons over HTTP: what the channel is told about a restriction and what the
+//! EU Transparency Database receives.
+
+use axum::extract::State;
+use serde_json::{json, Value};
+
+use crate::auth::Viewer;
+use crate::extract::{ApiResult, Json, Path};
+use crate::ApiState;
+
+/// One statement of reasons: the restriction, its subject and decision, the statement in the
+/// Transparency Database's schema (`tdb`) and the text shown to the channel.
+#[utoipa::path(
+    get,
+    path = "/v1/statements/{id}",
+    tag = "review",
+    params(("id" = i64, Path, description = "The statement")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{id, puid, restriction, subject, item_version, channel_id, decision_id, category, applied_at, tdb, text, text_language}`", body = serde_json::Value),
+        crate::error::NotSignedIn,
+        crate::error::RoleMayNotSee,
+        (status = 404, description = "Unknown statement", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
+    )
+)]
+pub(crate) async fn statement(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Path(id): Path<i64>,
+) -> ApiResult<Value> {
+    Ok(Json(json!(s.store.statement(id, me.role).await?)))
+}

@@ -1,0 +1,479 @@
+//! Statements of reasons, stored: one drafted for every restriction when it is applied — a model
+//! suppression with its batch, a moderator's suppression, a report hold or a channel suppression
+//! in the transaction that records it — and never edited afterwards (the table refuses updates
+//! and deletes by trigger; a correction is a new statement).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use cordon_domain::{Category, ContentItem, ContentKind, Contribution, MediaKind};
+use cordon_statements::{
+    draft, Decider, Detection, Draft, Facts, Restriction, StatementsConfig, TdbStatement,
+};
+use serde::Serialize;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use tracing::{error, warn};
+
+use crate::{Case, CaseSource, Decision, ReviewError, ReviewStore, Role};
+
+/// What a statement states about an item besides the decision, as the worker saw its newest
+/// version (stored beside the item's version).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemFacts {
+    /// The channel it was published in.
+    pub channel_id: String,
+    /// Post, listing or channel profile.
+    pub kind: ContentKind,
+    /// When the author published it (by the author's clock).
+    pub published_at: DateTime<Utc>,
+    /// Whether it carries pictures.
+    pub has_images: bool,
+    /// The producer's language tag, if any.
+    pub language: Option<String>,
+}
+
+impl ItemFacts {
+    /// What a statement says of an item the worker recorded nothing about (a decision about an
+    /// item Cordon never saw): a post, published when it was restricted.
+    pub fn unknown(at: DateTime<Utc>) -> ItemFacts {
+        ItemFacts {
+            channel_id: String::new(),
+            kind: ContentKind::ChannelPost,
+            published_at: at,
+            has_images: false,
+            language: None,
+        }
+    }
+
+    /// The facts of an item.
+    pub fn of(item: &ContentItem) -> ItemFacts {
+        ItemFacts {
+            channel_id: item.channel.id.clone(),
+            kind: item.kind,
+            published_at: item.published_at,
+            has_images: item.media.iter().any(|m| m.kind == MediaKind::Image),
+            language: item.lang.clone(),
+        }
+    }
+}
+
+/// An item version the model hid from public search, to be stated.
+#[derive(Debug, Clone)]
+pub struct ModelSuppression {
+    /// The item.
+    pub item_id: String,
+    /// Its version.
+    pub item_version: u64,
+    /// The category that reached its suppression threshold.
+    pub category: Category,
+    /// Its score.
+    pub score: f32,
+    /// The features that pushed the score most.
+    pub explanation: Vec<Contribution>,
+    /// The item's facts, when the caller has the item (else the ones the worker recorded).
+    pub facts: Option<ItemFacts>,
+    /// When the model decided.
+    pub decided_at: DateTime<Utc>,
+}
+
+/// A stored statement of reasons.
+#[derive(Debug, Clone, Serialize)]
+pub struct Statement {
+    /// Its id in Cordon.
+    pub id: i64,
+    /// The platform-unique id the Transparency Database knows it by.
+    pub puid: String,
+    /// What was restricted, and how.
+    pub restriction: Restriction,
+    /// The item restricted (for a channel suppression, the channel's key `channel:<id>`).
+    pub subject: String,
+    /// The item version restricted.
+    pub item_version: Option<u64>,
+    /// The item's channel.
+    pub channel_id: Option<String>,
+    /// The decision it states, when a person or the reports decided.
+    pub decision_id: Option<i64>,
+    /// The category it is for.
+    pub category: Category,
+    /// When the restriction took effect.
+    pub applied_at: DateTime<Utc>,
+    /// The statement in the Transparency Database's schema.
+    pub tdb: TdbStatement,
+    /// What the channel is told.
+    pub text: String,
+    /// The language of `text`.
+    pub text_language: String,
+}
+
+/// A drafted statement about to be stored.
+struct Drafted {
+    restriction: Restriction,
+    subject: String,
+    item_version: Option<u64>,
+    channel_id: Option<String>,
+    decision_id: Option<i64>,
+    category: Category,
+    applied_at: DateTime<Utc>,
+    draft: Draft,
+}
+
+/// Whether a statement's decision was made on an escalated case (seniors' only).
+const ESCALATED: &str = "EXISTS (SELECT 1 FROM decisions d JOIN cases c ON c.id = d.case_id
+                                  WHERE d.id = statements.decision_id AND c.escalated)";
+
+const STATEMENT_COLUMNS: &str = "id, puid, restriction, subject, item_version, channel_id, \
+     decision_id, category, applied_at, tdb, text, text_language";
+
+fn statement_from_row(row: &sqlx::postgres::PgRow) -> Result<Statement, sqlx::Error> {
+    let closed = |column: &str, value: String| sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: format!("unknown value `{value}`").into(),
+    };
+    let restriction: String = row.try_get("restriction")?;
+    let category: String = row.try_get("category")?;
+    Ok(Statement {
+        id: row.try_get("id")?,
+        puid: row.try_get("puid")?,
+        restriction: Restriction::parse(&restriction)
+            .ok_or_else(|| closed("restriction", restriction.clone()))?,
+        subject: row.try_get("subject")?,
+        item_version: row
+            .try_get::<Option<i64>, _>("item_version")?
+            .map(|v| v as u64),
+        channel_id: row.try_get("channel_id")?,
+        decision_id: row.try_get("decision_id")?,
+        category: Category::parse(&category).ok_or_else(|| closed("category", category.clone()))?,
+        applied_at: row.try_get("applied_at")?,
+        tdb: row.try_get::<Json<TdbStatement>, _>("tdb")?.0,
+        text: row.try_get("text")?,
+        text_language: row.try_get("text_language")?,
+    })
+}
+
+/// Stores drafted statements; one the database already holds (the same model suppression
+/// processed again) is left alone. Returns how many were new.
+async fn insert(conn: &mut PgConnection, drafted: &[Drafted]) -> Result<u64, ReviewError> {
+    if drafted.is_empty() {
+        return Ok(0);
+    }
+    let tdb = drafted
+        .iter()
+        .map(|d| serde_json::to_value(&d.draft.tdb))
+        .collect::<Result<Vec<_>, _>>()?;
+    let column = |f: fn(&Drafted) -> &str| drafted.iter().map(f).collect::<Vec<&str>>();
+    let result = sqlx::query(
+        "INSERT INTO statements (puid, restriction, subject, item_version, channel_id, decision_id,
+                                 category, applied_at, tdb, text, text_language)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                              $6::bigint[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[],
+                              $11::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(column(|d| &d.draft.tdb.puid))
+    .bind(column(|d| d.restriction.as_str()))
+    .bind(column(|d| &d.subject))
+    .bind(
+        drafted
+            .iter()
+            .map(|d| d.item_version.map(|v| v as i64))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        drafted
+            .iter()
+            .map(|d| d.channel_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(drafted.iter().map(|d| d.decision_id).collect::<Vec<_>>())
+    .bind(column(|d| d.category.as_str()))
+    .bind(drafted.iter().map(|d| d.applied_at).collect::<Vec<_>>())
+    .bind(tdb)
+    .bind(column(|d| &d.draft.text))
+    .bind(column(|d| &d.draft.text_language))
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// The facts the worker recorded about the newest versions of these items, for those it saw.
+async fn facts_of(
+    conn: &mut PgConnection,
+    item_ids: &[&str],
+) -> Result<HashMap<String, ItemFacts>, ReviewError> {
+    let rows = sqlx::query(
+        "SELECT item_id, channel_id, kind, published_at, has_images, language FROM item_versions
+         WHERE item_id = ANY($1) AND kind IS NOT NULL",
+    )
+    .bind(item_ids)
+    .fetch_all(conn)
+    .await?;
+    let facts = rows.iter().map(|row| {
+        let kind: String = row.try_get("kind")?;
+        Ok((
+            row.try_get("item_id")?,
+            ItemFacts {
+                channel_id: row
+                    .try_get::<Option<String>, _>("channel_id")?
+                    .unwrap_or_default(),
+                kind: ContentKind::parse(&kind).unwrap_or(ContentKind::ChannelPost),
+                published_at: row.try_get("published_at")?,
+                has_images: row
+                    .try_get::<Option<bool>, _>("has_images")?
+                    .unwrap_or(false),
+                language: row.try_get("language")?,
+            },
+        ))
+    });
+    Ok(facts.collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// Who brought an item version to Cordon: a trusted flagger's report (the first flagger's key
+/// names it), else a user's report, else `None`.
+async fn notice(
+    conn: &mut PgConnection,
+    item_id: &str,
+    item_version: u64,
+) -> Result<Option<Detection>, ReviewError> {
+    let reporter: Option<String> = sqlx::query_scalar(
+        "SELECT reporter FROM reports WHERE item_id = $1 AND item_version = $2
+         ORDER BY (lane = 'trusted_flagger') DESC, id LIMIT 1",
+    )
+    .bind(item_id)
+    .bind(item_version as i64)
+    .fetch_optional(conn)
+    .await?;
+    Ok(reporter.map(
+        |r| match r.strip_prefix("f:").and_then(|r| r.split_once(':')) {
+            Some((key, _)) => Detection::TrustedFlagger(key.to_string()),
+            None => Detection::UserNotice,
+        },
+    ))
+}
+
+/// Whether the model's assessment was before the moderator deciding `case`: a case the model
+/// queued, or a reported item the model had scored.
+fn model_assessed(case: &Case) -> bool {
+    case.source == CaseSource::Model || case.scores.0.iter().any(|s| *s > 0.0)
+}
+
+/// What a decision restricts, for its statement.
+pub(crate) struct DecisionStatement<'a> {
+    /// The decision.
+    pub decision: &'a Decision,
+    /// What it restricts.
+    pub restriction: Restriction,
+    /// The case it was made on, if any.
+    pub case: Option<&'a Case>,
+}
+
+impl ReviewStore {
+    /// Drafts statements with this mapping (the defaults until it is set).
+    pub fn with_statements(mut self, config: StatementsConfig) -> ReviewStore {
+        self.statements = std::sync::Arc::new(config);
+        self
+    }
+
+    /// Drafts one statement; a draft the database would refuse (a mapping that passed
+    /// [`StatementsConfig::validate`] cannot produce one) is an error that names the rule.
+    fn draft(&self, facts: &Facts<'_>) -> Result<Draft, ReviewError> {
+        draft(&self.statements, facts)
+            .map_err(|e| ReviewError::Invalid(format!("statement of reasons: {e}")))
+    }
+
+    /// Stores the statements of model suppressions (idempotent per item version). A statement
+    /// that cannot be drafted is logged and left out, so it never blocks the pipeline.
+    pub async fn state_model_suppressions(
+        &self,
+        suppressions: &[ModelSuppression],
+    ) -> Result<u64, ReviewError> {
+        let mut conn = self.pool.acquire().await?;
+        let missing: Vec<&str> = suppressions
+            .iter()
+            .filter(|s| s.facts.is_none())
+            .map(|s| s.item_id.as_str())
+            .collect();
+        let recorded = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            facts_of(&mut conn, &missing).await?
+        };
+        let drafted: Vec<Drafted> = suppressions
+            .iter()
+            .filter_map(|s| {
+                let facts = match s.facts.as_ref().or_else(|| recorded.get(&s.item_id)) {
+                    Some(facts) => facts.clone(),
+                    None => {
+                        warn!(item_id = %s.item_id, "no recorded facts for a suppressed item; its statement names none");
+                        ItemFacts::unknown(s.decided_at)
+                    }
+                };
+                let draft = self.draft(&Facts {
+                    id: uuid::Uuid::new_v4(),
+                    restriction: Restriction::ModelSuppression,
+                    category: s.category,
+                    detection: Detection::Model,
+                    decider: Decider::System,
+                    model_assessed: true,
+                    kind: facts.kind,
+                    has_media: facts.has_images,
+                    language: facts.language.as_deref(),
+                    subject: &s.item_id,
+                    published_at: facts.published_at,
+                    applied_at: s.decided_at,
+                    until: None,
+                    score: Some(s.score),
+                    explanation: &s.explanation,
+                });
+                match draft {
+                    Ok(draft) => Some(Drafted {
+                        restriction: Restriction::ModelSuppression,
+                        subject: s.item_id.clone(),
+                        item_version: Some(s.item_version),
+                        channel_id: Some(facts.channel_id).filter(|c| !c.is_empty()),
+                        decision_id: None,
+                        category: s.category,
+                        applied_at: s.decided_at,
+                        draft,
+                    }),
+                    Err(e) => {
+                        error!(item_id = %s.item_id, error = %e, "no statement of reasons for a model suppression");
+                        None
+                    }
+                }
+            })
+            .collect();
+        insert(&mut conn, &drafted).await
+    }
+
+    /// Drafts and stores the statement of a decision that restricts, in its transaction.
+    pub(crate) async fn state_decision(
+        &self,
+        conn: &mut PgConnection,
+        s: DecisionStatement<'_>,
+    ) -> Result<(), ReviewError> {
+        let d = s.decision;
+        let channel = s.restriction == Restriction::ChannelSuppression;
+        let (facts, detection) = if channel {
+            (None, None)
+        } else {
+            (
+                facts_of(conn, &[&d.item_id]).await?.remove(&d.item_id),
+                notice(conn, &d.item_id, d.item_version).await?,
+            )
+        };
+        let detection = match (s.case, detection) {
+            // Reports hold an item: the notices are the source, whoever queued the case.
+            (_, Some(notice)) if s.restriction == Restriction::ReportHold => notice,
+            (Some(case), _) if case.source == CaseSource::Model => Detection::Model,
+            (_, Some(notice)) => notice,
+            (Some(case), None) if channel => notice(conn, &case.item_id, case.item_version)
+                .await?
+                .unwrap_or(Detection::Moderator),
+            _ => Detection::Moderator,
+        };
+        let category = self
+            .statements
+            .reason_category(&d.reason)
+            .or_else(|| s.case.and_then(|c| Category::parse(&c.category)))
+            .unwrap_or(Category::OtherIllegal);
+        // The channel reads its own id; the statement is stored under the decision's key.
+        let shown = d.channel_id.clone().filter(|_| channel);
+        let shown = shown.as_deref().unwrap_or(&d.item_id);
+        let known = facts.is_some();
+        let facts = facts.unwrap_or_else(|| ItemFacts::unknown(d.decided_at));
+        let draft = self.draft(&Facts {
+            id: uuid::Uuid::new_v4(),
+            restriction: s.restriction,
+            category,
+            detection,
+            decider: match s.restriction {
+                Restriction::ReportHold => Decider::System,
+                _ => Decider::Person,
+            },
+            model_assessed: s.case.is_some_and(model_assessed),
+            kind: if channel {
+                ContentKind::ChannelProfile
+            } else {
+                facts.kind
+            },
+            has_media: facts.has_images,
+            language: facts.language.as_deref(),
+            subject: shown,
+            published_at: facts.published_at,
+            applied_at: d.decided_at,
+            until: None,
+            score: s
+                .case
+                .filter(|c| model_assessed(c))
+                .map(|c| c.scores.get(category)),
+            explanation: &[],
+        })?;
+        insert(
+            conn,
+            &[Drafted {
+                restriction: s.restriction,
+                subject: d.item_id.clone(),
+                item_version: (!channel).then_some(d.item_version),
+                channel_id: d
+                    .channel_id
+                    .clone()
+                    .or_else(|| known.then_some(facts.channel_id)),
+                decision_id: Some(d.id),
+                category,
+                applied_at: d.decided_at,
+                draft,
+            }],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The facts the worker recorded about the newest versions of these items (those it saw).
+    pub async fn item_facts(
+        &self,
+        item_ids: &[&str],
+    ) -> Result<HashMap<String, ItemFacts>, ReviewError> {
+        let mut conn = self.pool.acquire().await?;
+        facts_of(&mut conn, item_ids).await
+    }
+
+    /// One statement, as `role` may see it: below senior, not one of a decision made on an
+    /// escalated case.
+    pub async fn statement(&self, id: i64, role: Role) -> Result<Statement, ReviewError> {
+        let row = sqlx::query(&format!(
+            "SELECT {STATEMENT_COLUMNS}, {ESCALATED} AS escalated FROM statements WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(format!("statement {id}")))?;
+        if row.try_get::<bool, _>("escalated")? && !role.is_senior() {
+            return Err(ReviewError::Forbidden(format!(
+                "statement {id} states a decision on an escalated case"
+            )));
+        }
+        Ok(statement_from_row(&row)?)
+    }
+
+    /// The statements about these items (or channel keys), oldest first, as `role` may see
+    /// them.
+    pub async fn statements_about(
+        &self,
+        subjects: &[String],
+        role: Role,
+    ) -> Result<Vec<Statement>, ReviewError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STATEMENT_COLUMNS} FROM statements WHERE subject = ANY($1)
+               AND ($2 OR NOT {ESCALATED}) ORDER BY id"
+        ))
+        .bind(subjects)
+        .bind(role.is_senior())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(statement_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+}
