@@ -1,11 +1,17 @@
 //! Accountable enforcement end to end, against the real broker process and PostgreSQL: every
 //! restriction the running service applies has a statement of reasons, served with its item and
-//! on its own, that says how far it was automated and where it came from.
+//! on its own, that says how far it was automated and where it came from; the statements reach
+//! the EU Transparency Database (a test double of it) in batches, once each.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cordon_e2e::{eventually, ids_with, signed_report, SampleFeed};
+use cordon_domain::{Category, ContentKind};
+use cordon_e2e::{
+    eventually, ids_with, metric_sum, signed_report, SampleFeed, TransparencyDatabaseDouble,
+};
+use cordon_ops::names;
+use cordon_review::{ItemFacts, ModelSuppression, ReviewStore};
 use serde_json::{json, Value};
 
 /// The statements the item API shows for `id`, once there are `n` (a restriction's statement
@@ -114,5 +120,159 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
     assert_eq!(status, 404);
     let (status, _) = d.get("/v1/statements/not-a-number").await?;
     assert_eq!(status, 400);
+    Ok(())
+}
+
+/// `n` model suppressions of items `prefix/0..n` in `language`, stated through the store as the
+/// worker states them.
+async fn suppressions(store: &ReviewStore, prefix: &str, n: usize, language: &str) -> Result<()> {
+    let now = chrono::Utc::now();
+    let batch: Vec<ModelSuppression> = (0..n)
+        .map(|i| ModelSuppression {
+            item_id: format!("{prefix}/{i}"),
+            item_version: 1,
+            category: Category::Drugs,
+            score: 0.99,
+            explanation: Vec::new(),
+            facts: Some(ItemFacts {
+                channel_id: "shop".into(),
+                kind: ContentKind::ChannelPost,
+                published_at: now,
+                has_images: false,
+                language: Some(language.into()),
+            }),
+            decided_at: now,
+        })
+        .collect();
+    anyhow::ensure!(store.state_model_suppressions(&batch).await? == n as u64);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exporter_submits_in_batches_survives_a_failure_and_never_sends_a_puid_twice(
+) -> Result<()> {
+    // The Transparency Database is an external service: the tests use a double of it
+    // (tests/harness/transparency_double.rs) that enforces its documented validation.
+    let tdb = TransparencyDatabaseDouble::start("platform-token").await?;
+    let d = cordon_e2e::Deployment::new(&format!(
+        "[transparency]\nenabled = true\nurl = \"{}\"\ntoken = \"platform-token\"\n\
+         interval_secs = 1\nretry_backoff_ms = 200\n",
+        tdb.url
+    ))
+    .await?;
+    let store = ReviewStore::connect(&d.db.url, 2, Duration::from_secs(5)).await?;
+    suppressions(&store, "tdb", 250, "en").await?;
+    // The first call fails (500): the batch stays queued and is sent again.
+    tdb.fail_next(1);
+    let search = d.start("indexer,api")?;
+    d.wait_ready().await?;
+    eventually(Duration::from_secs(60), "250 statements stored", || async {
+        Ok((tdb.stored().len() == 250).then_some(()))
+    })
+    .await
+    .with_context(|| search.log())?;
+    let calls: Vec<(usize, u16)> = tdb
+        .calls()
+        .iter()
+        .map(|c| (c.statements, c.status))
+        .collect();
+    assert_eq!(
+        calls,
+        [(100, 500), (100, 201), (100, 201), (50, 201)],
+        "three batches of at most 100, after one failed call"
+    );
+    assert!(tdb.resent().is_empty(), "a stored PUID was sent again");
+    let (_, status) = d.get("/v1/transparency/submissions").await?;
+    assert_eq!(
+        status["counts"],
+        json!({"queued": 0, "accepted": 250, "known": 0, "rejected": 0})
+    );
+    let line = |outcome: &str| {
+        format!(
+            "{}{{outcome=\"{outcome}\"}}",
+            names::STATEMENTS_SUBMITTED_TOTAL
+        )
+    };
+    assert_eq!(metric_sum(&search.http(), &line("accepted")).await?, 250.0);
+    let failed = format!(
+        "{}{{reason=\"unavailable\"}}",
+        names::STATEMENT_SUBMISSIONS_FAILED_TOTAL
+    );
+    assert_eq!(metric_sum(&search.http(), &failed).await?, 1.0);
+    // What the database stored is the statement Cordon drafted, field for field.
+    let (_, item) = d.get("/v1/items/tdb/7").await?;
+    assert_eq!(
+        item["indexed"], false,
+        "an item only its statement names: {item}"
+    );
+    let ours = &item["statements"][0]["tdb"];
+    let stored = tdb
+        .statement(ours["puid"].as_str().context("puid")?)
+        .context("stored")?;
+    for (field, value) in ours.as_object().context("a statement")? {
+        assert_eq!(&stored[field], value, "{field}");
+    }
+
+    // A statement the database refuses (a language it does not know) is kept rejected with its
+    // reason; the rest of its batch is sent again and stored.
+    suppressions(&store, "xx", 1, "xx").await?;
+    suppressions(&store, "ok", 2, "de").await?;
+    let status = eventually(Duration::from_secs(30), "the rejection", || async {
+        let (_, status) = d.get("/v1/transparency/submissions").await?;
+        Ok(
+            (status["counts"]["accepted"] == 252 && status["counts"]["rejected"] == 1)
+                .then_some(status),
+        )
+    })
+    .await?;
+    let rejected = &status["rejected"][0];
+    assert_eq!(rejected["subject"], "xx/0");
+    assert!(
+        rejected["reason"]["content_language"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid")),
+        "{rejected}"
+    );
+    assert_eq!(tdb.stored().len(), 252);
+    eventually(Duration::from_secs(10), "the rejected gauge", || async {
+        Ok((metric_sum(&search.http(), names::STATEMENTS_REJECTED).await? == 1.0).then_some(()))
+    })
+    .await?;
+
+    // An answer lost after the database stored a batch (a crash before the answers were
+    // recorded, simulated by undoing one statement's record): the database says it holds the
+    // PUID, and the statement is done.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&d.db.url).await?;
+    sqlx::query(
+        "WITH s AS (SELECT id FROM statements WHERE subject = 'tdb/7'),
+              undone AS (DELETE FROM statement_submissions WHERE statement_id IN (SELECT id FROM s))
+         INSERT INTO statement_queue SELECT id FROM s",
+    )
+    .execute(&mut db)
+    .await?;
+    eventually(
+        Duration::from_secs(30),
+        "the known PUID settled",
+        || async {
+            let (_, status) = d.get("/v1/transparency/submissions").await?;
+            Ok((status["counts"]["known"] == 1 && status["counts"]["queued"] == 0).then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(tdb.stored().len(), 252, "nothing stored twice");
+
+    // The same statements as JSON lines, in the database's schema.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let lines = d.command(&["statements", "export", "--from", &today, "--to", &today])?;
+    let exported: Vec<Value> = lines
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(exported.len(), 253);
+    let puids: std::collections::HashSet<String> = exported
+        .iter()
+        .filter_map(|s| s["puid"].as_str().map(String::from))
+        .collect();
+    assert!(tdb.stored().is_subset(&puids) && puids.len() == 253);
     Ok(())
 }

@@ -25,6 +25,7 @@ mod process;
 mod prometheus;
 mod session;
 mod tls;
+mod transparency_double;
 
 pub use broker::*;
 pub use browser::*;
@@ -38,5 +39,6 @@ pub use process::*;
 pub use prometheus::*;
 pub use session::*;
 pub use tls::*;
+pub use transparency_double::*;
 
 pub use cordon_review::test_support::{admin_url, TestDb};

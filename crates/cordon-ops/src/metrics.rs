@@ -69,6 +69,15 @@ pub mod names {
     pub const HTTP_REQUEST_SECONDS: &str = "cordon_http_request_seconds";
     /// `cordon_reports_total`.
     pub const REPORTS_TOTAL: &str = "cordon_reports_total";
+    /// `cordon_statements_submitted_total`.
+    pub const STATEMENTS_SUBMITTED_TOTAL: &str = "cordon_statements_submitted_total";
+    /// `cordon_statement_submissions_failed_total`.
+    pub const STATEMENT_SUBMISSIONS_FAILED_TOTAL: &str =
+        "cordon_statement_submissions_failed_total";
+    /// `cordon_statements_queued`.
+    pub const STATEMENTS_QUEUED: &str = "cordon_statements_queued";
+    /// `cordon_statements_rejected`.
+    pub const STATEMENTS_REJECTED: &str = "cordon_statements_rejected";
     /// `cordon_model_reloads_total`.
     pub const MODEL_RELOADS_TOTAL: &str = "cordon_model_reloads_total";
     /// `cordon_model_info`.
@@ -149,6 +158,16 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     /// User reports, by source (http, kafka) and outcome (filed, refused, skipped).
     pub reports: IntCounterVec,
+    /// Statements of reasons the Transparency Database answered, by outcome (accepted, known,
+    /// rejected).
+    pub statements_submitted: IntCounterVec,
+    /// Submissions to the Transparency Database that settled nothing, by reason (unavailable,
+    /// unauthorized, refused).
+    pub statement_submissions_failed: IntCounterVec,
+    /// Statements of reasons waiting to be submitted.
+    pub statements_queued: IntGauge,
+    /// Statements of reasons the Transparency Database rejected (each kept with its reason).
+    pub statements_rejected: IntGauge,
     /// Model reload attempts, by outcome (loaded, refused).
     pub model_reloads: IntCounterVec,
     /// 1 for the model version in service.
@@ -327,6 +346,26 @@ impl Metrics {
                 "User reports, by source and outcome",
                 &["source", "outcome"],
             ),
+            statements_submitted: counter_vec(
+                names::STATEMENTS_SUBMITTED_TOTAL,
+                "Statements of reasons the Transparency Database answered, by outcome",
+                &["outcome"],
+            ),
+            statement_submissions_failed: counter_vec(
+                names::STATEMENT_SUBMISSIONS_FAILED_TOTAL,
+                "Submissions to the Transparency Database that settled nothing, by reason",
+                &["reason"],
+            ),
+            statements_queued: IntGauge::new(
+                names::STATEMENTS_QUEUED,
+                "Statements of reasons waiting to be submitted to the Transparency Database",
+            )
+            .expect("valid gauge"),
+            statements_rejected: IntGauge::new(
+                names::STATEMENTS_REJECTED,
+                "Statements of reasons the Transparency Database rejected",
+            )
+            .expect("valid gauge"),
             model_reloads: counter_vec(
                 names::MODEL_RELOADS_TOTAL,
                 "Model reload attempts, by outcome",
@@ -369,6 +408,10 @@ impl Metrics {
             Box::new(m.retries.clone()),
             Box::new(m.http_seconds.clone()),
             Box::new(m.reports.clone()),
+            Box::new(m.statements_submitted.clone()),
+            Box::new(m.statement_submissions_failed.clone()),
+            Box::new(m.statements_queued.clone()),
+            Box::new(m.statements_rejected.clone()),
             Box::new(m.model_reloads.clone()),
             Box::new(m.model_info.clone()),
         ];

@@ -30,6 +30,9 @@ pub enum ReviewError {
     /// Publishing outbox rows failed; they stay queued.
     #[error("publishing the outbox failed: {0}")]
     Publish(String),
+    /// Submitting statements to the Transparency Database failed; they stay queued.
+    #[error("submitting statements failed: {0}")]
+    Submit(String),
     /// A value could not be serialized for storage.
     #[error("serializing a value for the review database: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -61,7 +64,7 @@ impl ReviewError {
                 }),
                 _ => false,
             },
-            ReviewError::Publish(_) => true,
+            ReviewError::Publish(_) | ReviewError::Submit(_) => true,
             _ => false,
         }
     }

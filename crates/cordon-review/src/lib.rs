@@ -27,6 +27,7 @@ mod queue;
 mod reports;
 mod rows;
 mod statements;
+mod submissions;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -52,9 +53,10 @@ pub use reports::{
     NewReport, Report, ReportLane, ReportLimits, ReportOutcome, MAX_DETAILS_CHARS,
     MAX_REPORTER_BYTES, MAX_REPORT_PRIORITY, REPORTS_ACTOR,
 };
-pub(crate) use rows::{case_from_row, decision_from_row, CASE_COLUMNS, DECISION_COLUMNS};
+pub(crate) use rows::{case_from_row, decision_from_row, parsed, CASE_COLUMNS, DECISION_COLUMNS};
 pub(crate) use statements::DecisionStatement;
 pub use statements::{ItemFacts, ModelSuppression, Statement};
+pub use submissions::{QueuedStatement, RejectedStatement, SubmissionCounts, Submitted};
 
 /// Handle on the review database.
 #[derive(Debug, Clone)]
@@ -97,6 +99,24 @@ impl ReviewStore {
     pub fn with_concurrent_hashes(mut self, n: usize) -> ReviewStore {
         self.hasher = std::sync::Arc::new(accounts::Hasher::new(n));
         self
+    }
+
+    /// A transaction holding the advisory lock `key` until it ends, or `None` while another
+    /// transaction holds it: one relay (or submitter) at a time across processes.
+    pub(crate) async fn begin_exclusive(
+        &self,
+        key: i64,
+    ) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>, ReviewError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
     }
 
     /// Checks that the database answers.

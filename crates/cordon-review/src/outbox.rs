@@ -35,15 +35,9 @@ impl ReviewStore {
         F: FnOnce(Vec<OutboxRow>) -> Fut,
         Fut: Future<Output = Result<Vec<(usize, String)>, String>>,
     {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
-            tx.rollback().await?;
+        let Some(mut tx) = self.begin_exclusive(RELAY_LOCK).await? else {
             return Ok(0);
-        }
+        };
         let rows = sqlx::query(
             "SELECT id, key, payload::text AS payload FROM outbox
              WHERE published_at IS NULL AND refused_at IS NULL ORDER BY id LIMIT $1",

@@ -61,7 +61,7 @@ pub(crate) fn decision_from_row(row: &sqlx::postgres::PgRow) -> Result<Decision,
 }
 
 /// A closed-set column: an unknown value is a decode error, never a default.
-fn parsed<T>(row: &sqlx::postgres::PgRow, column: &str) -> Result<T, sqlx::Error>
+pub(crate) fn parsed<T>(row: &sqlx::postgres::PgRow, column: &str) -> Result<T, sqlx::Error>
 where
     T: std::str::FromStr<Err = String>,
 {

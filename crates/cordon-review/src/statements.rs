@@ -15,7 +15,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use tracing::{error, warn};
 
-use crate::{Case, CaseSource, Decision, ReviewError, ReviewStore, Role};
+use crate::{parsed, Case, CaseSource, Decision, ReviewError, ReviewStore, Role};
 
 /// What a statement states about an item besides the decision, as the worker saw its newest
 /// version (stored beside the item's version).
@@ -126,24 +126,21 @@ const STATEMENT_COLUMNS: &str = "id, puid, restriction, subject, item_version, c
      decision_id, category, applied_at, tdb, text, text_language";
 
 fn statement_from_row(row: &sqlx::postgres::PgRow) -> Result<Statement, sqlx::Error> {
-    let closed = |column: &str, value: String| sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: format!("unknown value `{value}`").into(),
-    };
-    let restriction: String = row.try_get("restriction")?;
     let category: String = row.try_get("category")?;
     Ok(Statement {
         id: row.try_get("id")?,
         puid: row.try_get("puid")?,
-        restriction: Restriction::parse(&restriction)
-            .ok_or_else(|| closed("restriction", restriction.clone()))?,
+        restriction: parsed(row, "restriction")?,
         subject: row.try_get("subject")?,
         item_version: row
             .try_get::<Option<i64>, _>("item_version")?
             .map(|v| v as u64),
         channel_id: row.try_get("channel_id")?,
         decision_id: row.try_get("decision_id")?,
-        category: Category::parse(&category).ok_or_else(|| closed("category", category.clone()))?,
+        category: Category::parse(&category).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "category".into(),
+            source: format!("unknown category `{category}`").into(),
+        })?,
         applied_at: row.try_get("applied_at")?,
         tdb: row.try_get::<Json<TdbStatement>, _>("tdb")?.0,
         text: row.try_get("text")?,
@@ -454,6 +451,31 @@ impl ReviewStore {
             )));
         }
         Ok(statement_from_row(&row)?)
+    }
+
+    /// Up to `limit` statements applied in `[from, to)` with an id above `after`, in id order
+    /// (a page of an export).
+    pub async fn statements_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Statement>, ReviewError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STATEMENT_COLUMNS} FROM statements
+             WHERE applied_at >= $1 AND applied_at < $2 AND id > $3 ORDER BY id LIMIT $4"
+        ))
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(statement_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// The statements about these items (or channel keys), oldest first, as `role` may see

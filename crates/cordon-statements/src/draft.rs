@@ -49,6 +49,14 @@ impl Restriction {
     }
 }
 
+impl std::str::FromStr for Restriction {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Restriction, String> {
+        Restriction::parse(name).ok_or_else(|| format!("unknown restriction `{name}`"))
+    }
+}
+
 /// Who brought the content to Cordon's attention.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -249,9 +257,9 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
     if let Some(score) = facts.score {
         decision_facts.push_str(&format!(" Classifier score for the category: {score:.2}."));
     }
-    if !signals.is_empty() {
-        decision_facts.push_str(&format!(" Signals: {}.", signals.join(", ")));
-    }
+    // The model's signals are the author's own words, which may name people, numbers or
+    // accounts: they are shown to the channel, never sent to the public database (a statement
+    // there carries no personal data).
     let (legal, incompatible) = match ground.ground {
         DecisionGround::IllegalContent => (
             (
@@ -412,12 +420,14 @@ mod tests {
             ("2026-11-20", "2026-11-21")
         );
         assert_eq!(t.puid, "cordon-0000000000000000000000000000002a");
-        assert!(t.decision_facts.contains("“buy cocaine”") && !t.decision_facts.contains("<coc"));
         assert!(
-            !t.decision_facts.contains("post/1"),
-            "no item id in the database"
+            !t.decision_facts.contains("post/1") && !t.decision_facts.contains("cocaine"),
+            "no item id and none of the author's words in the public database: {}",
+            t.decision_facts
         );
+        assert!(t.decision_facts.contains("0.97"), "{}", t.decision_facts);
         // The channel reads it in German, with the signals and the redress.
+        assert!(d.text.contains("“buy cocaine”") && !d.text.contains("<coc"));
         assert_eq!(d.text_language, "de");
         assert!(
             d.text

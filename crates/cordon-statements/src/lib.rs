@@ -15,7 +15,9 @@
 //! - Automation is read from who detected and who decided, never configured: the model alone is
 //!   fully automated, a model-queued case decided by a person partially, a report decided by a
 //!   person not automated.
-//! - A PUID carries no personal data: it is made from the statement's own random id.
+//! - What goes to the public database carries no personal data: the PUID is the statement's own
+//!   random id, and neither the item's id nor the author's words (the model's signals, shown
+//!   only to the channel) are in its facts.
 //! - An author's clock or language tag cannot make a statement invalid: dates are moved into the
 //!   database's range and a language that is not ISO 639-1 is left out.
 //!

@@ -46,6 +46,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Statements of reasons: the mapping to the Transparency Database's grounds.
     pub statements: cordon_statements::StatementsConfig,
+    /// Submitting statements to the EU Transparency Database.
+    pub transparency: cordon_transparency::TransparencyConfig,
     /// Metrics and health.
     pub ops: OpsConfig,
     /// Logging.
@@ -391,6 +393,10 @@ impl Config {
         );
         config
             .statements
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config
+            .transparency
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         anyhow::ensure!(

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use crate::commands::{classify, eval, produce, train, user};
+use crate::commands::{classify, eval, produce, statements, train, user};
 use crate::config::{Config, LogFormat, REFERENCE};
 
 /// Keeps illegal-goods offers out of a messaging platform's public search.
@@ -157,6 +157,12 @@ enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Statements of reasons.
+    Statements {
+        /// What to do.
+        #[command(subcommand)]
+        action: StatementsCommand,
+    },
     /// Prints the effective configuration, or with --reference every option documented.
     Config {
         /// Print the documented reference instead of the effective values.
@@ -181,6 +187,23 @@ enum UserCommand {
     },
     /// Lists accounts.
     List,
+}
+
+#[derive(Subcommand)]
+enum StatementsCommand {
+    /// Writes the statements applied from --from to --to (UTC days, both included) as JSON
+    /// lines in the Transparency Database's schema, oldest first, to standard output or --out.
+    Export {
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day (YYYY-MM-DD).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs a parsed command line.
@@ -259,6 +282,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
         } => eval::eval(&config, &data, context.as_deref(), encoder, json),
         Command::User { action } => runtime()?.block_on(user::user(&config, action)),
+        Command::Statements {
+            action: StatementsCommand::Export { from, to, out },
+        } => runtime()?.block_on(statements::export(&config, from, to, out.as_deref())),
         Command::Config { reference } => {
             if reference {
                 print!("{REFERENCE}");

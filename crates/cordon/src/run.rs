@@ -257,6 +257,18 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
             },
             shutdown.clone(),
         )?);
+        if config.transparency.enabled {
+            let submitter = cordon_transparency::run(
+                config.transparency.clone(),
+                store.clone().context("the review store")?,
+                metrics.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                submitter.await;
+                Ok(())
+            });
+        }
     }
     // Every process serves metrics and health on ops.listen; the API role also serves the API,
     // the console and health on api.listen.

@@ -278,6 +278,13 @@ pub struct Limit {
     pub limit: Option<i64>,
 }
 
+impl Limit {
+    /// The limit asked for (default 50), within 1 and `max`.
+    pub(crate) fn within(&self, max: usize) -> i64 {
+        self.limit.unwrap_or(50).clamp(1, max as i64)
+    }
+}
+
 pub(crate) fn fifty() -> i64 {
     50
 }
@@ -302,10 +309,7 @@ pub(crate) async fn cases(
     Query(filter): Query<CaseFilter>,
     Query(page): Query<Limit>,
 ) -> ApiResult<Value> {
-    let limit = page
-        .limit
-        .unwrap_or(50)
-        .clamp(1, s.settings.api.max_page_size as i64);
+    let limit = page.within(s.settings.api.max_page_size);
     let cases = s.store.list_cases(&filter, me.role, limit).await?;
     let counts = s.store.queue_counts(me.role).await?;
     Ok(Json(json!({ "cases": cases, "counts": counts })))

@@ -111,7 +111,7 @@ pub(crate) async fn item(
     );
     let statements = s.store.statements_about(&subjects, me.role).await?;
     let Some(state) = state else {
-        if cases.is_empty() && decisions.is_empty() {
+        if cases.is_empty() && decisions.is_empty() && statements.is_empty() {
             return Err(ApiError::Refused(
                 StatusCode::NOT_FOUND,
                 format!("item {id} not found"),

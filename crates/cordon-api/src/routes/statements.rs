@@ -5,7 +5,8 @@ use axum::extract::State;
 use serde_json::{json, Value};
 
 use crate::auth::Viewer;
-use crate::extract::{ApiResult, Json, Path};
+use crate::extract::{ApiResult, Json, Path, Query};
+use crate::routes::review::Limit;
 use crate::ApiState;
 
 /// One statement of reasons: the restriction, its subject and decision, the statement in the
@@ -30,4 +31,30 @@ pub(crate) async fn statement(
     Path(id): Path<i64>,
 ) -> ApiResult<Value> {
     Ok(Json(json!(s.store.statement(id, me.role).await?)))
+}
+
+/// How the statements' submission to the Transparency Database stands: how many are queued,
+/// accepted, already known and rejected, and the latest rejections with the database's reasons.
+#[utoipa::path(
+    get,
+    path = "/v1/transparency/submissions",
+    tag = "review",
+    params(("limit" = Option<i64>, Query, description = "Most rejections listed (default 50)")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{counts: {queued, accepted, known, rejected}, rejected: [{statement_id, puid, restriction, subject, reason, at}]}`", body = serde_json::Value),
+        crate::error::NotSignedIn,
+        crate::error::Unavailable,
+    )
+)]
+pub(crate) async fn submissions(
+    State(s): State<ApiState>,
+    _me: Viewer,
+    Query(page): Query<Limit>,
+) -> ApiResult<Value> {
+    let limit = page.within(s.settings.api.max_page_size);
+    Ok(Json(json!({
+        "counts": s.store.submission_counts().await?,
+        "rejected": s.store.rejected_statements(limit).await?,
+    })))
 }

@@ -3,27 +3,12 @@
 use crate::config::Config;
 use crate::UserCommand;
 use anyhow::{Context, Result};
-use cordon_review::ReviewStore;
 use std::process::ExitCode;
-use std::time::Duration;
 use tracing::info;
 
 /// `cordon user add|list`: account management from the command line (the first admin).
 pub async fn user(config: &Config, action: UserCommand) -> Result<ExitCode> {
-    let db = &config.database;
-    let store = ReviewStore::connect(
-        &db.connect_url()?,
-        1,
-        Duration::from_secs(db.acquire_timeout_secs),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "connecting to the review database at {} (check database.url, its sslmode, and \
-                 database.ca_file)",
-            db.url
-        )
-    })?;
+    let store = super::connect_store(config).await?;
     match action {
         UserCommand::Add {
             username,
