@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use cordon_domain::{Category, ContentKind};
 use cordon_e2e::{
-    eventually, ids_with, metric_sum, signed_report, SampleFeed, TransparencyDatabaseDouble,
+    eventually, http_client, ids_with, metric_sum, report_status_signature, signed_report,
+    SampleFeed, TransparencyDatabaseDouble,
 };
 use cordon_ops::names;
 use cordon_review::{ItemFacts, ModelSuppression, ReviewStore};
@@ -113,6 +114,43 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
         "STATEMENT_CATEGORY_UNSAFE_AND_PROHIBITED_PRODUCTS"
     );
 
+    // The reporter hears back: an acknowledgement when the report was filed and the outcome
+    // when it was decided, on the outcomes topic, and the same on demand.
+    let report_id = report["report_id"].as_i64().context("report id")?;
+    let statuses: Vec<Value> = outcomes(&d.broker.addr(), report_id, 2)
+        .await?
+        .iter()
+        .map(|n| n["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("received"), json!("upheld")]);
+    let status_url = format!("http://{}/v1/reports/{report_id}", d.api);
+    assert_eq!(reqwest::get(&status_url).await?.status(), 401);
+    let read = |signature: String| {
+        http_client()
+            .get(&status_url)
+            .header("x-cordon-signature", signature)
+            .send()
+    };
+    let notice: Value = read(report_status_signature(report_id))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        (&notice["status"], &notice["reason"], &notice["reporter"]),
+        (&json!("upheld"), &json!("illegal_drugs"), &json!("u-1")),
+        "{notice}"
+    );
+    assert!(notice["redress"]
+        .as_str()
+        .is_some_and(|r| r.contains("six months")));
+    assert!(
+        notice.get("details").is_none() && notice.get("weight").is_none(),
+        "only what the reporter may know: {notice}"
+    );
+    // A signature of another report's id reads nothing.
+    let other = read(report_status_signature(report_id + 1)).await?;
+    assert_eq!(other.status(), 401);
+
     // Statements are for signed-in people: anonymous callers get 401, an unknown id 404.
     let anonymous = reqwest::get(format!("http://{}/v1/statements/{}", d.api, s["id"])).await?;
     assert_eq!(anonymous.status(), 401);
@@ -121,6 +159,30 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
     let (status, _) = d.get("/v1/statements/not-a-number").await?;
     assert_eq!(status, 400);
     Ok(())
+}
+
+/// The notices the outcomes topic holds for `report_id`, once there are `n`.
+async fn outcomes(brokers: &str, report_id: i64, n: usize) -> Result<Vec<Value>> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-outcomes-{report_id}"))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&["cordon.report-outcomes"])?;
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while found.len() < n {
+        let m = tokio::time::timeout_at(deadline, consumer.recv())
+            .await
+            .with_context(|| format!("{} of {n} notices for report {report_id}", found.len()))??;
+        let notice: Value = serde_json::from_slice(m.payload().context("payload")?)?;
+        if notice["report_id"] == report_id {
+            found.push(notice);
+        }
+    }
+    Ok(found)
 }
 
 /// `n` model suppressions of items `prefix/0..n` in `language`, stated through the store as the
@@ -213,9 +275,10 @@ async fn the_exporter_submits_in_batches_survives_a_failure_and_never_sends_a_pu
         assert_eq!(&stored[field], value, "{field}");
     }
 
-    // A statement the database refuses (a language it does not know) is kept rejected with its
-    // reason; the rest of its batch is sent again and stored.
-    suppressions(&store, "xx", 1, "xx").await?;
+    // A statement the database refuses (a language it no longer lists) is kept rejected with
+    // its reason; the rest of its batch is sent again and stored.
+    tdb.drop_language("EL");
+    suppressions(&store, "xx", 1, "el").await?;
     suppressions(&store, "ok", 2, "de").await?;
     let status = eventually(Duration::from_secs(30), "the rejection", || async {
         let (_, status) = d.get("/v1/transparency/submissions").await?;

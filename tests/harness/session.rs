@@ -42,6 +42,19 @@ pub fn report_signature(key_id: &str, secret: &str, item_id: &str, reporter: &st
     format!("{key_id}:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The platform's signature for reading report `id`'s status (`GET /v1/reports/{id}`), with
+/// the test platform key.
+pub fn report_status_signature(id: i64) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(TEST_REPORT_KEY.as_bytes())
+        .expect("any key length");
+    mac.update(format!("cordon-report-status-v1\n{id}").as_bytes());
+    format!(
+        "{TEST_REPORT_KEY_ID}:{}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
 /// Paths anyone may call without signing in.
 pub(crate) fn is_public(path: &str) -> bool {
     ["/v1/search", "/v1/reports", "/readyz", "/healthz"]

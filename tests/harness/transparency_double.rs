@@ -13,7 +13,9 @@
 //!   stored);
 //! - 201 with each statement and its `uuid`.
 //!
-//! A test can make the next calls fail with 500 (`fail_next`) and read every call it received.
+//! A test can make the next calls fail with 500 (`fail_next`), take a language off the list the
+//! database knows (`drop_language`: the database's own lists change), and read every call it
+//! received.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,8 @@ struct Held {
     /// PUIDs sent again after the double had stored them.
     resent: Vec<String>,
     fail_next: u32,
+    /// Languages taken off the list.
+    dropped: Vec<String>,
 }
 
 /// The running double.
@@ -84,6 +88,12 @@ impl TransparencyDatabaseDouble {
     /// Answers the next `n` calls with 500 (storing nothing).
     pub fn fail_next(&self, n: u32) {
         self.held().fail_next = n;
+    }
+
+    /// Refuses `language` (upper-case ISO 639-1) from now on, as if the database no longer
+    /// listed it.
+    pub fn drop_language(&self, language: &str) {
+        self.held().dropped.push(language.to_string());
     }
 
     /// The PUIDs stored.
@@ -181,7 +191,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// The database's rules for one statement: the errors by field, empty when it is valid.
-fn errors_of(s: &Value) -> serde_json::Map<String, Value> {
+fn errors_of(s: &Value, dropped: &[String]) -> serde_json::Map<String, Value> {
     let mut errors = serde_json::Map::new();
     let mut refuse = |field: &str, message: &str| {
         errors.insert(field.to_string(), json!([message]));
@@ -247,8 +257,10 @@ fn errors_of(s: &Value) -> serde_json::Map<String, Value> {
             "The selected territorial scope is invalid.",
         );
     }
+    let language = text("content_language");
     if s.get("content_language").is_some_and(|l| !l.is_null())
-        && !one_of("content_language", LANGUAGES)
+        && (!one_of("content_language", LANGUAGES)
+            || language.is_some_and(|l| dropped.iter().any(|d| d == l)))
     {
         refuse(
             "content_language",
@@ -350,7 +362,7 @@ fn answer(h: &mut Held, headers: &HeaderMap, batch: &[Value]) -> (StatusCode, Va
     }
     let mut errors = serde_json::Map::new();
     for (n, s) in batch.iter().enumerate() {
-        let e = errors_of(s);
+        let e = errors_of(s, &h.dropped);
         if !e.is_empty() {
             errors.insert(format!("statement_{n}"), Value::Object(e));
         }

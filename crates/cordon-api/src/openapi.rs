@@ -76,6 +76,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(review::audit_log))
         .routes(routes!(review::stats))
         .routes(routes!(reports::report))
+        .routes(routes!(reports::report_status))
         .routes(routes!(review::decide_channel))
         .routes(routes!(review::decide_item))
         .routes(routes!(statements::statement))

@@ -1,13 +1,13 @@
 //! The outbox relay: publishes moderators' decisions, queued in the review database in the same
 //! transaction as the decision, to the verdicts topic — so a decision is never lost nor
-//! published without being recorded.
+//! published without being recorded — and the reporters' notices to the outcomes topic.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cordon_domain::Category;
 use cordon_ops::{Dependency, Metrics};
-use cordon_review::ReviewStore;
+use cordon_review::{OutboxTopic, ReviewStore};
 use cordon_stream::{Publisher, Record};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -29,14 +29,17 @@ pub(crate) async fn relay_outbox(
     let mut last_stats = Instant::now() - Duration::from_secs(60);
     let mut last_agreement = Instant::now() - AGREEMENT_EVERY;
     loop {
-        let topic = settings.verdicts_topic.clone();
+        let settings = &settings;
         let publisher = &publisher;
         let result = store
             .relay_outbox(500, |rows| async move {
                 let records: Vec<Record> = rows
                     .into_iter()
                     .map(|r| Record {
-                        topic: topic.clone(),
+                        topic: match r.topic {
+                            OutboxTopic::Verdicts => settings.verdicts_topic.clone(),
+                            OutboxTopic::Outcomes => settings.outcomes_topic.clone(),
+                        },
                         key: Some(r.key),
                         payload: r.payload.into_bytes(),
                         headers: Vec::new(),

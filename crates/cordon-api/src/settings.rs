@@ -298,6 +298,8 @@ pub struct ApiSettings {
     pub verdicts_topic: String,
     /// The topic reports arrive on.
     pub reports_topic: String,
+    /// The topic reporters' notices (acknowledgements and outcomes) go to.
+    pub outcomes_topic: String,
     /// The report consumers' group (`kafka.reports_group`).
     pub reports_group: String,
 }

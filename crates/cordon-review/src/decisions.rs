@@ -198,7 +198,15 @@ impl ReviewStore {
             )
             .await?;
         }
-        reports::settle(&mut tx, &req.item_id, req.item_version, req.action).await?;
+        reports::settle(
+            &mut tx,
+            &req.item_id,
+            req.item_version,
+            req.action,
+            &req.reason,
+            &self.statements.notifier_redress,
+        )
+        .await?;
         tx.commit().await?;
         Ok(decision)
     }
@@ -297,6 +305,18 @@ impl ReviewStore {
                 },
             )
             .await?;
+            // Hiding the channel upholds the reports of the item whose case it was made on.
+            if let Some(case) = &before {
+                reports::settle(
+                    &mut tx,
+                    &case.item_id,
+                    case.item_version,
+                    Action::Suppress,
+                    reason,
+                    &self.statements.notifier_redress,
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(decision)

@@ -42,7 +42,7 @@ pub use decisions::{MAX_ID_BYTES, MAX_NOTE_CHARS, MAX_REASON_CHARS};
 pub use error::ReviewError;
 pub use model::{
     Case, CaseSource, CaseState, ChannelDecision, Decision, DecisionAction, DecisionRequest,
-    NewCase, OutboxRow, QueueStats, Role,
+    NewCase, OutboxRow, OutboxTopic, QueueStats, Role,
 };
 pub(crate) use outbox::enqueue_verdict;
 pub use queue::{
@@ -50,8 +50,8 @@ pub use queue::{
     QueueReport, BULK_LIMIT, MAX_CLAIMS,
 };
 pub use reports::{
-    NewReport, Report, ReportLane, ReportLimits, ReportOutcome, MAX_DETAILS_CHARS,
-    MAX_REPORTER_BYTES, MAX_REPORT_PRIORITY, REPORTS_ACTOR,
+    NewReport, Report, ReportLane, ReportLimits, ReportNotice, ReportOutcome, ReportStatus,
+    MAX_DETAILS_CHARS, MAX_REPORTER_BYTES, MAX_REPORT_PRIORITY, REPORTS_ACTOR,
 };
 pub(crate) use rows::{case_from_row, decision_from_row, parsed, CASE_COLUMNS, DECISION_COLUMNS};
 pub(crate) use statements::DecisionStatement;

@@ -361,10 +361,34 @@ pub struct ChannelDecision {
 pub struct OutboxRow {
     /// Row id.
     pub id: i64,
-    /// Kafka key (the item id).
+    /// Which topic it goes to.
+    pub topic: OutboxTopic,
+    /// Kafka key (the item id; a report's id for an outcome).
     pub key: String,
-    /// The verdict as JSON.
+    /// The verdict (or the reporter's notice) as JSON.
     pub payload: String,
+}
+
+/// Where an outbox row goes (the `outbox.topic` column; the database refuses any other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxTopic {
+    /// A decision's verdict: the verdicts topic.
+    Verdicts,
+    /// A reporter's notice (acknowledgement or outcome): the outcomes topic.
+    Outcomes,
+}
+
+impl std::str::FromStr for OutboxTopic {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<OutboxTopic, String> {
+        match name {
+            "verdicts" => Ok(OutboxTopic::Verdicts),
+            "outcomes" => Ok(OutboxTopic::Outcomes),
+            other => Err(format!("unknown outbox topic `{other}`")),
+        }
+    }
 }
 
 /// Queue figures for metrics.

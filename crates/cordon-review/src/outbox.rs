@@ -1,4 +1,5 @@
-//! The transactional outbox: verdicts of decisions wait here until Kafka acknowledged them.
+//! The transactional outbox: verdicts of decisions, and the notices reporters get, wait here
+//! until Kafka acknowledged them.
 
 use std::future::Future;
 
@@ -39,7 +40,7 @@ impl ReviewStore {
             return Ok(0);
         };
         let rows = sqlx::query(
-            "SELECT id, key, payload::text AS payload FROM outbox
+            "SELECT id, topic, key, payload::text AS payload FROM outbox
              WHERE published_at IS NULL AND refused_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
@@ -54,6 +55,7 @@ impl ReviewStore {
             .map(|r| {
                 Ok(OutboxRow {
                     id: r.try_get("id")?,
+                    topic: crate::parsed(r, "topic")?,
                     key: r.try_get("key")?,
                     payload: r.try_get("payload")?,
                 })

@@ -12,6 +12,12 @@
 //! upholds them, restore rejects them. The audit log records what reports did to a case (opened,
 //! reopened, held), as the actor `system:reports`, never once per report nor under a reporter's
 //! own string.
+//!
+//! The reporter hears back (DSA Art. 16): a notice on the outcomes topic when the report is
+//! filed (`received`) and when it is settled (`upheld`, `rejected`, or `no_action` when the
+//! reported version was replaced before anyone decided it), each written to the outbox in the
+//! transaction that files or settles the report, and [`ReviewStore::report_notice`] for
+//! `GET /v1/reports/{id}`.
 
 use cordon_domain::{Action, Category, Scores};
 use serde::Serialize;
@@ -70,6 +76,8 @@ pub struct NewReport {
     pub lane: ReportLane,
     /// A trusted flagger's configured weight (other lanes weigh by track record).
     pub flagger_weight: Option<f32>,
+    /// A trusted flagger's configured name (statements of reasons name it as the source).
+    pub flagger_name: Option<String>,
     /// Why: a reason code (e.g. a category name).
     pub reason: String,
     /// Optional details.
@@ -133,12 +141,129 @@ pub struct Report {
     pub outcome: Option<String>,
 }
 
+/// Where a report stands, as its reporter is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// Filed; a person (or the reports' hold) has not settled it yet.
+    Received,
+    /// The item was restricted.
+    Upheld,
+    /// A person found nothing to restrict.
+    Rejected,
+    /// The reported version was replaced before anyone decided it.
+    NoAction,
+}
+
+impl ReportStatus {
+    fn of(outcome: Option<&str>) -> ReportStatus {
+        match outcome {
+            Some("upheld") => ReportStatus::Upheld,
+            Some("rejected") => ReportStatus::Rejected,
+            Some("no_action") => ReportStatus::NoAction,
+            _ => ReportStatus::Received,
+        }
+    }
+}
+
+/// What a reporter is told about their report (the outcomes topic, `GET /v1/reports/{id}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportNotice {
+    /// The report.
+    pub report_id: i64,
+    /// The item reported.
+    pub item_id: String,
+    /// Its version when reported.
+    pub item_version: u64,
+    /// The platform's id of the reporter (as it sent it).
+    pub reporter: String,
+    /// The lane it came by.
+    pub lane: String,
+    /// The key id of the trusted flagger that filed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagger: Option<String>,
+    /// Where it stands.
+    pub status: ReportStatus,
+    /// When it was filed.
+    pub reported_at: chrono::DateTime<chrono::Utc>,
+    /// When it was settled.
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The decision's reason code, once settled.
+    pub reason: Option<String>,
+    /// How the reporter can ask for the decision to be reviewed, once settled.
+    pub redress: Option<String>,
+}
+
+/// The columns a notice is read from.
+const NOTICE_COLUMNS: &str =
+    "id, item_id, item_version, reporter, lane, outcome, created_at, decided_at, decision_reason";
+
+fn notice_from_row(
+    row: &sqlx::postgres::PgRow,
+    redress: &str,
+) -> Result<ReportNotice, sqlx::Error> {
+    let reporter: String = row.try_get("reporter")?;
+    // The stored id is namespaced by lane (`p:`, `u:`, `f:<key id>:`); the reporter is told
+    // about the id its platform sent.
+    let (flagger, platform_id) = match reporter.strip_prefix("f:").and_then(|r| r.split_once(':')) {
+        Some((key, id)) => (Some(key.to_string()), id.to_string()),
+        None => (
+            None,
+            reporter
+                .split_once(':')
+                .map_or(reporter.clone(), |(_, id)| id.to_string()),
+        ),
+    };
+    let status = ReportStatus::of(row.try_get::<Option<String>, _>("outcome")?.as_deref());
+    Ok(ReportNotice {
+        report_id: row.try_get("id")?,
+        item_id: row.try_get("item_id")?,
+        item_version: row.try_get::<i64, _>("item_version")? as u64,
+        reporter: platform_id,
+        lane: row.try_get("lane")?,
+        flagger,
+        status,
+        reported_at: row.try_get("created_at")?,
+        decided_at: row.try_get("decided_at")?,
+        reason: row.try_get("decision_reason")?,
+        redress: (status != ReportStatus::Received).then(|| redress.to_string()),
+    })
+}
+
+/// Queues each notice for the outcomes topic, keyed by report id, in the caller's transaction.
+async fn notify(
+    tx: &mut Transaction<'_, Postgres>,
+    notices: &[ReportNotice],
+) -> Result<(), ReviewError> {
+    for notice in notices {
+        sqlx::query("INSERT INTO outbox (key, payload, topic) VALUES ($1, $2, 'outcomes')")
+            .bind(notice.report_id.to_string())
+            .bind(Json(notice))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A reporter's weight: 1 for a new reporter, lower the more of their reports were rejected.
 fn weight(upheld: i32, rejected: i32) -> f32 {
     ((1 + upheld) as f32 / (1 + upheld + 2 * rejected) as f32).clamp(0.05, 1.0)
 }
 
 impl ReviewStore {
+    /// What the reporter of report `id` is told: where it stands, and once settled the
+    /// decision's reason and the redress.
+    pub async fn report_notice(&self, id: i64) -> Result<ReportNotice, ReviewError> {
+        let row = sqlx::query(&format!(
+            "SELECT {NOTICE_COLUMNS} FROM reports WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(format!("report {id}")))?;
+        Ok(notice_from_row(&row, &self.statements.notifier_redress)?)
+    }
+
     /// The reports about an item, newest first.
     pub async fn reports(&self, item_id: &str, limit: i64) -> Result<Vec<Report>, ReviewError> {
         let rows = sqlx::query(
@@ -261,10 +386,11 @@ impl ReviewStore {
             ReportLane::Platform | ReportLane::TrustedFlagger => w,
             ReportLane::Unverified => 0.0,
         };
-        let report_id: i64 = sqlx::query_scalar(
-            "INSERT INTO reports (item_id, item_version, reporter, reason, details, weight, lane)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
+        let filed = sqlx::query(&format!(
+            "INSERT INTO reports (item_id, item_version, reporter, reason, details, weight, lane,
+                                  flagger_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {NOTICE_COLUMNS}"
+        ))
         .bind(&r.item_id)
         .bind(r.item_version as i64)
         .bind(&r.reporter)
@@ -272,8 +398,12 @@ impl ReviewStore {
         .bind(&r.details)
         .bind(w)
         .bind(r.lane.as_str())
+        .bind(&r.flagger_name)
         .fetch_one(&mut *tx)
         .await?;
+        let received = notice_from_row(&filed, "")?;
+        let report_id = received.report_id;
+        notify(&mut tx, &[received]).await?;
         let scores = r.scores.unwrap_or_default();
         let (category, score) = match Category::parse(&r.reason) {
             Some(c) => (c, scores.get(c)),
@@ -418,28 +548,48 @@ impl ReviewStore {
     }
 }
 
-/// Settles the open reports of an item version after a decision: suppress upholds them, restore
-/// rejects them, and each reporter's record follows.
+/// Settles the open reports of an item after a decision on `item_version`: suppress upholds
+/// the version's reports, restore rejects them, and each reporter's record follows; reports of
+/// older versions, which nobody decided, get no action. Every settled reporter is notified.
 pub(crate) async fn settle(
     tx: &mut Transaction<'_, Postgres>,
     item_id: &str,
     item_version: u64,
     action: Action,
+    reason: &str,
+    redress: &str,
 ) -> Result<(), ReviewError> {
     let outcome = match action {
         Action::Suppress => "upheld",
         Action::Restore => "rejected",
         _ => return Ok(()),
     };
-    let reporters: Vec<String> = sqlx::query_scalar(
-        "UPDATE reports SET outcome = $3 WHERE item_id = $1 AND item_version = $2 AND outcome IS NULL
-         RETURNING reporter",
-    )
+    let rows = sqlx::query(&format!(
+        "UPDATE reports
+         SET outcome = CASE WHEN item_version = $2 THEN $3 ELSE 'no_action' END,
+             decided_at = now(), decision_reason = $4
+         WHERE item_id = $1 AND item_version <= $2 AND outcome IS NULL
+         RETURNING {NOTICE_COLUMNS}"
+    ))
     .bind(item_id)
     .bind(item_version as i64)
     .bind(outcome)
+    .bind(reason)
     .fetch_all(&mut **tx)
     .await?;
+    let notices = rows
+        .iter()
+        .map(|r| notice_from_row(r, redress))
+        .collect::<Result<Vec<_>, _>>()?;
+    notify(tx, &notices).await?;
+    let reporters = rows
+        .iter()
+        .filter(|r| {
+            r.try_get::<i64, _>("item_version")
+                .is_ok_and(|v| v == item_version as i64)
+        })
+        .map(|r| r.try_get::<String, _>("reporter"))
+        .collect::<Result<Vec<_>, _>>()?;
     for reporter in reporters {
         sqlx::query(&format!(
             "INSERT INTO reporters (reporter, {outcome}) VALUES ($1, 1)

@@ -113,14 +113,18 @@ struct Drafted {
     item_version: Option<u64>,
     channel_id: Option<String>,
     decision_id: Option<i64>,
+    case_id: Option<i64>,
     category: Category,
     applied_at: DateTime<Utc>,
     draft: Draft,
 }
 
 /// Whether a statement's decision was made on an escalated case (seniors' only).
-const ESCALATED: &str = "EXISTS (SELECT 1 FROM decisions d JOIN cases c ON c.id = d.case_id
-                                  WHERE d.id = statements.decision_id AND c.escalated)";
+const ESCALATED: &str =
+    "EXISTS (SELECT 1 FROM cases c WHERE c.id = statements.case_id AND c.escalated)";
+
+/// Most statements the item view lists (the newest).
+const MAX_LISTED: i64 = 100;
 
 const STATEMENT_COLUMNS: &str = "id, puid, restriction, subject, item_version, channel_id, \
      decision_id, category, applied_at, tdb, text, text_language";
@@ -161,10 +165,10 @@ async fn insert(conn: &mut PgConnection, drafted: &[Drafted]) -> Result<u64, Rev
     let column = |f: fn(&Drafted) -> &str| drafted.iter().map(f).collect::<Vec<&str>>();
     let result = sqlx::query(
         "INSERT INTO statements (puid, restriction, subject, item_version, channel_id, decision_id,
-                                 category, applied_at, tdb, text, text_language)
+                                 category, applied_at, tdb, text, text_language, case_id)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                               $6::bigint[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[],
-                              $11::text[])
+                              $11::text[], $12::bigint[])
          ON CONFLICT DO NOTHING",
     )
     .bind(column(|d| &d.draft.tdb.puid))
@@ -188,6 +192,7 @@ async fn insert(conn: &mut PgConnection, drafted: &[Drafted]) -> Result<u64, Rev
     .bind(tdb)
     .bind(column(|d| &d.draft.text))
     .bind(column(|d| &d.draft.text_language))
+    .bind(drafted.iter().map(|d| d.case_id).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
@@ -225,27 +230,28 @@ async fn facts_of(
     Ok(facts.collect::<Result<_, sqlx::Error>>()?)
 }
 
-/// Who brought an item version to Cordon: a trusted flagger's report (the first flagger's key
-/// names it), else a user's report, else `None`.
+/// Who brought an item version to Cordon: a trusted flagger's report (the first flagger's
+/// configured name names it), else a user's report, else `None`.
 async fn notice(
     conn: &mut PgConnection,
     item_id: &str,
     item_version: u64,
 ) -> Result<Option<Detection>, ReviewError> {
-    let reporter: Option<String> = sqlx::query_scalar(
-        "SELECT reporter FROM reports WHERE item_id = $1 AND item_version = $2
+    let first = sqlx::query(
+        "SELECT lane, flagger_name FROM reports WHERE item_id = $1 AND item_version = $2
          ORDER BY (lane = 'trusted_flagger') DESC, id LIMIT 1",
     )
     .bind(item_id)
     .bind(item_version as i64)
     .fetch_optional(conn)
     .await?;
-    Ok(reporter.map(
-        |r| match r.strip_prefix("f:").and_then(|r| r.split_once(':')) {
-            Some((key, _)) => Detection::TrustedFlagger(key.to_string()),
-            None => Detection::UserNotice,
-        },
-    ))
+    let Some(first) = first else { return Ok(None) };
+    let lane: String = first.try_get("lane")?;
+    let name: Option<String> = first.try_get("flagger_name")?;
+    Ok(Some(match (lane.as_str(), name) {
+        ("trusted_flagger", Some(name)) => Detection::TrustedFlagger(name),
+        _ => Detection::UserNotice,
+    }))
 }
 
 /// Whether the model's assessment was before the moderator deciding `case`: a case the model
@@ -329,6 +335,7 @@ impl ReviewStore {
                         item_version: Some(s.item_version),
                         channel_id: Some(facts.channel_id).filter(|c| !c.is_empty()),
                         decision_id: None,
+                        case_id: None,
                         category: s.category,
                         applied_at: s.decided_at,
                         draft,
@@ -417,6 +424,7 @@ impl ReviewStore {
                     .clone()
                     .or_else(|| known.then_some(facts.channel_id)),
                 decision_id: Some(d.id),
+                case_id: s.case.map(|c| c.id),
                 category,
                 applied_at: d.decided_at,
                 draft,
@@ -478,19 +486,21 @@ impl ReviewStore {
             .collect::<Result<_, _>>()?)
     }
 
-    /// The statements about these items (or channel keys), oldest first, as `role` may see
-    /// them.
+    /// The newest statements (at most 100) about these items (or channel keys), oldest first,
+    /// as `role` may see them.
     pub async fn statements_about(
         &self,
         subjects: &[String],
         role: Role,
     ) -> Result<Vec<Statement>, ReviewError> {
         let rows = sqlx::query(&format!(
-            "SELECT {STATEMENT_COLUMNS} FROM statements WHERE subject = ANY($1)
-               AND ($2 OR NOT {ESCALATED}) ORDER BY id"
+            "SELECT * FROM (SELECT {STATEMENT_COLUMNS} FROM statements WHERE subject = ANY($1)
+                              AND ($2 OR NOT {ESCALATED}) ORDER BY id DESC LIMIT $3) newest
+             ORDER BY id"
         ))
         .bind(subjects)
         .bind(role.is_senior())
+        .bind(MAX_LISTED)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

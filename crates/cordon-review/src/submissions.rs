@@ -1,6 +1,6 @@
 //! Submitting statements of reasons to the EU Transparency Database: the queue every statement
 //! joins when it is written (a trigger), one submitter at a time (an advisory lock), and what the
-//! database answered about each — kept, so a PUID the database accepted is never sent again and
+//! database answered about each — kept, so a recorded acceptance is final and
 //! every rejection keeps its reason.
 
 use std::future::Future;
@@ -168,6 +168,19 @@ impl ReviewStore {
             known: row.try_get("known")?,
             rejected: row.try_get("rejected")?,
         })
+    }
+
+    /// The queued and the rejected statements' numbers (cheap enough for every round: the queue
+    /// is short and the rejected ones have their own index).
+    pub async fn submission_backlog(&self) -> Result<(i64, i64), ReviewError> {
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM statement_queue) AS queued,
+                    (SELECT count(*) FROM statement_submissions WHERE outcome = 'rejected')
+                      AS rejected",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("queued")?, row.try_get("rejected")?))
     }
 
     /// The statements the database rejected, newest first.

@@ -5,8 +5,8 @@ use std::time::Duration;
 use cordon_domain::{Action, Category, DecidedBy, Scores};
 use cordon_review::test_support::TestDb;
 use cordon_review::{
-    CaseFilter, CaseState, DecisionRequest, NewCase, ReportLane, ReviewError, ReviewStore, Role,
-    SeenItem,
+    CaseFilter, CaseState, DecisionRequest, NewCase, OutboxTopic, ReportLane, ReviewError,
+    ReviewStore, Role, SeenItem,
 };
 
 async fn store(db: &TestDb) -> ReviewStore {
@@ -570,6 +570,7 @@ fn report(item: &str, reporter: &str) -> cordon_review::NewReport {
         reporter: reporter.into(),
         lane: ReportLane::Platform,
         flagger_weight: None,
+        flagger_name: None,
         reason: "drugs".into(),
         details: Some("sells powder".into()),
         scores: None,
@@ -612,11 +613,26 @@ async fn reports_open_cases_dedupe_rate_limit_and_hold_at_threshold() {
         })
         .await
         .unwrap();
-    let verdict: cordon_domain::Verdict = serde_json::from_str(&held[0].payload).unwrap();
+    // One verdict (the hold) among the reporters' acknowledgements.
+    let verdicts: Vec<_> = held
+        .iter()
+        .filter(|r| r.topic == OutboxTopic::Verdicts)
+        .collect();
+    assert_eq!(verdicts.len(), 1);
+    let verdict: cordon_domain::Verdict = serde_json::from_str(&verdicts[0].payload).unwrap();
     assert_eq!(verdict.action, Action::Hold);
-    // A fourth reporter does not hold again.
+    // A fourth reporter does not hold again: only its acknowledgement is queued.
     assert!(store.report(&report("x", "r4"), LIMITS).await.unwrap().held);
-    assert_eq!(store.stats().await.unwrap().outbox_pending, 0);
+    let mut later = Vec::new();
+    store
+        .relay_outbox(10, |rows| {
+            later = rows;
+            async { Ok(Vec::new()) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].topic, OutboxTopic::Outcomes);
 
     // Rate limit: r1 may file three reports an hour.
     store.report(&report("y", "r1"), LIMITS).await.unwrap();
@@ -696,6 +712,7 @@ async fn only_vouched_reporters_hold_and_reports_raise_priority_by_a_bounded_amo
             &cordon_review::NewReport {
                 lane: ReportLane::TrustedFlagger,
                 flagger_weight: Some(3.0),
+                flagger_name: None,
                 ..report("z", "f:hotline:1")
             },
             limits,

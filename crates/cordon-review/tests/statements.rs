@@ -129,11 +129,20 @@ async fn a_model_suppression_is_stated_once_fully_automated_and_never_edited() {
     for sql in [
         "UPDATE statements SET text = 'edited'",
         "DELETE FROM statements",
-        "TRUNCATE statements",
     ] {
         let refused = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
         assert!(refused.to_string().contains("append-only"), "{refused}");
     }
+    // Truncation is refused too (by the trigger, or first by the submission queue's reference).
+    assert!(sqlx::query("TRUNCATE statements")
+        .execute(&mut conn)
+        .await
+        .is_err());
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM statements")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
     // The context role has no item: the facts the worker recorded are used.
     let other = item("m/2", 1, "fr");
     seen(&store, std::slice::from_ref(&other)).await;
@@ -217,6 +226,7 @@ async fn a_person_deciding_a_model_case_or_a_report_is_partially_automated() {
                 reporter: "p:u1".into(),
                 lane: ReportLane::Platform,
                 flagger_weight: None,
+                flagger_name: None,
                 reason: "drugs".into(),
                 details: None,
                 scores: Some(scored(Category::Drugs, 0.3)),
@@ -299,6 +309,7 @@ async fn a_trusted_flaggers_hold_and_a_channel_suppression_are_stated() {
                 reporter: "f:hotline:case-77".into(),
                 lane: ReportLane::TrustedFlagger,
                 flagger_weight: Some(5.0),
+                flagger_name: Some("National Hotline".into()),
                 reason: "weapons".into(),
                 details: None,
                 scores: None,
@@ -332,7 +343,7 @@ async fn a_trusted_flaggers_hold_and_a_channel_suppression_are_stated() {
         (
             AutomatedDecision::Fully,
             SourceType::TrustedFlagger,
-            Some("hotline")
+            Some("National Hotline")
         )
     );
     assert!(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::mapping::StatementsConfig;
 use crate::schema::{
     AutomatedDecision, ContentType, DecisionGround, Invalid, SourceType, TdbStatement, YesNo,
+    LANGUAGES,
 };
 
 /// What Cordon restricted, and how.
@@ -291,8 +292,8 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
         territorial_scope: config.territorial_scope.clone(),
         content_language: facts
             .language
-            .filter(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_alphabetic()))
-            .map(str::to_ascii_uppercase),
+            .map(str::to_ascii_uppercase)
+            .filter(|l| LANGUAGES.contains(&l.as_str())),
         content_date: content_date(facts.published_at, facts.applied_at),
         application_date: facts.applied_at.format("%Y-%m-%d").to_string(),
         decision_facts: decision_facts.chars().take(5000).collect(),
@@ -526,14 +527,18 @@ mod tests {
     }
 
     #[test]
-    fn an_authors_clock_does_not_break_the_statement() {
-        for published in ["1970-01-01T00:00:00Z", "2999-01-01T00:00:00Z"] {
+    fn an_authors_clock_or_language_tag_does_not_break_the_statement() {
+        for (published, language) in [
+            ("1970-01-01T00:00:00Z", "\u{202e}xx"),
+            ("2999-01-01T00:00:00Z", "xx"),
+            ("2026-11-20T10:00:00Z", "zh"),
+        ] {
             let mut f = facts(&[]);
             f.published_at = published.parse().expect("a date");
-            f.language = Some("\u{202e}xx");
+            f.language = Some(language);
             let d = draft(&StatementsConfig::default(), &f).expect("drafted");
             assert!(
-                ["2000-01-01", "2026-11-21"].contains(&d.tdb.content_date.as_str()),
+                ["2000-01-01", "2026-11-21", "2026-11-20"].contains(&d.tdb.content_date.as_str()),
                 "{}",
                 d.tdb.content_date
             );

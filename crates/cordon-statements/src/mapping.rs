@@ -146,6 +146,8 @@ pub struct StatementsConfig {
     pub territorial_scope: Vec<String>,
     /// How the channel appeals, appended to every text it is shown.
     pub redress: String,
+    /// How a reporter asks for a decision on their report to be reviewed, sent with its outcome.
+    pub notifier_redress: String,
     /// The grounds of each category.
     pub categories: CategoryGrounds,
     /// Moderators' reason codes that restrict, with the category each stands for (a decision
@@ -179,6 +181,9 @@ impl Default for StatementsConfig {
                 "You can appeal this decision within six months; a person who did not take it \
                       will review it."
                     .into(),
+            notifier_redress: "If you disagree with this decision, you can ask for it to be \
+                               reviewed within six months."
+                .into(),
             categories: CategoryGrounds::default(),
             reasons: [
                 ("illegal_drugs", Category::Drugs),
@@ -229,19 +234,27 @@ impl StatementsConfig {
                 "how to appeal, for the channel",
             ));
         }
+        if self.notifier_redress.trim().is_empty() {
+            return Err(invalid(
+                "statements.notifier_redress",
+                "how a reporter asks for a review, sent with the outcome",
+            ));
+        }
         for category in Category::ALL {
             let g = self.categories.of(category);
             let long =
                 |text: &str, chars: usize| text.trim().is_empty() || text.chars().count() > chars;
             if long(&g.legal_ground, 500)
                 || long(&g.explanation, 2000)
-                || g.reference_url.as_deref().is_some_and(|u| long(u, 500))
+                || g.reference_url.as_deref().is_some_and(|u| {
+                    long(u, 500) || !(u.starts_with("https://") || u.starts_with("http://"))
+                })
             {
                 return Err(invalid(
                     "statements.categories",
                     format!(
                         "{}: legal_ground 1 to 500 characters, explanation 1 to 2,000, \
-                         reference_url at most 500",
+                         reference_url an http(s) URL of at most 500",
                         category.as_str()
                     ),
                 ));

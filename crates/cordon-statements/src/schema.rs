@@ -127,6 +127,16 @@ pub const COUNTRIES: [&str; 30] = [
     "IT", "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK",
 ];
 
+/// The languages a statement names (`content_language`, ISO 639-1): the EU's official
+/// languages and the other European languages the database lists. Another language is left
+/// out (the field is optional), so a producer's tag can never make the database refuse a
+/// statement.
+pub const LANGUAGES: [&str; 40] = [
+    "BG", "CS", "DA", "DE", "EL", "EN", "ES", "ET", "FI", "FR", "GA", "HR", "HU", "IT", "LT", "LV",
+    "MT", "NL", "PL", "PT", "RO", "SK", "SL", "SV", "BS", "CA", "EU", "GL", "IS", "LB", "MK", "NO",
+    "SQ", "SR", "TR", "UK", "RU", "BE", "CY", "HY",
+];
+
 /// The `KEYWORD_*` values of `category_specification` Cordon's mapping may use.
 pub const KEYWORDS: [&str; 10] = [
     "KEYWORD_PROHIBITED_PRODUCTS",
@@ -328,9 +338,9 @@ impl TdbStatement {
         check(
             self.content_language
                 .as_deref()
-                .is_none_or(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_uppercase())),
+                .is_none_or(|l| LANGUAGES.contains(&l)),
             "content_language",
-            "upper-case ISO 639-1",
+            "an upper-case ISO 639-1 code of LANGUAGES",
         )?;
         check(
             is_date(&self.content_date, "2000-01-01"),

@@ -58,8 +58,11 @@ const BODY_EXCERPT: usize = 500;
 impl TdbClient {
     /// A client of the API at `url` (`/statements` is appended) with the platform's token.
     pub fn new(url: &str, token: Secret, timeout: Duration) -> Result<TdbClient, Failure> {
+        // A redirect would turn the POST into a GET of something else: an answer the database
+        // did not give.
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Failure::Unavailable(e.to_string()))?;
         Ok(TdbClient {
@@ -91,7 +94,16 @@ impl TdbClient {
             .map_err(|e| Failure::Unavailable(e.without_url().to_string()))?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match status {
-            StatusCode::CREATED | StatusCode::OK => Ok(accepted(batch, &answer)),
+            StatusCode::CREATED => {
+                let stored = accepted(batch, &answer);
+                if stored.is_empty() {
+                    // Not the database's answer (a proxy's page, another service): nothing is
+                    // settled on it.
+                    Err(refused(status, &text))
+                } else {
+                    Ok(stored)
+                }
+            }
             StatusCode::UNPROCESSABLE_ENTITY => {
                 let settled = unprocessable(batch, &answer);
                 if settled.is_empty() {
@@ -116,19 +128,20 @@ fn refused(status: StatusCode, body: &str) -> Failure {
     }
 }
 
-/// Every statement of a stored batch, with the uuid the database gave it (matched by PUID).
+/// The statements a `201` lists as stored (matched by PUID), with the uuid the database gave
+/// each; a statement it does not list is not settled.
 fn accepted(batch: &[QueuedStatement], answer: &Value) -> Vec<(i64, Submitted)> {
-    let uuids: HashMap<&str, &str> = answer["statements"]
+    let stored: HashMap<&str, Option<&str>> = answer["statements"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|s| Some((s["puid"].as_str()?, s["uuid"].as_str()?)))
+        .filter_map(|s| Some((s["puid"].as_str()?, s["uuid"].as_str())))
         .collect();
     batch
         .iter()
-        .map(|s| {
-            let uuid = uuids.get(s.tdb.puid.as_str()).map(|u| u.to_string());
-            (s.id, Submitted::Accepted { uuid })
+        .filter_map(|s| {
+            let uuid = stored.get(s.tdb.puid.as_str())?.map(str::to_string);
+            Some((s.id, Submitted::Accepted { uuid }))
         })
         .collect()
 }
@@ -193,20 +206,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_batch_is_accepted_with_the_databases_ids() {
-        let answer = json!({"statements": [{"puid": "p1", "uuid": "u-1"}]});
+    fn only_what_the_answer_lists_as_stored_is_accepted() {
+        let answer = json!({"statements": [{"puid": "p1", "uuid": "u-1"}, {"puid": "p2"}]});
         let settled = accepted(&batch(), &answer);
-        assert_eq!(settled.len(), 3);
         assert_eq!(
-            settled[1],
-            (
-                11,
-                Submitted::Accepted {
-                    uuid: Some("u-1".into())
-                }
-            )
+            settled,
+            [
+                (
+                    11,
+                    Submitted::Accepted {
+                        uuid: Some("u-1".into())
+                    }
+                ),
+                (12, Submitted::Accepted { uuid: None })
+            ]
         );
-        assert_eq!(settled[0], (10, Submitted::Accepted { uuid: None }));
+        // A page that is not the database's answer settles nothing.
+        assert!(accepted(&batch(), &json!({"ok": true})).is_empty());
     }
 
     #[test]

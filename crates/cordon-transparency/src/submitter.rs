@@ -7,28 +7,23 @@ use std::time::Duration;
 use cordon_ops::{Dependency, Metrics};
 use cordon_review::{ReviewError, ReviewStore, Submitted};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::{TdbClient, TransparencyConfig};
+use crate::{Failure, TdbClient, TransparencyConfig};
 
-/// Submits queued statements until `shutdown` (a call in flight finishes first).
+/// Submits queued statements until `shutdown` (a call in flight finishes first); fails only
+/// when it cannot start (no HTTP client).
 pub async fn run(
     config: TransparencyConfig,
     store: ReviewStore,
     metrics: Metrics,
     shutdown: CancellationToken,
-) {
-    let client = match TdbClient::new(
+) -> Result<(), Failure> {
+    let client = TdbClient::new(
         &config.url,
         config.token.clone(),
         Duration::from_secs(config.timeout_secs),
-    ) {
-        Ok(client) => client,
-        Err(e) => {
-            error!(error = %e, "the statement submitter cannot start");
-            return;
-        }
-    };
+    )?;
     for outcome in ["accepted", "known", "rejected"] {
         metrics.statements_submitted.with_label_values(&[outcome]);
     }
@@ -74,7 +69,6 @@ pub async fn run(
                 }
                 failures = 0;
                 backoff = first_backoff;
-                refresh(&store, m).await;
                 if settled > 0 {
                     continue;
                 }
@@ -94,21 +88,24 @@ pub async fn run(
                 wait
             }
         };
+        // The backlog's gauges, also while calls fail (when the queue grows).
+        refresh(&store, m).await;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
     }
     info!("statement submitter stopped");
+    Ok(())
 }
 
 /// Sets the queue's gauges from the store.
 async fn refresh(store: &ReviewStore, metrics: &Metrics) {
-    match store.submission_counts().await {
-        Ok(c) => {
-            metrics.statements_queued.set(c.queued);
-            metrics.statements_rejected.set(c.rejected);
+    match store.submission_backlog().await {
+        Ok((queued, rejected)) => {
+            metrics.statements_queued.set(queued);
+            metrics.statements_rejected.set(rejected);
         }
-        Err(e) => debug!(error = %e, "reading the statement counts failed"),
+        Err(e) => debug!(error = %e, "reading the statement backlog failed"),
     }
 }

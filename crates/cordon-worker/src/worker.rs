@@ -406,8 +406,20 @@ impl Effects for Finishing {
         ))
     }
 
-    async fn complete(&self, sent: Sent, refused: Vec<Refused>) -> Result<bool> {
+    async fn complete(&self, mut sent: Sent, refused: Vec<Refused>) -> Result<bool> {
         let w = &self.worker;
+        // A suppression whose verdict the brokers refused was never applied: it has no
+        // statement.
+        let verdicts = &w.settings.topics.verdicts;
+        let unapplied: Vec<String> = refused
+            .iter()
+            .filter_map(|r| sent.scored.records.get(r.index))
+            .filter(|record| &record.topic == verdicts)
+            .filter_map(|record| record.key.clone())
+            .collect();
+        sent.scored
+            .suppressions
+            .retain(|s| !unapplied.contains(&s.item_id));
         Ok(w.set_aside(&sent.scored.records, refused, &self.shutdown)
             .await?
             && w.durable(&sent.messages, &sent.scored, &self.shutdown)

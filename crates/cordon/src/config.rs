@@ -85,6 +85,9 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Topic of user reports (JSON `{item_id, reason, reporter, details?}`), filed by the API role.
     pub reports_topic: String,
+    /// Topic of the notices reporters get (keyed by report id): an acknowledgement when a report
+    /// is filed, its outcome when it is settled.
+    pub outcomes_topic: String,
     /// Consumer group of the workers; give each installation sharing a cluster its own.
     pub worker_group: String,
     /// Consumer group of the API role's report consumers.
@@ -160,6 +163,7 @@ impl Default for KafkaConfig {
             verdicts_topic: "cordon.verdicts".into(),
             dead_letter_topic: "cordon.content.dlq".into(),
             reports_topic: "cordon.reports".into(),
+            outcomes_topic: "cordon.report-outcomes".into(),
             worker_group: "cordon-worker".into(),
             reports_group: "cordon-reports".into(),
             context_topic: "cordon.context".into(),

@@ -83,6 +83,7 @@ fn api_settings(config: &Config) -> cordon_api::ApiSettings {
         media: config.media.clone(),
         verdicts_topic: config.kafka.verdicts_topic.clone(),
         reports_topic: config.kafka.reports_topic.clone(),
+        outcomes_topic: config.kafka.outcomes_topic.clone(),
         reports_group: config.kafka.reports_group.clone(),
     }
 }
@@ -145,6 +146,7 @@ async fn create_topics(config: &Config, kafka: &KafkaSettings) -> Result<()> {
             spec(&k.verdicts_topic, true),
             spec(&k.dead_letter_topic, false),
             spec(&k.reports_topic, false),
+            spec(&k.outcomes_topic, false),
             spec(&k.context_topic, false),
         ],
     )
@@ -264,10 +266,7 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
                 metrics.clone(),
                 shutdown.clone(),
             );
-            tasks.spawn(async move {
-                submitter.await;
-                Ok(())
-            });
+            tasks.spawn(async move { submitter.await.context("statement submitter") });
         }
     }
     // Every process serves metrics and health on ops.listen; the API role also serves the API,

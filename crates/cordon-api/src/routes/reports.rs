@@ -2,7 +2,8 @@
 
 use crate::error::ApiError;
 use crate::extract::ApiResult;
-use crate::extract::Json;
+use crate::extract::{Json, Path};
+use crate::settings::TrustedFlagger;
 use crate::{index_read, lookup, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -44,14 +45,23 @@ pub(crate) fn report_mac(secret: &[u8], item_id: &str, reporter: &str) -> hmac::
     mac
 }
 
+/// The MAC that reads a report's status: over the report's id, so a signature reads one report.
+/// `hex(HMAC-SHA256(key, "cordon-report-status-v1\n" + report_id))`.
+pub(crate) fn status_mac(secret: &[u8], report_id: i64) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    mac.update(format!("cordon-report-status-v1\n{report_id}").as_bytes());
+    mac
+}
+
 /// Who vouches for a report's reporter: its lane, the reporter id namespaced by lane (so an
-/// unverified string never shares a track record with a signed identity), and a trusted
-/// flagger's weight. A missing signature (unless `reports.accept_unsigned`), an unknown key or a
+/// unverified string never shares a track record with a signed identity), and the trusted
+/// flagger that signed it. A missing signature (unless `reports.accept_unsigned`), an unknown key or a
 /// wrong signature is refused with 401.
-pub(crate) fn vouch(
-    s: &ApiState,
+pub(crate) fn vouch<'s>(
+    s: &'s ApiState,
     body: &ReportBody,
-) -> Result<(ReportLane, String, Option<f32>), ApiError> {
+) -> Result<(ReportLane, String, Option<&'s TrustedFlagger>), ApiError> {
     use hmac::Mac;
     let cfg = &s.settings.reports;
     let refused = |why: &str| ApiError::Refused(StatusCode::UNAUTHORIZED, why.to_string());
@@ -72,7 +82,7 @@ pub(crate) fn vouch(
         .split_once(':')
         .ok_or_else(|| refused("signature must be `<key id>:<hex HMAC>`"))?;
     let mac = hex::decode(mac).map_err(|_| refused("signature must be `<key id>:<hex HMAC>`"))?;
-    let (lane, secret, reporter, weight) = if let Some(key) = cfg.platform_keys.get(key_id) {
+    let (lane, secret, reporter, flagger) = if let Some(key) = cfg.platform_keys.get(key_id) {
         (
             ReportLane::Platform,
             key,
@@ -84,7 +94,7 @@ pub(crate) fn vouch(
             ReportLane::TrustedFlagger,
             &f.secret,
             format!("f:{key_id}:{}", body.reporter),
-            Some(f.weight),
+            Some(f),
         )
     } else {
         return Err(refused("the signature names an unknown key"));
@@ -92,7 +102,7 @@ pub(crate) fn vouch(
     report_mac(secret.expose().as_bytes(), &body.item_id, &body.reporter)
         .verify_slice(&mac)
         .map_err(|_| refused("the signature does not match"))?;
-    Ok((lane, reporter, weight))
+    Ok((lane, reporter, flagger))
 }
 
 /// Why a report was not filed: the request's fault (answered as is, never retried) or the
@@ -117,7 +127,7 @@ impl From<ReportFailure> for ApiError {
 /// show (unknown, suppressed, held, pending, in a blocked channel) answers 404 alike, so a
 /// report cannot tell a hidden item from one that never existed.
 pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome, ReportFailure> {
-    let (lane, reporter, flagger_weight) = vouch(s, &body).map_err(ReportFailure::Refused)?;
+    let (lane, reporter, flagger) = vouch(s, &body).map_err(ReportFailure::Refused)?;
     let state = lookup(s, &body.item_id)
         .await
         .map_err(ReportFailure::Refused)?
@@ -156,7 +166,8 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
                 item_version: content.version,
                 reporter,
                 lane,
-                flagger_weight,
+                flagger_weight: flagger.map(|f| f.weight),
+                flagger_name: flagger.map(|f| f.name.clone()),
                 reason: body.reason,
                 details: body.details,
                 scores,
@@ -168,6 +179,78 @@ pub async fn file_report(s: &ApiState, body: ReportBody) -> Result<ReportOutcome
         .map_err(ReportFailure::Store)?;
     info!(item_id = %body.item_id, case_id = outcome.case_id, lane = lane.as_str(), reporters = outcome.reporters, held = outcome.held, duplicate = outcome.duplicate, "report received");
     Ok(outcome)
+}
+
+/// What the reporter of a report is told: where it stands (`received`, `upheld`, `rejected`,
+/// `no_action`), and once settled when, the decision's reason and the redress. Read by the
+/// platform's backend with the signature of the report's id by a key that may read it — a
+/// platform key for its users' reports, a trusted flagger's key for its own — or by a signed-in
+/// moderator. A report another key filed answers 404, as an unknown one does.
+#[utoipa::path(
+    get,
+    path = "/v1/reports/{id}",
+    tag = "public",
+    params(
+        ("id" = i64, Path, description = "The report"),
+        ("x-cordon-signature" = Option<String>, Header, description = "`<key id>:<hex HMAC-SHA256(key, \"cordon-report-status-v1\\n\" + id)>` (not needed when signed in)"),
+    ),
+    responses(
+        (status = 200, description = "`{report_id, item_id, item_version, reporter, lane, flagger?, status, reported_at, decided_at, reason, redress}`", body = serde_json::Value),
+        (status = 400, description = "A report id that is not a number", body = crate::error::ErrorBody),
+        (status = 401, description = "Neither signed in nor a valid signature", body = crate::error::ErrorBody),
+        (status = 404, description = "An unknown report, or one the key may not read", body = crate::error::ErrorBody),
+        crate::error::Unavailable,
+    )
+)]
+pub(crate) async fn report_status(
+    State(s): State<ApiState>,
+    viewer: Option<axum::Extension<crate::auth::Viewer>>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Value> {
+    use hmac::Mac;
+    let refused = |why: &str| ApiError::Refused(StatusCode::UNAUTHORIZED, why.to_string());
+    // Who may read it: a moderator any report, a platform key its users', a flagger its own.
+    let reader = if viewer.is_some() {
+        None
+    } else {
+        let signature = headers
+            .get("x-cordon-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| refused("sign in, or sign the report id (header x-cordon-signature)"))?;
+        let (key_id, mac) = signature
+            .split_once(':')
+            .ok_or_else(|| refused("signature must be `<key id>:<hex HMAC>`"))?;
+        let mac =
+            hex::decode(mac).map_err(|_| refused("signature must be `<key id>:<hex HMAC>`"))?;
+        let cfg = &s.settings.reports;
+        let (secret, flagger) = match (
+            cfg.platform_keys.get(key_id),
+            cfg.trusted_flaggers.get(key_id),
+        ) {
+            (Some(key), _) => (key, None),
+            (None, Some(f)) => (&f.secret, Some(key_id.to_string())),
+            (None, None) => return Err(refused("the signature names an unknown key")),
+        };
+        status_mac(secret.expose().as_bytes(), id)
+            .verify_slice(&mac)
+            .map_err(|_| refused("the signature does not match"))?;
+        Some(flagger)
+    };
+    let unknown = || ApiError::Refused(StatusCode::NOT_FOUND, format!("report {id} not found"));
+    let notice = match s.store.report_notice(id).await {
+        Err(ReviewError::NotFound(_)) => return Err(unknown()),
+        other => other?,
+    };
+    let may_read = match &reader {
+        None => true,
+        Some(None) => notice.flagger.is_none(),
+        Some(Some(flagger)) => notice.flagger.as_ref() == Some(flagger),
+    };
+    if !may_read {
+        return Err(unknown());
+    }
+    Ok(Json(json!(notice)))
 }
 
 /// A user report, sent by the platform's backend with its signature.

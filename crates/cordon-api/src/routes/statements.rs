@@ -2,9 +2,11 @@
 //! EU Transparency Database receives.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::auth::Viewer;
+use crate::error::ApiError;
 use crate::extract::{ApiResult, Json, Path, Query};
 use crate::routes::review::Limit;
 use crate::ApiState;
@@ -34,7 +36,8 @@ pub(crate) async fn statement(
 }
 
 /// How the statements' submission to the Transparency Database stands: how many are queued,
-/// accepted, already known and rejected, and the latest rejections with the database's reasons.
+/// accepted, already known and rejected, and the latest rejections with the database's reasons
+/// (seniors and admins: it names items of escalated cases too).
 #[utoipa::path(
     get,
     path = "/v1/transparency/submissions",
@@ -44,14 +47,21 @@ pub(crate) async fn statement(
     responses(
         (status = 200, description = "`{counts: {queued, accepted, known, rejected}, rejected: [{statement_id, puid, restriction, subject, reason, at}]}`", body = serde_json::Value),
         crate::error::NotSignedIn,
+        crate::error::RoleMayNotSee,
         crate::error::Unavailable,
     )
 )]
 pub(crate) async fn submissions(
     State(s): State<ApiState>,
-    _me: Viewer,
+    me: Viewer,
     Query(page): Query<Limit>,
 ) -> ApiResult<Value> {
+    if !me.role.is_senior() {
+        return Err(ApiError::Refused(
+            StatusCode::FORBIDDEN,
+            "the submissions' state is for senior moderators and admins".into(),
+        ));
+    }
     let limit = page.within(s.settings.api.max_page_size);
     Ok(Json(json!({
         "counts": s.store.submission_counts().await?,
