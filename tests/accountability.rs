@@ -114,6 +114,15 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
         "STATEMENT_CATEGORY_UNSAFE_AND_PROHIBITED_PRODUCTS"
     );
 
+    // Moderators read the statement on the case page, in the channel's words.
+    let page = console_page(d, &format!("/console/cases/{}", report["case_id"])).await?;
+    assert!(
+        page.contains("Statements of reasons")
+            && page.contains("moderator_suppression")
+            && page.contains("partially automated"),
+        "{page}"
+    );
+
     // The reporter hears back: an acknowledgement when the report was filed and the outcome
     // when it was decided, on the outcomes topic, and the same on demand.
     let report_id = report["report_id"].as_i64().context("report id")?;
@@ -159,6 +168,18 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
     let (status, _) = d.get("/v1/statements/not-a-number").await?;
     assert_eq!(status, 400);
     Ok(())
+}
+
+/// A console page as the admin sees it.
+async fn console_page(d: &cordon_e2e::Deployment, path: &str) -> Result<String> {
+    let admin = d.admin().await?;
+    Ok(http_client()
+        .get(format!("http://{}{path}", d.api))
+        .header("cookie", admin.cookie())
+        .send()
+        .await?
+        .text()
+        .await?)
 }
 
 /// The notices the outcomes topic holds for `report_id`, once there are `n`.
@@ -297,6 +318,22 @@ async fn the_exporter_submits_in_batches_survives_a_failure_and_never_sends_a_pu
         "{rejected}"
     );
     assert_eq!(tdb.stored().len(), 252);
+    // Seniors see the rejection and its reason in the console; moderators may not.
+    let page = console_page(&d, "/console/transparency").await?;
+    assert!(
+        page.contains("id=\"statements-rejected\">1<")
+            && page.contains("content language is invalid"),
+        "{page}"
+    );
+    let moderator = d.session("mo", "moderator").await?;
+    let refused = http_client()
+        .get(format!("http://{}/console/transparency", d.api))
+        .header("cookie", moderator.cookie())
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 403);
+    let (status, _) = moderator.get("/v1/transparency/submissions").await?;
+    assert_eq!(status, 403);
     eventually(Duration::from_secs(10), "the rejected gauge", || async {
         Ok((metric_sum(&search.http(), names::STATEMENTS_REJECTED).await? == 1.0).then_some(()))
     })

@@ -26,7 +26,9 @@ use axum_extra::extract::CookieJar;
 use chrono::{DateTime, Utc};
 use cordon_domain::{is_web_url, Category, ContentItem, MediaKind, Verdict};
 use cordon_index::ItemState;
-use cordon_review::{AuditEntry, Case, CaseFilter, CaseSource, CaseState, Decision, Report, Role};
+use cordon_review::{
+    AuditEntry, Case, CaseFilter, CaseSource, CaseState, Decision, Report, Role, Statement,
+};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
@@ -51,6 +53,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/cases/{id}", get(case_page))
         .route("/console/stats", get(stats_page))
         .route("/console/audit", get(audit_page))
+        .route("/console/transparency", get(transparency_page))
         .route("/console/accounts", get(accounts_page))
         .route("/console/media/{n}/{*id}", get(crate::media::media))
         .route("/console/static/console.js", get(script))
@@ -162,6 +165,7 @@ fn layout(s: &ApiState, me: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console" { "Queue" }
                             a href="/console/stats" { "Stats" }
                             a href="/console/audit" { "Audit log" }
+                            @if me.role.is_senior() { a href="/console/transparency" { "Transparency" } }
                             @if me.role == Role::Admin { a href="/console/accounts" { "Accounts" } }
                         }
                         span.who { (me.username) " · " (me.role.as_str()) }
@@ -364,6 +368,7 @@ struct CaseView {
     channel_decisions: Vec<Decision>,
     channel_suppressed: bool,
     audit: Vec<AuditEntry>,
+    statements: Vec<Statement>,
 }
 
 async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiError> {
@@ -422,6 +427,9 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
         keys.push(Verdict::channel_key(ch));
     }
     let channel_decisions = s.store.decisions_about(&keys, 20, me.role).await?;
+    let mut subjects = vec![case.item_id.clone()];
+    subjects.extend(channel.as_deref().map(Verdict::channel_key));
+    let statements = s.store.statements_about(&subjects, me.role).await?;
     Ok(CaseView {
         case,
         item,
@@ -431,6 +439,7 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
         channel_decisions,
         channel_suppressed,
         audit,
+        statements,
     })
 }
 
@@ -653,6 +662,18 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                 h2 { "This item's decisions" }
                 @if v.history.is_empty() { p.empty { "None yet." } } @else { (decision_rows(&v.history)) }
             }
+            section.statements {
+                h2 { "Statements of reasons" }
+                @if v.statements.is_empty() { p.empty { "No restriction of this item or its channel." } }
+                ul { @for st in &v.statements {
+                    li data-statement=(st.id) {
+                        strong { (st.restriction.as_str()) } " · " (st.category.as_str())
+                        " · " (automation(&st.tdb.automated_decision)) " · " (st.applied_at.format("%Y-%m-%d %H:%M"))
+                        " · " code { (st.puid) }
+                        p.statement-text lang=(st.text_language) { (shown(&st.text)) }
+                    }
+                } }
+            }
             section.channel {
                 h2 { "The channel's other items" }
                 @if v.channel_items.is_empty() { p.empty { "No other items of this channel are indexed." } }
@@ -709,6 +730,49 @@ async fn stats_page(State(s): State<ApiState>, me: Viewer) -> Page {
         } }
     };
     Ok(layout(&s, &me, "stats", body))
+}
+
+/// How far a statement's decision was automated, in words.
+fn automation(a: &cordon_statements::AutomatedDecision) -> &'static str {
+    use cordon_statements::AutomatedDecision::*;
+    match a {
+        Fully => "fully automated",
+        Partially => "partially automated",
+        NotAutomated => "not automated",
+    }
+}
+
+/// How the statements' submission to the Transparency Database stands, and every rejection
+/// with the database's reason (seniors and admins).
+async fn transparency_page(State(s): State<ApiState>, me: Viewer) -> Page {
+    if !me.role.is_senior() {
+        return Err(ApiError::Refused(
+            StatusCode::FORBIDDEN,
+            "the Transparency Database's state is for senior moderators and admins".into(),
+        )
+        .into());
+    }
+    let counts = s.store.submission_counts().await?;
+    let rejected = s.store.rejected_statements(200).await?;
+    let body = html! {
+        h1 { "Statements of reasons in the Transparency Database" }
+        dl.figures {
+            dt { "Waiting to be submitted" } dd #statements-queued { (counts.queued) }
+            dt { "Accepted" } dd #statements-accepted { (counts.accepted) }
+            dt { "Already known (an answer lost)" } dd { (counts.known) }
+            dt { "Rejected" } dd #statements-rejected { (counts.rejected) }
+        }
+        h2 { "Rejected statements" }
+        p { "The database refused these; each stays as written (statements are never edited). Correct the mapping in [statements] and later statements follow it." }
+        @if rejected.is_empty() { p.empty { "None." } }
+        table.rejected { thead { tr { th { "Statement" } th { "What" } th { "Item" } th { "The database's reason" } th { "When" } } } tbody {
+            @for r in &rejected {
+                tr { td { code { (r.puid) } } td { (r.restriction.as_str()) } td { code { (shown(&r.subject)) } }
+                     td { code { (shown(&r.reason.to_string())) } } td { (r.at.format("%Y-%m-%d %H:%M")) } }
+            }
+        } }
+    };
+    Ok(layout(&s, &me, "transparency", body))
 }
 
 #[derive(Deserialize)]
