@@ -160,6 +160,94 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
     let other = read(report_status_signature(report_id + 1)).await?;
     assert_eq!(other.status(), 401);
 
+    // The period's transparency report: every restriction by kind, source and automation, the
+    // report and how long it took, as JSON and CSV; for seniors.
+    let today = chrono::Utc::now().date_naive();
+    let period = format!("from={today}&to={today}");
+    let (status, transparency) = d.get(&format!("/v1/transparency?{period}")).await?;
+    assert_eq!(status, 200, "{transparency}");
+    let count = |restriction: &str, source: &str, automation: &str| -> i64 {
+        transparency["restrictions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c["restriction"] == restriction
+                    && c["source"] == source
+                    && c["automation"] == automation
+            })
+            .filter_map(|c| c["count"].as_i64())
+            .sum()
+    };
+    assert_eq!(
+        count(
+            "model_suppression",
+            "SOURCE_VOLUNTARY",
+            "AUTOMATED_DECISION_FULLY"
+        ),
+        suppressed.len() as i64
+    );
+    assert_eq!(
+        count(
+            "moderator_suppression",
+            "SOURCE_ARTICLE_16",
+            "AUTOMATED_DECISION_PARTIALLY"
+        ),
+        1
+    );
+    let reports = &transparency["reports"];
+    assert_eq!(
+        (&reports["filed"], &reports["upheld"]),
+        (&json!(1), &json!(1))
+    );
+    assert!(reports["median_seconds_to_decision"]
+        .as_f64()
+        .is_some_and(|m| m > 0.0));
+    assert_eq!(
+        transparency["statements"]["total"],
+        json!(suppressed.len() + 1)
+    );
+    let admin = d.admin().await?;
+    let csv = http_client()
+        .get(format!(
+            "http://{}/v1/transparency?{period}&format=csv",
+            d.api
+        ))
+        .header("cookie", admin.cookie())
+        .send()
+        .await?;
+    assert!(csv
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.to_str().is_ok_and(|t| t.starts_with("text/csv"))));
+    let csv = csv.text().await?;
+    assert!(
+        csv.starts_with("section,name,category,source,automation,value\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nreports,filed,,,,1\n"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("restrictions,model_suppression,")
+                && l.contains(",SOURCE_VOLUNTARY,AUTOMATED_DECISION_FULLY,")),
+        "{csv}"
+    );
+    let page = console_page(d, &format!("/console/transparency?{period}")).await?;
+    assert!(
+        page.contains("Transparency report") && page.contains("id=\"reports-filed\">1<"),
+        "{page}"
+    );
+    let (status, _) = moderator.get(&format!("/v1/transparency?{period}")).await?;
+    assert_eq!(status, 403);
+    let (status, _) = d
+        .get(&format!("/v1/transparency?from={today}&to=2020-01-01"))
+        .await?;
+    assert_eq!(status, 400);
+    let (status, _) = d
+        .get("/v1/transparency?from=2020-01-01&to=2026-12-31")
+        .await?;
+    assert_eq!(status, 400, "over 400 days");
+
     // Statements are for signed-in people: anonymous callers get 401, an unknown id 404.
     let anonymous = reqwest::get(format!("http://{}/v1/statements/{}", d.api, s["id"])).await?;
     assert_eq!(anonymous.status(), 401);

@@ -744,18 +744,55 @@ fn automation(a: &cordon_statements::AutomatedDecision) -> &'static str {
 
 /// How the statements' submission to the Transparency Database stands, and every rejection
 /// with the database's reason (seniors and admins).
-async fn transparency_page(State(s): State<ApiState>, me: Viewer) -> Page {
-    if !me.role.is_senior() {
-        return Err(ApiError::Refused(
-            StatusCode::FORBIDDEN,
-            "the Transparency Database's state is for senior moderators and admins".into(),
-        )
-        .into());
-    }
+async fn transparency_page(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Query(q): Query<PeriodQuery>,
+) -> Page {
+    crate::routes::statements::seniors_only(&me, "the transparency report")?;
     let counts = s.store.submission_counts().await?;
     let rejected = s.store.rejected_statements(200).await?;
+    let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
+    let from = q.from.unwrap_or(to - chrono::Days::new(29));
+    if from > to || (to - from).num_days() >= crate::routes::statements::MAX_REPORT_DAYS {
+        return Err(ApiError::bad_request("choose a period of at most 400 days").into());
+    }
+    let (start, end) = cordon_review::days(from, to).map_err(ApiError::bad_request)?;
+    let report = s.store.transparency_report(start, end).await?;
+    let query = format!("from={from}&to={to}");
     let body = html! {
-        h1 { "Statements of reasons in the Transparency Database" }
+        h1 { "Transparency report" }
+        form.period method="get" action="/console/transparency" {
+            label { "From " input type="date" name="from" value=(from); }
+            label { "To " input type="date" name="to" value=(to); }
+            button type="submit" { "Show" }
+            " · " a href={ "/v1/transparency?" (query) } { "JSON" }
+            " · " a #report-csv href={ "/v1/transparency?" (query) "&format=csv" } { "CSV" }
+        }
+        h2 { "Restrictions" }
+        @if report.restrictions.is_empty() { p.empty { "None in this period." } }
+        table.restrictions { thead { tr { th { "What" } th { "Category" } th { "Source" } th { "Automation" } th { "Count" } } } tbody {
+            @for c in &report.restrictions {
+                tr { td { (c.restriction) } td { (c.category) } td { (c.source) } td { (c.automation) } td { (c.count) } }
+            }
+        } }
+        h2 { "User reports" }
+        dl.figures {
+            dt { "Filed" } dd #reports-filed { (report.reports.filed) }
+            dt { "Upheld" } dd { (report.reports.upheld) }
+            dt { "Rejected" } dd { (report.reports.rejected) }
+            dt { "No action" } dd { (report.reports.no_action) }
+            dt { "Not decided yet" } dd { (report.reports.pending) }
+            dt { "Median time to a decision" } dd #median-decision {
+                @match report.reports.median_seconds_to_decision {
+                    Some(m) => { (format!("{:.0} min", m / 60.0)) }
+                    None => { "—" }
+                }
+            }
+        }
+        h2 { "Statements of reasons in the Transparency Database" }
+        p { "This period: " (report.statements.total) " statements, " (report.statements.submitted)
+            " submitted, " (report.statements.pending) " waiting, " (report.statements.rejected) " rejected. All time:" }
         dl.figures {
             dt { "Waiting to be submitted" } dd #statements-queued { (counts.queued) }
             dt { "Accepted" } dd #statements-accepted { (counts.accepted) }
@@ -773,6 +810,12 @@ async fn transparency_page(State(s): State<ApiState>, me: Viewer) -> Page {
         } }
     };
     Ok(layout(&s, &me, "transparency", body))
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
 }
 
 #[derive(Deserialize)]

@@ -81,6 +81,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(review::decide_item))
         .routes(routes!(statements::statement))
         .routes(routes!(statements::submissions))
+        .routes(routes!(statements::transparency))
         .routes(routes!(openapi_json))
         // `{*id}`: item ids may hold slashes, which an OpenAPI path parameter cannot say; the
         // description lists this route through ApiDoc.

@@ -30,6 +30,7 @@ mod statements;
 mod submissions;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod transparency;
 
 pub use accounts::{
     Account, AccountChange, NewSession, Session, HASH_WAIT, MAX_LOGIN_ATTEMPTS,
@@ -57,6 +58,9 @@ pub(crate) use rows::{case_from_row, decision_from_row, parsed, CASE_COLUMNS, DE
 pub(crate) use statements::DecisionStatement;
 pub use statements::{ItemFacts, ModelSuppression, Statement};
 pub use submissions::{QueuedStatement, RejectedStatement, SubmissionCounts, Submitted};
+pub use transparency::{
+    days, ReportFigures, RestrictionCount, StatementFigures, TransparencyReport,
+};
 
 /// Handle on the review database.
 #[derive(Debug, Clone)]

@@ -2,7 +2,9 @@
 //! EU Transparency Database receives.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Viewer;
@@ -56,15 +58,149 @@ pub(crate) async fn submissions(
     me: Viewer,
     Query(page): Query<Limit>,
 ) -> ApiResult<Value> {
-    if !me.role.is_senior() {
-        return Err(ApiError::Refused(
-            StatusCode::FORBIDDEN,
-            "the submissions' state is for senior moderators and admins".into(),
-        ));
-    }
+    seniors_only(&me, "the submissions' state")?;
     let limit = page.within(s.settings.api.max_page_size);
     Ok(Json(json!({
         "counts": s.store.submission_counts().await?,
         "rejected": s.store.rejected_statements(limit).await?,
     })))
+}
+
+/// Refuses `what` (403) below senior.
+pub(crate) fn seniors_only(me: &Viewer, what: &str) -> Result<(), ApiError> {
+    if me.role.is_senior() {
+        return Ok(());
+    }
+    Err(ApiError::Refused(
+        StatusCode::FORBIDDEN,
+        format!("{what} is for senior moderators and admins"),
+    ))
+}
+
+/// A period of UTC days, both included, and the answer's format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Period {
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    #[serde(default)]
+    format: Format,
+}
+
+/// JSON or CSV.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// The longest period one report covers, in days.
+pub(crate) const MAX_REPORT_DAYS: i64 = 400;
+
+/// The transparency report of a period: restrictions by kind, category, source and automation;
+/// reports filed, how they were settled and the median time to a decision; the period's
+/// statements and their submission to the Transparency Database. JSON, or CSV
+/// (`section,name,category,source,automation,value`) with `format=csv`.
+#[utoipa::path(
+    get,
+    path = "/v1/transparency",
+    tag = "review",
+    params(
+        ("from" = String, Query, description = "First UTC day, YYYY-MM-DD"),
+        ("to" = String, Query, description = "Last UTC day, YYYY-MM-DD (at most 400 days after from)"),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+    ),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{from, to, restrictions: [{restriction, category, source, automation, count}], reports: {filed, upheld, rejected, no_action, pending, median_seconds_to_decision}, statements: {total, submitted, pending, rejected}}`, or the same as CSV", body = serde_json::Value),
+        crate::error::ValueRefused,
+        crate::error::NotSignedIn,
+        crate::error::RoleMayNotSee,
+        crate::error::Unavailable,
+    )
+)]
+pub(crate) async fn transparency(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Query(period): Query<Period>,
+) -> Result<Response, ApiError> {
+    seniors_only(&me, "the transparency report")?;
+    if (period.to - period.from).num_days() >= MAX_REPORT_DAYS {
+        return Err(ApiError::bad_request(format!(
+            "a report covers at most {MAX_REPORT_DAYS} days"
+        )));
+    }
+    let (from, to) = cordon_review::days(period.from, period.to).map_err(ApiError::bad_request)?;
+    let report = s.store.transparency_report(from, to).await?;
+    Ok(match period.format {
+        Format::Json => axum::Json(report).into_response(),
+        Format::Csv => {
+            let body = csv_of(&report)
+                .map_err(|e| ApiError::internal(format!("writing the CSV report: {e}")))?;
+            let name = format!(
+                "attachment; filename=\"cordon-transparency-{}-{}.csv\"",
+                period.from, period.to
+            );
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (header::CONTENT_DISPOSITION, name),
+                ],
+                body,
+            )
+                .into_response()
+        }
+    })
+}
+
+/// The report as CSV rows: `section,name,category,source,automation,value` (a restriction's
+/// name is its kind; a figure's its name).
+fn csv_of(r: &cordon_review::TransparencyReport) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "section",
+        "name",
+        "category",
+        "source",
+        "automation",
+        "value",
+    ])?;
+    for c in &r.restrictions {
+        w.write_record([
+            "restrictions",
+            &c.restriction,
+            &c.category,
+            &c.source,
+            &c.automation,
+            &c.count.to_string(),
+        ])?;
+    }
+    let figures = [
+        ("reports", "filed", r.reports.filed.to_string()),
+        ("reports", "upheld", r.reports.upheld.to_string()),
+        ("reports", "rejected", r.reports.rejected.to_string()),
+        ("reports", "no_action", r.reports.no_action.to_string()),
+        ("reports", "pending", r.reports.pending.to_string()),
+        (
+            "reports",
+            "median_seconds_to_decision",
+            r.reports
+                .median_seconds_to_decision
+                .map_or(String::new(), |m| format!("{m:.1}")),
+        ),
+        ("statements", "total", r.statements.total.to_string()),
+        (
+            "statements",
+            "submitted",
+            r.statements.submitted.to_string(),
+        ),
+        ("statements", "pending", r.statements.pending.to_string()),
+        ("statements", "rejected", r.statements.rejected.to_string()),
+    ];
+    for (section, name, value) in figures {
+        w.write_record([section, name, "", "", "", &value])?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use tracing::info;
 
 use crate::config::Config;
@@ -23,16 +23,7 @@ pub async fn export(
     to: NaiveDate,
     out: Option<&Path>,
 ) -> Result<ExitCode> {
-    anyhow::ensure!(from <= to, "--from ({from}) is after --to ({to})");
-    let start = from
-        .and_hms_opt(0, 0, 0)
-        .context("a day's start")?
-        .and_utc();
-    let end = to
-        .checked_add_days(Days::new(1))
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .context("--to is too far in the future")?
-        .and_utc();
+    let (start, end) = cordon_review::days(from, to).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let store = super::connect_store(config).await?;
     let mut sink: Box<dyn Write> = match out {
         Some(path) => Box::new(std::io::BufWriter::new(
