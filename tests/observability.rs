@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use cordon_e2e::{
     applied_verdicts, eventually, feed_versions, metric_sum, repo_root, wait_applied, write_items,
-    Deployment, Prometheus,
+    Deployment, Prometheus, TransparencyDatabaseDouble,
 };
 use serde_json::{json, Value};
 
@@ -148,7 +148,14 @@ async fn every_panel_and_alert_returns_data_from_a_fed_cordon() -> Result<()> {
     let panels = panel_queries(&dashboards)?;
     let alerts = alert_rules()?;
 
-    let d = Deployment::new("").await?;
+    // The API role submits statements of reasons (to a test double of the Transparency
+    // Database), so the submitter's series exist as in a deployment that enables it.
+    let tdb = TransparencyDatabaseDouble::start("platform-token").await?;
+    let d = Deployment::new(&format!(
+        "[transparency]\nenabled = true\nurl = \"{}\"\ntoken = \"platform-token\"\n",
+        tdb.url
+    ))
+    .await?;
     let context = [("CORDON_CONTEXT__ENABLED", "true")];
     let search = d.start("indexer,api")?;
     let worker = d.start_with_env("worker", &context)?;
