@@ -9,11 +9,14 @@ use anyhow::{Context, Result};
 use cordon_domain::{Category, ContentKind};
 use cordon_e2e::{
     eventually, http_client, ids_with, metric_sum, report_status_signature, signed_report,
-    SampleFeed, TransparencyDatabaseDouble,
+    status_signature, SampleFeed, TransparencyDatabaseDouble,
 };
 use cordon_ops::names;
 use cordon_review::{ItemFacts, ModelSuppression, ReviewStore};
 use serde_json::{json, Value};
+
+/// The trusted flagger's key the first test configures.
+const FLAGGER_KEY: &str = "a trusted flagger's key, long enough to sign";
 
 /// The statements the item API shows for `id`, once there are `n` (a restriction's statement
 /// is written once its verdict is acknowledged, which may be after the index applied it).
@@ -30,7 +33,17 @@ async fn statements(d: &cordon_e2e::Deployment, id: &str, n: usize) -> Result<Ve
 #[tokio::test(flavor = "multi_thread")]
 async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
     let sample = SampleFeed::deploy().await?;
-    let _processes = sample.run(&[]).await?;
+    let flagger = [
+        (
+            "CORDON_REPORTS__TRUSTED_FLAGGERS__HOTLINE__NAME",
+            "National Hotline",
+        ),
+        (
+            "CORDON_REPORTS__TRUSTED_FLAGGERS__HOTLINE__SECRET",
+            FLAGGER_KEY,
+        ),
+    ];
+    let _processes = sample.run(&flagger).await?;
     let SampleFeed {
         d,
         expected,
@@ -156,9 +169,12 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
         notice.get("details").is_none() && notice.get("weight").is_none(),
         "only what the reporter may know: {notice}"
     );
-    // A signature of another report's id reads nothing.
+    // A signature of another report's id reads nothing; a trusted flagger's valid signature
+    // does not read a report the platform's user filed (404, as for an unknown report).
     let other = read(report_status_signature(report_id + 1)).await?;
     assert_eq!(other.status(), 401);
+    let flaggers = read(status_signature("hotline", FLAGGER_KEY, report_id)).await?;
+    assert_eq!(flaggers.status(), 404);
 
     // The period's transparency report: every restriction by kind, source and automation, the
     // report and how long it took, as JSON and CSV; for seniors.

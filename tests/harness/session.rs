@@ -45,14 +45,16 @@ pub fn report_signature(key_id: &str, secret: &str, item_id: &str, reporter: &st
 /// The platform's signature for reading report `id`'s status (`GET /v1/reports/{id}`), with
 /// the test platform key.
 pub fn report_status_signature(id: i64) -> String {
+    status_signature(TEST_REPORT_KEY_ID, TEST_REPORT_KEY, id)
+}
+
+/// The signature for reading report `id`'s status with the key `key_id` = `secret`.
+pub fn status_signature(key_id: &str, secret: &str, id: i64) -> String {
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(TEST_REPORT_KEY.as_bytes())
-        .expect("any key length");
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(format!("cordon-report-status-v1\n{id}").as_bytes());
-    format!(
-        "{TEST_REPORT_KEY_ID}:{}",
-        hex::encode(mac.finalize().into_bytes())
-    )
+    format!("{key_id}:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Paths anyone may call without signing in.
