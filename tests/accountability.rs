@@ -288,11 +288,28 @@ async fn console_page(d: &cordon_e2e::Deployment, path: &str) -> Result<String> 
 
 /// The notices the outcomes topic holds for `report_id`, once there are `n`.
 async fn outcomes(brokers: &str, report_id: i64, n: usize) -> Result<Vec<Value>> {
+    notices(brokers, &format!("report {report_id}"), n, |notice, _| {
+        notice["report_id"] == report_id
+    })
+    .await
+}
+
+/// The `n` first notices on the outcomes topic that `ours` picks (by notice and key), read by
+/// a consumer group of its own named after `what`.
+async fn notices(
+    brokers: &str,
+    what: &str,
+    n: usize,
+    ours: impl Fn(&Value, &[u8]) -> bool,
+) -> Result<Vec<Value>> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::Message;
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("test-outcomes-{report_id}"))
+        .set(
+            "group.id",
+            format!("test-outcomes-{}", what.replace(' ', "-")),
+        )
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&["cordon.report-outcomes"])?;
@@ -301,9 +318,9 @@ async fn outcomes(brokers: &str, report_id: i64, n: usize) -> Result<Vec<Value>>
     while found.len() < n {
         let m = tokio::time::timeout_at(deadline, consumer.recv())
             .await
-            .with_context(|| format!("{} of {n} notices for report {report_id}", found.len()))??;
+            .with_context(|| format!("{} of {n} notices for {what}", found.len()))??;
         let notice: Value = serde_json::from_slice(m.payload().context("payload")?)?;
-        if notice["report_id"] == report_id {
+        if ours(&notice, m.key().unwrap_or_default()) {
             found.push(notice);
         }
     }
@@ -478,5 +495,208 @@ async fn the_exporter_submits_in_batches_survives_a_failure_and_never_sends_a_pu
         .filter_map(|s| s["puid"].as_str().map(String::from))
         .collect();
     assert!(tdb.stored().is_subset(&puids) && puids.len() == 253);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_appeal_is_refused_to_the_original_moderator_and_reversed_by_a_senior() -> Result<()> {
+    let sample = SampleFeed::deploy().await?;
+    let _processes = sample.run(&[("CORDON_CONSOLE__UNDO_SECS", "1")]).await?;
+    let SampleFeed { d, expected, .. } = &sample;
+    let id = ids_with(expected, &["allow"])
+        .into_iter()
+        .next()
+        .context("an allowed item")?;
+    let (_, item) = d.get(&format!("/v1/items/{id}")).await?;
+    let channel = item["content"]["channel"]["id"]
+        .as_str()
+        .context("its channel")?
+        .to_string();
+
+    // A senior hides the item; the channel appeals through the platform's backend.
+    let sam = d.session("sam", "senior").await?;
+    let (status, decision) = sam
+        .post(
+            "/v1/decisions",
+            &json!({"item_id": id, "action": "suppress", "reason": "illegal_drugs"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{decision}");
+    eventually(
+        Duration::from_secs(10),
+        "the item to leave search",
+        || async { Ok((!d.visible_ids().await?.contains(&id)).then_some(())) },
+    )
+    .await?;
+    let original = statements(d, &id, 1).await?.remove(0);
+    let statement_id = original["id"].as_i64().context("statement id")?;
+    let appeals = format!("http://{}/v1/appeals", d.api);
+    let grounds = "<b>We sell herbal tea</b>, not drugs.";
+    let mut forged = cordon_e2e::signed_appeal(statement_id, &channel, "owner-1", grounds);
+    forged["appellant"] = json!("someone-else");
+    let refused = http_client().post(&appeals).json(&forged).send().await?;
+    assert_eq!(refused.status(), 401, "a signature is over its appellant");
+    let other_channel =
+        cordon_e2e::signed_appeal(statement_id, "not-the-channel", "owner-1", grounds);
+    let refused = http_client()
+        .post(&appeals)
+        .json(&other_channel)
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 404, "only the restricted channel appeals");
+    let filed: Value = http_client()
+        .post(&appeals)
+        .json(&cordon_e2e::signed_appeal(
+            statement_id,
+            &channel,
+            "owner-1",
+            grounds,
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        (&filed["state"], &filed["duplicate"]),
+        (&json!("open"), &json!(false)),
+        "{filed}"
+    );
+    let appeal_id = filed["appeal_id"].as_i64().context("appeal id")?;
+
+    // Neither the moderator who decided nor one below senior decides the appeal.
+    let decide = |outcome: &str| json!({"outcome": outcome, "reason": "legitimate_seller", "note": "tea shop, checked"});
+    let path = format!("/v1/appeals/{appeal_id}/decision");
+    let (status, refusal) = sam.post(&path, &decide("reverse")).await?;
+    assert_eq!(status, 403, "{refusal}");
+    assert!(refusal["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("you took the decision")));
+    let mo = d.session("mo", "moderator").await?;
+    let (status, _) = mo.post(&path, &decide("uphold")).await?;
+    assert_eq!(status, 403);
+    let (status, _) = mo.get("/v1/appeals").await?;
+    assert_eq!(status, 403);
+    let (status, queue) = sam.get("/v1/appeals").await?;
+    assert_eq!(status, 200);
+    assert_eq!(queue["appeals"][0]["grounds"], grounds);
+
+    let console_page = |who: &cordon_e2e::Session| {
+        http_client()
+            .get(format!("http://{}/console/appeals/{appeal_id}", d.api))
+            .header("cookie", who.cookie())
+            .send()
+    };
+    let page = console_page(&sam).await?.text().await?;
+    assert!(
+        page.contains("id=\"own-decision\"") && !page.contains("data-appeal=\"reverse\""),
+        "{page}"
+    );
+
+    // A senior who did not decide reverses it in the console: the appeal page shows the
+    // appellant's words (as text), the statement and the original decision.
+    d.add_user("sid", "senior")?;
+    let base = format!("http://{}", d.api);
+    let b = cordon_e2e::Browser::start().await?;
+    b.sign_in(&base, "sid").await?;
+    b.client.goto(&format!("{base}/console/appeals")).await?;
+    b.loaded().await?;
+    b.click(&format!("tr[data-appeal=\"{appeal_id}\"] a"))
+        .await?;
+    b.loaded().await?;
+    assert_eq!(b.text("p.appeal-grounds").await?, grounds, "shown as text");
+    assert!(b.text("#original-decision").await?.contains("sam"));
+    b.choose("#reason", "legal_business").await?;
+    b.click("button[data-appeal=reverse]").await?;
+    eventually(Duration::from_secs(15), "the appeal decided", || async {
+        let (_, appeals) = sam.get("/v1/appeals?state=reversed").await?;
+        Ok((appeals["appeals"][0]["id"] == appeal_id).then(|| appeals["appeals"][0].clone()))
+    })
+    .await?;
+    b.loaded().await?;
+    eventually(
+        Duration::from_secs(10),
+        "the page to show the outcome",
+        || async {
+            Ok(b.text("#appeal-outcome")
+                .await
+                .ok()
+                .filter(|t| t.starts_with("reversed by sid · legal_business")))
+        },
+    )
+    .await?;
+    b.close().await?;
+    // The original decider sees the appeal but is told another person decides.
+    let page = console_page(&sam).await?.text().await?;
+    assert!(
+        page.contains("reversed by <bdi class=\"user\">sid</bdi>")
+            && !page.contains("data-appeal=\"reverse\""),
+        "{page}"
+    );
+
+    // The item is back in search, with a statement correcting the original.
+    eventually(
+        Duration::from_secs(10),
+        "the item back in search",
+        || async { Ok(d.visible_ids().await?.contains(&id).then_some(())) },
+    )
+    .await?;
+    let found = statements(d, &id, 2).await?;
+    let correction = &found[1];
+    assert_eq!(correction["corrects"], statement_id);
+    assert_eq!(
+        correction["tdb"]["end_date_visibility_restriction"],
+        json!(chrono::Utc::now().date_naive().to_string())
+    );
+    assert!(correction["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("appeal was accepted")));
+
+    // The appellant hears back: received, then reversed with the reason and the new text.
+    let key = format!("appeal-{appeal_id}");
+    let told = notices(&d.broker.addr(), &key, 2, |_, k| k == key.as_bytes()).await?;
+    let statuses: Vec<&Value> = told.iter().map(|n| &n["status"]).collect();
+    assert_eq!(statuses, [&json!("open"), &json!("reversed")]);
+    assert_eq!(told[1]["reason"], "legal_business");
+    assert_eq!(told[1]["correction_text"], correction["text"]);
+    assert!(
+        told[1].get("decision_note").is_none(),
+        "the note stays inside"
+    );
+    let status_url = format!("{appeals}/{appeal_id}");
+    assert_eq!(reqwest::get(&status_url).await?.status(), 401);
+    let notice: Value = http_client()
+        .get(&status_url)
+        .header(
+            "x-cordon-signature",
+            cordon_e2e::appeal_status_signature(appeal_id),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(notice, told[1]);
+    let wrong = http_client()
+        .get(&status_url)
+        .header(
+            "x-cordon-signature",
+            cordon_e2e::appeal_status_signature(appeal_id + 1),
+        )
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 401);
+
+    // Decided once; the period's report counts it.
+    let (status, _) = d.post(&path, &decide("uphold")).await?;
+    assert_eq!(status, 409);
+    let today = chrono::Utc::now().date_naive();
+    let (_, report) = d
+        .get(&format!("/v1/transparency?from={today}&to={today}"))
+        .await?;
+    assert_eq!(
+        (&report["appeals"]["filed"], &report["appeals"]["reversed"]),
+        (&json!(1), &json!(1)),
+        "{report}"
+    );
+    assert_eq!(report["appeals"]["reversal_rate"], 1.0);
     Ok(())
 }

@@ -59,6 +59,32 @@ impl Browser {
         .await
     }
 
+    /// Signs in to the console at `base` (`http://<api>`) as `username` with the test password
+    /// through the login form, and waits for the queue.
+    pub async fn sign_in(&self, base: &str, username: &str) -> Result<()> {
+        use fantoccini::Locator;
+        self.client.goto(&format!("{base}/console/login")).await?;
+        self.client
+            .wait()
+            .for_element(Locator::Id("username"))
+            .await?
+            .send_keys(username)
+            .await
+            .context("typing the user name")?;
+        self.client
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys(crate::TEST_PASSWORD)
+            .await
+            .context("typing the password")?;
+        self.click("#sign-in").await?;
+        eventually(Duration::from_secs(15), "the queue page", || async {
+            let path = self.client.current_url().await?.path().to_string();
+            Ok((path == "/console").then_some(()))
+        })
+        .await
+    }
+
     /// Presses and releases one key, as a person would, once the page has loaded.
     pub async fn press(&self, key: char) -> Result<()> {
         self.loaded().await?;

@@ -1,4 +1,4 @@
-//! HTTP clients and signed-in sessions, signed reports.
+//! HTTP clients and signed-in sessions, signed reports and appeals.
 
 use anyhow::Result;
 use std::time::Duration;
@@ -33,13 +33,22 @@ pub fn signed_report(item_id: &str, reporter: &str, reason: &str) -> serde_json:
     })
 }
 
-/// The signature of a report of `item_id` by `reporter` with the key `key_id` = `secret`.
-pub fn report_signature(key_id: &str, secret: &str, item_id: &str, reporter: &str) -> String {
+/// `<key id>:hex(HMAC-SHA256(secret, message))`, as the platform's backend signs.
+pub fn sign(key_id: &str, secret: &str, message: &str) -> String {
     use hmac::Mac;
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(format!("cordon-report-v1\n{item_id}\n{reporter}").as_bytes());
+    mac.update(message.as_bytes());
     format!("{key_id}:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The signature of a report of `item_id` by `reporter` with the key `key_id` = `secret`.
+pub fn report_signature(key_id: &str, secret: &str, item_id: &str, reporter: &str) -> String {
+    sign(
+        key_id,
+        secret,
+        &format!("cordon-report-v1\n{item_id}\n{reporter}"),
+    )
 }
 
 /// The platform's signature for reading report `id`'s status (`GET /v1/reports/{id}`), with
@@ -50,11 +59,38 @@ pub fn report_status_signature(id: i64) -> String {
 
 /// The signature for reading report `id`'s status with the key `key_id` = `secret`.
 pub fn status_signature(key_id: &str, secret: &str, id: i64) -> String {
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(format!("cordon-report-status-v1\n{id}").as_bytes());
-    format!("{key_id}:{}", hex::encode(mac.finalize().into_bytes()))
+    sign(key_id, secret, &format!("cordon-report-status-v1\n{id}"))
+}
+
+/// An appeal of statement `statement_id` for `channel_id` by `appellant`, signed with the test
+/// platform key: `hex(HMAC-SHA256(key, "cordon-appeal-v1\n" + statement_id + "\n" + channel_id
+/// + "\n" + appellant))`.
+pub fn signed_appeal(
+    statement_id: i64,
+    channel_id: &str,
+    appellant: &str,
+    grounds: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "statement_id": statement_id,
+        "channel_id": channel_id,
+        "appellant": appellant,
+        "grounds": grounds,
+        "signature": sign(
+            TEST_REPORT_KEY_ID,
+            TEST_REPORT_KEY,
+            &format!("cordon-appeal-v1\n{statement_id}\n{channel_id}\n{appellant}"),
+        ),
+    })
+}
+
+/// The test platform key's signature for reading appeal `id`'s outcome (`GET /v1/appeals/{id}`).
+pub fn appeal_status_signature(id: i64) -> String {
+    sign(
+        TEST_REPORT_KEY_ID,
+        TEST_REPORT_KEY,
+        &format!("cordon-appeal-status-v1\n{id}"),
+    )
 }
 
 /// Paths anyone may call without signing in.

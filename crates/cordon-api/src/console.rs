@@ -27,7 +27,8 @@ use chrono::{DateTime, Utc};
 use cordon_domain::{is_web_url, Category, ContentItem, MediaKind, Verdict};
 use cordon_index::ItemState;
 use cordon_review::{
-    AuditEntry, Case, CaseFilter, CaseSource, CaseState, Decision, Report, Role, Statement,
+    Appeal, AppealState, AuditEntry, Case, CaseFilter, CaseSource, CaseState, Decision, Report,
+    Role, Statement,
 };
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
@@ -54,6 +55,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/stats", get(stats_page))
         .route("/console/audit", get(audit_page))
         .route("/console/transparency", get(transparency_page))
+        .route("/console/appeals", get(appeals_page))
+        .route("/console/appeals/{id}", get(appeal_page))
         .route("/console/accounts", get(accounts_page))
         .route("/console/media/{n}/{*id}", get(crate::media::media))
         .route("/console/static/console.js", get(script))
@@ -165,6 +168,7 @@ fn layout(s: &ApiState, me: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console" { "Queue" }
                             a href="/console/stats" { "Stats" }
                             a href="/console/audit" { "Audit log" }
+                            @if me.role >= s.store.appeal_deciders() { a href="/console/appeals" { "Appeals" } }
                             @if me.role.is_senior() { a href="/console/transparency" { "Transparency" } }
                             @if me.role == Role::Admin { a href="/console/accounts" { "Accounts" } }
                         }
@@ -369,6 +373,7 @@ struct CaseView {
     channel_suppressed: bool,
     audit: Vec<AuditEntry>,
     statements: Vec<Statement>,
+    appeals: Vec<Appeal>,
 }
 
 async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiError> {
@@ -430,6 +435,8 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
     let mut subjects = vec![case.item_id.clone()];
     subjects.extend(channel.as_deref().map(Verdict::channel_key));
     let statements = s.store.statements_about(&subjects, me.role).await?;
+    let ids: Vec<i64> = statements.iter().map(|st| st.id).collect();
+    let appeals = s.store.appeals_of(&ids, me.role).await?;
     Ok(CaseView {
         case,
         item,
@@ -440,6 +447,7 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
         channel_suppressed,
         audit,
         statements,
+        appeals,
     })
 }
 
@@ -670,6 +678,10 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                         strong { (st.restriction.as_str()) } " · " (st.category.as_str())
                         " · " (automation(&st.tdb.automated_decision)) " · " (st.applied_at.format("%Y-%m-%d %H:%M"))
                         " · " code { (st.puid) }
+                        @if let Some(c) = st.corrects { " · corrects statement " (c) }
+                        @for a in v.appeals.iter().filter(|a| a.statement_id == st.id) {
+                            " · " a href={ "/console/appeals/" (a.id) } { "appeal #" (a.id) " " (a.state) }
+                        }
                         p.statement-text lang=(st.text_language) { (shown(&st.text)) }
                     }
                 } }
@@ -783,12 +795,16 @@ async fn transparency_page(
             dt { "Rejected" } dd { (report.reports.rejected) }
             dt { "No action" } dd { (report.reports.no_action) }
             dt { "Not decided yet" } dd { (report.reports.pending) }
-            dt { "Median time to a decision" } dd #median-decision {
-                @match report.reports.median_seconds_to_decision {
-                    Some(m) => { (format!("{:.0} min", m / 60.0)) }
-                    None => { "—" }
-                }
-            }
+            dt { "Median time to a decision" } dd #median-decision { (minutes(report.reports.median_seconds_to_decision)) }
+        }
+        h2 { "Appeals" }
+        dl.figures {
+            dt { "Filed" } dd #appeals-filed { (report.appeals.filed) }
+            dt { "Upheld" } dd { (report.appeals.upheld) }
+            dt { "Reversed" } dd #appeals-reversed { (report.appeals.reversed) }
+            dt { "Not decided yet" } dd { (report.appeals.pending) }
+            dt { "Reversal rate" } dd { @match report.appeals.reversal_rate { Some(r) => { (format!("{:.0} %", r * 100.0)) } None => { "—" } } }
+            dt { "Median time to a decision" } dd { (minutes(report.appeals.median_seconds_to_decision)) }
         }
         h2 { "Statements of reasons in the Transparency Database" }
         p { "This period: " (report.statements.total) " statements, " (report.statements.submitted)
@@ -810,6 +826,132 @@ async fn transparency_page(
         } }
     };
     Ok(layout(&s, &me, "transparency", body))
+}
+
+#[derive(Deserialize)]
+struct AppealsQuery {
+    state: Option<AppealState>,
+}
+
+/// The appeals queue (oldest first) or the decided ones (newest first), for the deciders.
+async fn appeals_page(
+    State(s): State<ApiState>,
+    me: Viewer,
+    Query(q): Query<AppealsQuery>,
+) -> Page {
+    let state = q.state.unwrap_or(AppealState::Open);
+    let appeals = s
+        .store
+        .appeals(state, me.role, s.settings.console.page_size.clamp(1, 500))
+        .await?;
+    let body = html! {
+        h1 { "Appeals " span.count #appeals-total { (appeals.len()) " " (state) } }
+        p { "A person who did not take the original decision decides each appeal. "
+            @for st in AppealState::ALL { a href={ "/console/appeals?state=" (st) } { (st) } " " } }
+        @if appeals.is_empty() { p.empty { "None." } }
+        table.appeals { thead { tr { th { "Appeal" } th { "Filed" } th { "Restricted" } th { "Channel" } th { "Grounds" }
+                                     @if state != AppealState::Open { th { "Decided by" } th { "Reason" } } } } tbody {
+            @for a in &appeals {
+                tr data-appeal=(a.id) {
+                    td { a href={ "/console/appeals/" (a.id) } { "#" (a.id) } }
+                    td { (age(a.created_at)) " ago" }
+                    td { code { (shown(&a.subject)) } }
+                    td { code { (shown(&a.channel_id)) } }
+                    td { (shown(&snippet(&a.grounds))) }
+                    @if state != AppealState::Open {
+                        td { (shown_or(a.decided_by.as_deref(), "")) } td { (shown_or(a.decision_reason.as_deref(), "")) }
+                    }
+                }
+            }
+        } }
+    };
+    Ok(layout(&s, &me, "appeals", body))
+}
+
+/// One appeal with what it is about: the appellant's words, the statement of the restriction,
+/// the original decision, the item and the item's decisions; the decision panel for deciders
+/// other than the original decider.
+async fn appeal_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -> Page {
+    let appeal = s.store.appeal(id, me.role).await?;
+    let statement = s.store.statement(appeal.statement_id, me.role).await?;
+    let correction = match appeal.correction_id {
+        Some(c) => Some(s.store.statement(c, me.role).await?),
+        None => None,
+    };
+    let (_, history) = s.store.history(&appeal.subject, me.role).await?;
+    let original = statement
+        .decision_id
+        .and_then(|d| history.iter().find(|h| h.id == d));
+    let item = if appeal.subject.starts_with(Verdict::CHANNEL_KEY_PREFIX) {
+        None
+    } else {
+        crate::lookup(&s, &appeal.subject).await?
+    };
+    let own = original.is_some_and(|o| o.moderator == me.username);
+    let body = html! {
+        div #appeal data-appeal-id=(appeal.id) data-state=(appeal.state) {
+            h1 { "Appeal #" (appeal.id) " " span.state { (appeal.state) } }
+            p.meta { "Filed " (age(appeal.created_at)) " ago by " code { (shown(&appeal.appellant)) }
+                     " for channel " code { (shown(&appeal.channel_id)) } " (key " code { (shown(&appeal.key_id)) } ")" }
+            div.columns {
+                section.grounds {
+                    h2 { "The appellant's grounds" }
+                    p.appeal-grounds { (shown(&appeal.grounds)) }
+                    h2 { "The restriction appealed" }
+                    p { strong { (statement.restriction.as_str()) } " · " (statement.category.as_str())
+                        " · " (automation(&statement.tdb.automated_decision)) " · " (statement.applied_at.format("%Y-%m-%d %H:%M"))
+                        " · " code { (statement.puid) } }
+                    p.statement-text lang=(statement.text_language) { (shown(&statement.text)) }
+                    h3 { "The original decision" }
+                    @match original {
+                        Some(o) => p #original-decision { (o.action.as_str()) " by " strong { (shown(&o.moderator)) } " · " (shown(&o.reason))
+                            @if let Some(n) = &o.note { " · " (shown(n)) } " · " (o.decided_at.format("%Y-%m-%d %H:%M")) },
+                        None => p #original-decision { "The model decided (no person took this decision)." },
+                    }
+                }
+                section.decide {
+                    h2 { "Decision" }
+                    @if appeal.state != AppealState::Open {
+                        p #appeal-outcome { (appeal.state) " by " (shown_or(appeal.decided_by.as_deref(), "")) " · " (shown_or(appeal.decision_reason.as_deref(), ""))
+                            @if let Some(n) = &appeal.decision_note { " · " (shown(n)) }
+                            @if let Some(at) = appeal.decided_at { " · " (at.format("%Y-%m-%d %H:%M")) } }
+                        @if let Some(c) = &correction {
+                            p { "Correcting statement " code { (c.puid) } ":" }
+                            p.statement-text lang=(c.text_language) { (shown(&c.text)) }
+                        }
+                    } @else if own {
+                        p.warning #own-decision { "You took the decision appealed: another person decides this appeal." }
+                    } @else {
+                        p { "Reversing lifts the restriction (a restore decision) and tells the channel with a statement correcting the original; upholding keeps it. The appellant is told the outcome and the reason." }
+                        label { "Reason " (reason_select(&s)) }
+                        label { "Note (not sent) " textarea #note rows="2" maxlength="2000" {} }
+                        div.buttons {
+                            button.restore data-appeal="reverse" type="button" { "Reverse: lift the restriction" }
+                            button.suppress data-appeal="uphold" type="button" { "Uphold: keep it" }
+                        }
+                    }
+                }
+            }
+            section.item {
+                h2 { "What was restricted " code { (shown(&appeal.subject)) } }
+                @match item.as_ref().and_then(|i| i.content.as_ref()) {
+                    Some(content) => (content_markup(content)),
+                    None => p.empty { "Its content is not in the index." },
+                }
+                @if let Some(i) = &item { p { "Public search: " strong #visibility { (i.visibility.as_str()) } } }
+            }
+            section.history {
+                h2 { "Its decisions" }
+                @if history.is_empty() { p.empty { "None." } } @else { (decision_rows(&history)) }
+            }
+        }
+    };
+    Ok(layout(&s, &me, &format!("appeal {id}"), body))
+}
+
+/// A duration in seconds as whole minutes, or a dash.
+fn minutes(seconds: Option<f64>) -> String {
+    seconds.map_or("—".into(), |m| format!("{:.0} min", m / 60.0))
 }
 
 #[derive(Deserialize)]

@@ -32,6 +32,7 @@ mod report_consumer;
 mod routes;
 mod serve;
 mod settings;
+mod signature;
 
 use std::future::Future;
 use std::net::SocketAddr;

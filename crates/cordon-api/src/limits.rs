@@ -1,4 +1,5 @@
-//! Per-client rate limits on the routes anyone can call: sign-in, public search and reports.
+//! Per-client rate limits on the routes anyone can call: sign-in, public search, reports and
+//! appeals.
 //! A client over its limit gets 429 with `Retry-After` before any work is done (no database
 //! query, no password hash, no index read). Clients are told apart by address
 //! ([`crate::auth::client_ip`]: the peer, or the address a trusted proxy forwarded).
@@ -57,7 +58,7 @@ impl RateLimits {
             (&Method::POST, "/v1/session" | "/console/login") => Some(&self.sign_in),
             // axum answers HEAD with the GET handler: it costs the same search.
             (&Method::GET | &Method::HEAD, "/v1/search") => Some(&self.search),
-            (&Method::POST, "/v1/reports") => Some(&self.reports),
+            (&Method::POST, "/v1/reports" | "/v1/appeals") => Some(&self.reports),
             _ => None,
         }
     }

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
-use crate::routes::{accounts, ops, reports, review, search, statements};
+use crate::routes::{accounts, appeals, ops, reports, review, search, statements};
 use crate::{auth, ApiState};
 
 /// The parts of the description no handler carries: title, tags, the session's security schemes.
@@ -29,7 +29,7 @@ use crate::{auth, ApiState};
     components(schemas(ErrorBody)),
     modifiers(&SessionSecurity),
     tags(
-        (name = "public", description = "Anonymous: search, the platform's signed reports, health"),
+        (name = "public", description = "Anonymous: search, the platform's signed reports and appeals, health"),
         (name = "session", description = "Signing in and out of the console and the review API"),
         (name = "review", description = "Items, cases and decisions (signed-in moderators)"),
         (name = "accounts", description = "Console accounts (admins)"),
@@ -82,6 +82,9 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(statements::statement))
         .routes(routes!(statements::submissions))
         .routes(routes!(statements::transparency))
+        .routes(routes!(appeals::file_appeal, appeals::appeals))
+        .routes(routes!(appeals::appeal_status))
+        .routes(routes!(appeals::decide_appeal))
         .routes(routes!(openapi_json))
         // `{*id}`: item ids may hold slashes, which an OpenAPI path parameter cannot say; the
         // description lists this route through ApiDoc.

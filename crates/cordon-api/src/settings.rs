@@ -107,8 +107,8 @@ pub struct ApiConfig {
     pub sign_ins_per_minute: u32,
     /// Public searches one client address may make per second (more get 429).
     pub searches_per_second: u32,
-    /// Reports one client address may send per second (the platform's backend sends its users'
-    /// reports from few addresses: size this for it).
+    /// Reports and appeals (together) one client address may send per second (the platform's
+    /// backend sends its users' reports from few addresses: size this for it).
     pub reports_per_second: u32,
     /// Connections open at once; past it new connections are closed at once.
     pub max_connections: usize,

@@ -69,6 +69,8 @@ pub mod names {
     pub const HTTP_REQUEST_SECONDS: &str = "cordon_http_request_seconds";
     /// `cordon_reports_total`.
     pub const REPORTS_TOTAL: &str = "cordon_reports_total";
+    /// `cordon_appeals_total`.
+    pub const APPEALS_TOTAL: &str = "cordon_appeals_total";
     /// `cordon_statements_submitted_total`.
     pub const STATEMENTS_SUBMITTED_TOTAL: &str = "cordon_statements_submitted_total";
     /// `cordon_statement_submissions_failed_total`.
@@ -158,6 +160,8 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     /// User reports, by source (http, kafka) and outcome (filed, refused, skipped).
     pub reports: IntCounterVec,
+    /// Appeals, by event (filed, duplicate, refused, upheld, reversed).
+    pub appeals: IntCounterVec,
     /// Statements of reasons the Transparency Database answered, by outcome (accepted, known,
     /// rejected).
     pub statements_submitted: IntCounterVec,
@@ -346,6 +350,11 @@ impl Metrics {
                 "User reports, by source and outcome",
                 &["source", "outcome"],
             ),
+            appeals: counter_vec(
+                names::APPEALS_TOTAL,
+                "Appeals of restrictions, by event",
+                &["event"],
+            ),
             statements_submitted: counter_vec(
                 names::STATEMENTS_SUBMITTED_TOTAL,
                 "Statements of reasons the Transparency Database answered, by outcome",
@@ -408,6 +417,7 @@ impl Metrics {
             Box::new(m.retries.clone()),
             Box::new(m.http_seconds.clone()),
             Box::new(m.reports.clone()),
+            Box::new(m.appeals.clone()),
             Box::new(m.statements_submitted.clone()),
             Box::new(m.statement_submissions_failed.clone()),
             Box::new(m.statements_queued.clone()),

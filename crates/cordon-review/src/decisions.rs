@@ -3,6 +3,7 @@
 
 use cordon_domain::{Action, Verdict};
 use cordon_statements::Restriction;
+use sqlx::{Postgres, Transaction};
 
 use crate::{
     case_from_row, decision_from_row, enqueue_verdict, queue, reports, ChannelDecision, Decision,
@@ -110,6 +111,18 @@ impl ReviewStore {
     /// Records a decision, resolves the item version's open case and queues the verdict in the
     /// outbox, all in one transaction.
     pub async fn decide(&self, req: &DecisionRequest) -> Result<Decision, ReviewError> {
+        let mut tx = self.pool.begin().await?;
+        let decision = self.decide_in(&mut tx, req).await?;
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// [`ReviewStore::decide`] in the caller's transaction.
+    pub(crate) async fn decide_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        req: &DecisionRequest,
+    ) -> Result<Decision, ReviewError> {
         if !matches!(req.action, Action::Suppress | Action::Restore) {
             return Err(ReviewError::Invalid(
                 "a moderator decision is suppress or restore".into(),
@@ -126,13 +139,12 @@ impl ReviewStore {
                 "\"do not queue this version again\" goes with restore".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
         // A decision about a version the worker has not seen yet would be waiting for it, and
         // would overrule the model (and any case) when it comes: refused.
         let newest: Option<i64> =
             sqlx::query_scalar("SELECT version FROM item_versions WHERE item_id = $1")
                 .bind(&req.item_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if newest.is_some_and(|n| req.item_version as i64 > n) {
             return Err(ReviewError::Invalid(format!(
@@ -141,7 +153,7 @@ impl ReviewStore {
             )));
         }
         let before = queue::lock_for_decision(
-            &mut tx,
+            tx,
             &req.item_id,
             req.item_version,
             req.case_id.map(|id| (id, req.expected_version)),
@@ -162,7 +174,7 @@ impl ReviewStore {
         .bind(&req.reason)
         .bind(&req.note)
         .bind(req.no_requeue)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let decision = decision_from_row(&row)?;
         let resolved = sqlx::query(&format!(
@@ -173,11 +185,11 @@ impl ReviewStore {
         ))
         .bind(&req.item_id)
         .bind(req.item_version as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let after = resolved.first().map(case_from_row).transpose()?;
         queue::audit(
-            &mut tx,
+            tx,
             &req.moderator,
             &format!("decide:{}", req.action.as_str()),
             &req.item_id,
@@ -186,10 +198,10 @@ impl ReviewStore {
             Some(&decision.reason),
         )
         .await?;
-        enqueue_verdict(&mut tx, &decision).await?;
+        enqueue_verdict(tx, &decision).await?;
         if req.action == Action::Suppress {
             self.state_decision(
-                &mut tx,
+                tx,
                 DecisionStatement {
                     decision: &decision,
                     restriction: Restriction::ModeratorSuppression,
@@ -199,7 +211,7 @@ impl ReviewStore {
             .await?;
         }
         reports::settle(
-            &mut tx,
+            tx,
             &req.item_id,
             req.item_version,
             req.action,
@@ -207,7 +219,6 @@ impl ReviewStore {
             &self.statements.notifier_redress,
         )
         .await?;
-        tx.commit().await?;
         Ok(decision)
     }
 
@@ -215,6 +226,18 @@ impl ReviewStore {
     /// search, restore undoes that — resolves the case it was made on, if any, and queues the
     /// channel verdict (key `channel:<id>`) in the outbox, in one transaction.
     pub async fn decide_channel(&self, req: &ChannelDecision) -> Result<Decision, ReviewError> {
+        let mut tx = self.pool.begin().await?;
+        let decision = self.decide_channel_in(&mut tx, req).await?;
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// [`ReviewStore::decide_channel`] in the caller's transaction.
+    pub(crate) async fn decide_channel_in(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        req: &ChannelDecision,
+    ) -> Result<Decision, ReviewError> {
         let ChannelDecision {
             channel_id,
             suppress,
@@ -244,10 +267,9 @@ impl ReviewStore {
         } else {
             "restore_channel"
         };
-        let mut tx = self.pool.begin().await?;
         let before = match case {
             Some((id, version)) => {
-                let case = queue::lock_case(&mut tx, *id).await?;
+                let case = queue::lock_case(tx, *id).await?;
                 queue::check_may_act(&case, moderator, *role, *version)?;
                 if case.state == crate::CaseState::Resolved {
                     return Err(ReviewError::Conflict(format!("case {id} is resolved")));
@@ -267,7 +289,7 @@ impl ReviewStore {
         .bind(reason)
         .bind(note.as_deref())
         .bind(channel_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let decision = decision_from_row(&row)?;
         let after = match &before {
@@ -278,14 +300,14 @@ impl ReviewStore {
                      WHERE id = $1 RETURNING {CASE_COLUMNS}"
                 ))
                 .bind(case.id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
                 Some(case_from_row(&row)?)
             }
             None => None,
         };
         queue::audit(
-            &mut tx,
+            tx,
             moderator,
             action,
             &key,
@@ -294,10 +316,10 @@ impl ReviewStore {
             Some(reason),
         )
         .await?;
-        enqueue_verdict(&mut tx, &decision).await?;
+        enqueue_verdict(tx, &decision).await?;
         if *suppress {
             self.state_decision(
-                &mut tx,
+                tx,
                 DecisionStatement {
                     decision: &decision,
                     restriction: Restriction::ChannelSuppression,
@@ -308,7 +330,7 @@ impl ReviewStore {
             // Hiding the channel upholds the reports of the item whose case it was made on.
             if let Some(case) = &before {
                 reports::settle(
-                    &mut tx,
+                    tx,
                     &case.item_id,
                     case.item_version,
                     Action::Suppress,
@@ -318,7 +340,6 @@ impl ReviewStore {
                 .await?;
             }
         }
-        tx.commit().await?;
         Ok(decision)
     }
 }

@@ -10,7 +10,9 @@
 //!   supersedes an earlier one (larger decision id).
 //! - Every restriction has a statement of reasons, never edited: a moderator's suppression, a
 //!   channel suppression and a report hold get theirs in the transaction that records them, a
-//!   model suppression with its batch's cases (once per item version).
+//!   model suppression with its batch's cases (once per item version); a restriction lifted
+//!   on appeal gets a correcting statement in the transaction of its restore.
+//! - An appeal is decided once, by a person other than the one who took the decision appealed.
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 mod accounts;
+mod appeals;
 mod cases;
 mod decisions;
 mod error;
@@ -37,6 +40,10 @@ pub use accounts::{
     MAX_SESSIONS_PER_ACCOUNT, MIN_PASSWORD_CHARS,
 };
 
+pub use appeals::{
+    Appeal, AppealDecision, AppealFiled, AppealNotice, AppealState, AppealsConfig, NewAppeal,
+    APPEALS_ACTOR, MAX_APPELLANT_BYTES, MAX_GROUNDS_CHARS, MIN_WINDOW_MONTHS,
+};
 pub use cases::{SeenItem, VersionCheck};
 pub(crate) use decisions::{check_id, check_reason, check_text};
 pub use decisions::{MAX_ID_BYTES, MAX_NOTE_CHARS, MAX_REASON_CHARS};
@@ -59,7 +66,7 @@ pub(crate) use statements::DecisionStatement;
 pub use statements::{ItemFacts, ModelSuppression, Statement};
 pub use submissions::{QueuedStatement, RejectedStatement, SubmissionCounts, Submitted};
 pub use transparency::{
-    days, ReportFigures, RestrictionCount, StatementFigures, TransparencyReport,
+    days, AppealFigures, ReportFigures, RestrictionCount, StatementFigures, TransparencyReport,
 };
 
 /// Handle on the review database.
@@ -70,6 +77,8 @@ pub struct ReviewStore {
     pub(crate) hasher: std::sync::Arc<accounts::Hasher>,
     /// How statements of reasons are drafted.
     pub(crate) statements: std::sync::Arc<cordon_statements::StatementsConfig>,
+    /// Who may appeal, for how long, and who decides.
+    pub(crate) appeals: std::sync::Arc<AppealsConfig>,
 }
 
 impl ReviewStore {
@@ -95,6 +104,7 @@ impl ReviewStore {
             pool,
             hasher: std::sync::Arc::new(accounts::Hasher::new(accounts::DEFAULT_CONCURRENT_HASHES)),
             statements: Default::default(),
+            appeals: Default::default(),
         })
     }
 

@@ -70,8 +70,8 @@ pub struct Case {
     pub language: Option<String>,
 }
 
-/// What a person may do in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What a person may do in the queue; each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Works the ordinary queue.
@@ -363,7 +363,7 @@ pub struct OutboxRow {
     pub id: i64,
     /// Which topic it goes to.
     pub topic: OutboxTopic,
-    /// Kafka key (the item id; a report's id for an outcome).
+    /// Kafka key (the item id; for an outcome a report's id, or `appeal-<id>`).
     pub key: String,
     /// The verdict (or the reporter's notice) as JSON.
     pub payload: String,

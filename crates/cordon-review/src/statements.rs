@@ -94,6 +94,8 @@ pub struct Statement {
     pub channel_id: Option<String>,
     /// The decision it states, when a person or the reports decided.
     pub decision_id: Option<i64>,
+    /// The case that decision was made on, if any.
+    pub case_id: Option<i64>,
     /// The category it is for.
     pub category: Category,
     /// When the restriction took effect.
@@ -104,6 +106,8 @@ pub struct Statement {
     pub text: String,
     /// The language of `text`.
     pub text_language: String,
+    /// The statement this one corrects (a restriction lifted on appeal).
+    pub corrects: Option<i64>,
 }
 
 /// A drafted statement about to be stored.
@@ -116,6 +120,7 @@ struct Drafted {
     case_id: Option<i64>,
     category: Category,
     applied_at: DateTime<Utc>,
+    corrects: Option<i64>,
     draft: Draft,
 }
 
@@ -127,7 +132,7 @@ const ESCALATED: &str =
 const MAX_LISTED: i64 = 100;
 
 const STATEMENT_COLUMNS: &str = "id, puid, restriction, subject, item_version, channel_id, \
-     decision_id, category, applied_at, tdb, text, text_language";
+     decision_id, category, applied_at, tdb, text, text_language, corrects, case_id";
 
 fn statement_from_row(row: &sqlx::postgres::PgRow) -> Result<Statement, sqlx::Error> {
     let category: String = row.try_get("category")?;
@@ -141,6 +146,7 @@ fn statement_from_row(row: &sqlx::postgres::PgRow) -> Result<Statement, sqlx::Er
             .map(|v| v as u64),
         channel_id: row.try_get("channel_id")?,
         decision_id: row.try_get("decision_id")?,
+        case_id: row.try_get("case_id")?,
         category: Category::parse(&category).ok_or_else(|| sqlx::Error::ColumnDecode {
             index: "category".into(),
             source: format!("unknown category `{category}`").into(),
@@ -149,27 +155,29 @@ fn statement_from_row(row: &sqlx::postgres::PgRow) -> Result<Statement, sqlx::Er
         tdb: row.try_get::<Json<TdbStatement>, _>("tdb")?.0,
         text: row.try_get("text")?,
         text_language: row.try_get("text_language")?,
+        corrects: row.try_get("corrects")?,
     })
 }
 
 /// Stores drafted statements; one the database already holds (the same model suppression
-/// processed again) is left alone. Returns how many were new.
-async fn insert(conn: &mut PgConnection, drafted: &[Drafted]) -> Result<u64, ReviewError> {
+/// processed again) is left alone. Returns the new ones' ids.
+async fn insert(conn: &mut PgConnection, drafted: &[Drafted]) -> Result<Vec<i64>, ReviewError> {
     if drafted.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let tdb = drafted
         .iter()
         .map(|d| serde_json::to_value(&d.draft.tdb))
         .collect::<Result<Vec<_>, _>>()?;
     let column = |f: fn(&Drafted) -> &str| drafted.iter().map(f).collect::<Vec<&str>>();
-    let result = sqlx::query(
+    let result = sqlx::query_scalar(
         "INSERT INTO statements (puid, restriction, subject, item_version, channel_id, decision_id,
-                                 category, applied_at, tdb, text, text_language, case_id)
+                                 category, applied_at, tdb, text, text_language, case_id,
+                                 corrects)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
                               $6::bigint[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[],
-                              $11::text[], $12::bigint[])
-         ON CONFLICT DO NOTHING",
+                              $11::text[], $12::bigint[], $13::bigint[])
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(column(|d| &d.draft.tdb.puid))
     .bind(column(|d| d.restriction.as_str()))
@@ -193,9 +201,10 @@ async fn insert(conn: &mut PgConnection, drafted: &[Drafted]) -> Result<u64, Rev
     .bind(column(|d| &d.draft.text))
     .bind(column(|d| &d.draft.text_language))
     .bind(drafted.iter().map(|d| d.case_id).collect::<Vec<_>>())
-    .execute(conn)
+    .bind(drafted.iter().map(|d| d.corrects).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(result)
 }
 
 /// The facts the worker recorded about the newest versions of these items, for those it saw.
@@ -228,6 +237,21 @@ async fn facts_of(
         ))
     });
     Ok(facts.collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// Statement `id`, and whether it states a decision on an escalated case.
+pub(crate) async fn statement_in(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<(Statement, bool), ReviewError> {
+    let row = sqlx::query(&format!(
+        "SELECT {STATEMENT_COLUMNS}, {ESCALATED} AS escalated FROM statements WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ReviewError::NotFound(format!("statement {id}")))?;
+    Ok((statement_from_row(&row)?, row.try_get("escalated")?))
 }
 
 /// Who brought an item version to Cordon: a trusted flagger's report (the first flagger's
@@ -338,6 +362,7 @@ impl ReviewStore {
                         case_id: None,
                         category: s.category,
                         applied_at: s.decided_at,
+                        corrects: None,
                         draft,
                     }),
                     Err(e) => {
@@ -347,7 +372,7 @@ impl ReviewStore {
                 }
             })
             .collect();
-        insert(&mut conn, &drafted).await
+        Ok(insert(&mut conn, &drafted).await?.len() as u64)
     }
 
     /// Drafts and stores the statement of a decision that restricts, in its transaction.
@@ -427,11 +452,58 @@ impl ReviewStore {
                 case_id: s.case.map(|c| c.id),
                 category,
                 applied_at: d.decided_at,
+                corrects: None,
                 draft,
             }],
         )
         .await?;
         Ok(())
+    }
+
+    /// Drafts and stores, in the caller's transaction, the statement correcting `original`
+    /// when `decision` (a person's restore on appeal) lifted its restriction. Returns its id.
+    pub(crate) async fn state_correction(
+        &self,
+        conn: &mut PgConnection,
+        original: &Statement,
+        decision: &Decision,
+    ) -> Result<i64, ReviewError> {
+        // The channel reads its own id, as in the statement corrected.
+        let shown = match original.restriction {
+            Restriction::ChannelSuppression => original.channel_id.as_deref(),
+            _ => None,
+        };
+        let draft = cordon_statements::correction(
+            &self.statements,
+            &cordon_statements::Lifted {
+                id: uuid::Uuid::new_v4(),
+                restriction: original.restriction,
+                original: &original.tdb,
+                subject: shown.unwrap_or(&original.subject),
+                language: &original.text_language,
+                lifted_at: decision.decided_at,
+            },
+        )
+        .map_err(|e| ReviewError::Invalid(format!("statement of reasons: {e}")))?;
+        let ids = insert(
+            conn,
+            &[Drafted {
+                restriction: original.restriction,
+                subject: original.subject.clone(),
+                item_version: original.item_version,
+                channel_id: original.channel_id.clone(),
+                decision_id: Some(decision.id),
+                case_id: original.case_id,
+                category: original.category,
+                applied_at: decision.decided_at,
+                corrects: Some(original.id),
+                draft,
+            }],
+        )
+        .await?;
+        ids.first().copied().ok_or_else(|| {
+            ReviewError::Conflict(format!("statement {} is corrected already", original.id))
+        })
     }
 
     /// The facts the worker recorded about the newest versions of these items (those it saw).
@@ -446,19 +518,14 @@ impl ReviewStore {
     /// One statement, as `role` may see it: below senior, not one of a decision made on an
     /// escalated case.
     pub async fn statement(&self, id: i64, role: Role) -> Result<Statement, ReviewError> {
-        let row = sqlx::query(&format!(
-            "SELECT {STATEMENT_COLUMNS}, {ESCALATED} AS escalated FROM statements WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| ReviewError::NotFound(format!("statement {id}")))?;
-        if row.try_get::<bool, _>("escalated")? && !role.is_senior() {
+        let mut conn = self.pool.acquire().await?;
+        let (statement, escalated) = statement_in(&mut conn, id).await?;
+        if escalated && !role.is_senior() {
             return Err(ReviewError::Forbidden(format!(
                 "statement {id} states a decision on an escalated case"
             )));
         }
-        Ok(statement_from_row(&row)?)
+        Ok(statement)
     }
 
     /// Up to `limit` statements applied in `[from, to)` with an id above `after`, in id order

@@ -1,6 +1,7 @@
 //! The transparency report of a period (DSA Art. 15 and 24): the restrictions by what they were,
 //! their ground's category, their source and how far they were automated; the reports and how
-//! long people took to decide them; the statements and where their submission stands.
+//! long people took to decide them; the appeals, how many were reversed and how long people
+//! took; the statements and where their submission stands.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
@@ -40,10 +41,27 @@ pub struct ReportFigures {
     pub median_seconds_to_decision: Option<f64>,
 }
 
+/// The period's appeals (DSA Art. 24(1)(a)).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AppealFigures {
+    /// Filed in the period.
+    pub filed: i64,
+    /// Of them, upheld (the restriction kept).
+    pub upheld: i64,
+    /// Reversed (the restriction lifted).
+    pub reversed: i64,
+    /// Not decided yet.
+    pub pending: i64,
+    /// Reversed of those decided, from 0 to 1.
+    pub reversal_rate: Option<f64>,
+    /// The median time from an appeal to its decision, in seconds (of those decided).
+    pub median_seconds_to_decision: Option<f64>,
+}
+
 /// The period's statements and their submission.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatementFigures {
-    /// Statements of the period's restrictions.
+    /// Statements of the period's restrictions and of those lifted on appeal in it.
     pub total: i64,
     /// Submitted to the Transparency Database (accepted, or already known to it).
     pub submitted: i64,
@@ -60,10 +78,12 @@ pub struct TransparencyReport {
     pub from: DateTime<Utc>,
     /// Its end (excluded).
     pub to: DateTime<Utc>,
-    /// Restrictions applied in the period.
+    /// Restrictions applied in the period (a correction lifting one on appeal is no new one).
     pub restrictions: Vec<RestrictionCount>,
     /// Reports filed in the period.
     pub reports: ReportFigures,
+    /// Appeals filed in the period.
+    pub appeals: AppealFigures,
     /// The statements of the period's restrictions.
     pub statements: StatementFigures,
 }
@@ -93,7 +113,7 @@ impl ReviewStore {
         let rows = sqlx::query(
             "SELECT restriction, category, tdb->>'source_type' AS source,
                     tdb->>'automated_decision' AS automation, count(*) AS count
-             FROM statements WHERE applied_at >= $1 AND applied_at < $2
+             FROM statements WHERE applied_at >= $1 AND applied_at < $2 AND corrects IS NULL
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
         )
         .bind(from)
@@ -138,6 +158,29 @@ impl ReviewStore {
             pending: r.try_get("pending")?,
             median_seconds_to_decision: r.try_get("median")?,
         };
+        let a = sqlx::query(
+            "SELECT count(*) AS filed,
+                    count(*) FILTER (WHERE state = 'upheld') AS upheld,
+                    count(*) FILTER (WHERE state = 'reversed') AS reversed,
+                    count(*) FILTER (WHERE state = 'open') AS pending,
+                    (percentile_cont(0.5) WITHIN GROUP
+                        (ORDER BY EXTRACT(EPOCH FROM decided_at - created_at)))::float8 AS median
+             FROM appeals WHERE created_at >= $1 AND created_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        let (upheld, reversed): (i64, i64) = (a.try_get("upheld")?, a.try_get("reversed")?);
+        let appeals = AppealFigures {
+            filed: a.try_get("filed")?,
+            upheld,
+            reversed,
+            pending: a.try_get("pending")?,
+            reversal_rate: (upheld + reversed > 0)
+                .then(|| reversed as f64 / (upheld + reversed) as f64),
+            median_seconds_to_decision: a.try_get("median")?,
+        };
         let s = sqlx::query(
             "SELECT count(*) AS total,
                     count(*) FILTER (WHERE x.outcome IN ('accepted', 'known')) AS submitted,
@@ -157,6 +200,7 @@ impl ReviewStore {
             to,
             restrictions,
             reports,
+            appeals,
             statements: StatementFigures {
                 total: s.try_get("total")?,
                 submitted: s.try_get("submitted")?,

@@ -157,6 +157,8 @@ struct Template {
     by_person: &'static str,
     hold: &'static str,
     signals: fn(list: &str) -> String,
+    lifted: fn(what: &str, subject: &str, date: &str) -> String,
+    corrects: fn(puid: &str, date: &str) -> String,
     post: &'static str,
     listing: &'static str,
     channel: &'static str,
@@ -175,6 +177,10 @@ const TEMPLATES: [Template; 3] = [
         by_person: "A moderator decided.",
         hold: "It is hidden after reports until a moderator decides.",
         signals: |list| format!("The system noticed: {list}."),
+        lifted: |what, subject, date| {
+            format!("Your appeal was accepted: your {what} “{subject}” is shown in public search again since {date}.")
+        },
+        corrects: |puid, date| format!("This corrects the statement of reasons {puid} of {date}."),
         post: "post",
         listing: "listing",
         channel: "channel",
@@ -194,6 +200,10 @@ const TEMPLATES: [Template; 3] = [
         by_person: "Ein Moderator hat entschieden.",
         hold: "Nach Meldungen ist der Inhalt ausgeblendet, bis ein Moderator entscheidet.",
         signals: |list| format!("Das System bemerkte: {list}."),
+        lifted: |what, subject, date| {
+            format!("Ihrem Einspruch wurde stattgegeben: Ihr {what} „{subject}“ erscheint seit dem {date} wieder in der öffentlichen Suche.")
+        },
+        corrects: |puid, date| format!("Dies berichtigt die Begründung {puid} vom {date}."),
         post: "Beitrag",
         listing: "Angebot",
         channel: "Kanal",
@@ -211,6 +221,10 @@ const TEMPLATES: [Template; 3] = [
         by_person: "Un modérateur a décidé.",
         hold: "Après des signalements, le contenu est masqué jusqu’à la décision d’un modérateur.",
         signals: |list| format!("Le système a relevé : {list}."),
+        lifted: |what, subject, date| {
+            format!("Votre recours a été accepté : votre {what} « {subject} » apparaît de nouveau dans la recherche publique depuis le {date}.")
+        },
+        corrects: |puid, date| format!("Ceci corrige l’exposé des motifs {puid} du {date}."),
         post: "message",
         listing: "annonce",
         channel: "canal",
@@ -342,6 +356,67 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
     }
     text.push(' ');
     text.push_str(&config.redress);
+    Ok(Draft {
+        tdb,
+        text,
+        text_language: template.language.to_string(),
+    })
+}
+
+/// A restriction lifted on appeal, to be stated: the statement it corrects and when.
+#[derive(Debug, Clone)]
+pub struct Lifted<'a> {
+    /// The correcting statement's random id (its PUID is `<puid_prefix>-<id>`).
+    pub id: uuid::Uuid,
+    /// The restriction lifted.
+    pub restriction: Restriction,
+    /// Its statement, as the database received it.
+    pub original: &'a TdbStatement,
+    /// The item (or channel) id, shown to the channel.
+    pub subject: &'a str,
+    /// The language the channel was told the restriction in.
+    pub language: &'a str,
+    /// When the restriction was lifted.
+    pub lifted_at: DateTime<Utc>,
+}
+
+/// Drafts the statement that corrects a restriction's statement when a person reverses it on
+/// appeal (statements are never edited): the same restriction, ended on the day it was lifted
+/// (`end_date_visibility_restriction`), its facts saying so and naming the corrected PUID, and a
+/// text telling the channel its content is back, in the language it was told before.
+pub fn correction(config: &StatementsConfig, lifted: &Lifted<'_>) -> Result<Draft, Invalid> {
+    let original = lifted.original;
+    let lifted_on = lifted.lifted_at.format("%Y-%m-%d").to_string();
+    let mut tdb = original.clone();
+    tdb.puid = format!("{}-{}", config.puid_prefix, lifted.id.simple());
+    tdb.end_date_visibility_restriction = Some(lifted_on.clone());
+    let why = format!(
+        " On {lifted_on} a person reversed this decision on the affected party's appeal and \
+         lifted the restriction; this statement corrects statement {}.",
+        original.puid
+    );
+    let room = 5000usize.saturating_sub(why.chars().count());
+    tdb.decision_facts = original
+        .decision_facts
+        .chars()
+        .take(room)
+        .collect::<String>()
+        + &why;
+    tdb.validate()?;
+    let template = TEMPLATES
+        .iter()
+        .find(|t| t.language == lifted.language)
+        .unwrap_or(&TEMPLATES[0]);
+    let what = match lifted.restriction {
+        Restriction::ChannelSuppression => template.channel,
+        _ if original.content_type.contains(&ContentType::Product) => template.listing,
+        _ => template.post,
+    };
+    let text = format!(
+        "{} {}",
+        (template.lifted)(what, lifted.subject, &lifted_on),
+        (template.corrects)(&original.puid, &original.application_date)
+    );
     Ok(Draft {
         tdb,
         text,
@@ -561,5 +636,53 @@ mod tests {
         let mut bad = d.tdb;
         bad.decision_facts = "x".repeat(5001);
         assert_eq!(bad.validate().map_err(|e| e.field), Err("decision_facts"));
+    }
+
+    #[test]
+    fn a_reversal_corrects_the_statement_with_the_day_the_restriction_ended() {
+        let config = StatementsConfig::default();
+        let mut original = draft(&config, &facts(&signals())).expect("drafted").tdb;
+        original.decision_facts = "y".repeat(5000);
+        let lifted = Lifted {
+            id: uuid::Uuid::from_u128(43),
+            restriction: Restriction::ModelSuppression,
+            original: &original,
+            subject: "post/1",
+            language: "de",
+            lifted_at: "2026-12-02T09:30:00Z".parse().expect("a date"),
+        };
+        let c = correction(&config, &lifted).expect("drafted");
+        assert_ne!(c.tdb.puid, original.puid);
+        assert_eq!(
+            c.tdb.end_date_visibility_restriction.as_deref(),
+            Some("2026-12-02")
+        );
+        assert_eq!(c.tdb.application_date, original.application_date);
+        assert_eq!(
+            c.tdb.decision_facts.chars().count(),
+            5000,
+            "kept in the limit"
+        );
+        assert!(c.tdb.decision_facts.ends_with(&format!(
+            "lifted the restriction; this statement corrects statement {}.",
+            original.puid
+        )));
+        assert_eq!(c.text_language, "de");
+        assert!(
+            c.text
+                .contains("„post/1“ erscheint seit dem 2026-12-02 wieder")
+                && c.text.contains(&original.puid),
+            "{}",
+            c.text
+        );
+        // Its end may not come before the restriction took effect.
+        let early = Lifted {
+            lifted_at: "2026-11-01T00:00:00Z".parse().expect("a date"),
+            ..lifted
+        };
+        assert_eq!(
+            correction(&config, &early).map_err(|e| e.field),
+            Err("end_date_visibility_restriction")
+        );
     }
 }

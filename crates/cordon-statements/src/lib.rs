@@ -1,13 +1,14 @@
 //! Statements of reasons: what Cordon tells a channel (DSA Art. 17) and the EU Transparency
 //! Database about every restriction it applies — a model suppression, a moderator's decision, a
-//! report hold, a channel suppression.
+//! report hold, a channel suppression — and about lifting one on appeal.
 //!
 //! Code map: `schema.rs` (the Transparency Database's statement with its field names and allowed
 //! values as closed enums, and [`TdbStatement::validate`], the database's documented rules);
 //! `mapping.rs` ([`StatementsConfig`]: Cordon's categories and moderators' reason codes to
 //! grounds, categories and keywords, one documented and configurable mapping); `draft.rs`
 //! ([`draft`]: a [`Restriction`] with its facts to a [`Draft`] — the database's statement and
-//! the text shown to the channel, in its language where a template exists).
+//! the text shown to the channel, in its language where a template exists; [`correction`]: the
+//! statement correcting one whose restriction was lifted on appeal).
 //!
 //! Invariants:
 //! - A drafted statement passes [`TdbStatement::validate`] (`draft.rs` tests), so what is stored

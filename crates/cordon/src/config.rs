@@ -46,6 +46,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Statements of reasons: the mapping to the Transparency Database's grounds.
     pub statements: cordon_statements::StatementsConfig,
+    /// Appeals of restrictions: the window, who decides.
+    pub appeals: cordon_review::AppealsConfig,
     /// Submitting statements to the EU Transparency Database.
     pub transparency: cordon_transparency::TransparencyConfig,
     /// Metrics and health.
@@ -397,6 +399,10 @@ impl Config {
         );
         config
             .statements
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config
+            .appeals
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config

@@ -206,7 +206,8 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
             connect_store(&config, &shutdown)
                 .await?
                 .with_concurrent_hashes(config.auth.max_concurrent_hashes)
-                .with_statements(config.statements.clone()),
+                .with_statements(config.statements.clone())
+                .with_appeals(config.appeals.clone()),
         );
     }
     let deps = |store: &Option<ReviewStore>| -> Result<cordon_worker::Deps> {

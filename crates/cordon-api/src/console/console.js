@@ -53,8 +53,21 @@ function caseInfo() {
   };
 }
 
+function appealInfo() {
+  const el = document.getElementById("appeal");
+  if (!el) return null;
+  return {
+    id: Number(el.dataset.appealId),
+    reason: document.getElementById("reason")?.value ?? "",
+    note: document.getElementById("note")?.value.trim() || undefined,
+  };
+}
+
 function request(action, c) {
   switch (action) {
+    case "uphold":
+    case "reverse":
+      return ["POST", `/v1/appeals/${c.id}/decision`, { outcome: action, reason: c.reason, note: c.note }];
     case "suppress":
     case "restore":
       return ["POST", `/v1/cases/${c.id}/decision`, {
@@ -76,14 +89,16 @@ function request(action, c) {
 
 // A decision waits undoSecs before it is sent; `u` (or the Undo button) cancels it.
 function schedule(action) {
-  const c = caseInfo();
+  const appeal = action === "uphold" || action === "reverse";
+  const c = appeal ? appealInfo() : caseInfo();
   if (!c) return;
   const req = request(action, c);
   if (!req) return;
   if (pending) undo();
   const label = action.replace("_", " ");
   let left = undoSecs;
-  const show = () => say(`${label} case #${c.id} in ${left} s — press u to undo`, "pending");
+  const what = appeal ? "appeal" : "case";
+  const show = () => say(`${label} ${what} #${c.id} in ${left} s — press u to undo`, "pending");
   show();
   const tick = setInterval(() => { left -= 1; if (left > 0) show(); }, 1000);
   const timer = setTimeout(async () => {
@@ -91,7 +106,7 @@ function schedule(action) {
     pending = null;
     try {
       await api(...req);
-      say(`Done: ${label} case #${c.id}. Press n for the next case.`, "done");
+      say(`Done: ${label} ${what} #${c.id}.` + (appeal ? "" : " Press n for the next case."), "done");
       setTimeout(() => window.location.reload(), 600);
     } catch (e) {
       say(`Refused: ${e.message}`, "error");
@@ -154,6 +169,7 @@ document.addEventListener("click", async (event) => {
     document.querySelectorAll("input.pick").forEach((box) => { box.checked = target.checked; });
     return;
   }
+  if (target.dataset.appeal) { schedule(target.dataset.appeal); return; }
   const action = target.dataset.action;
   if (action === "next") { claimNext(); return; }
   if (action) { schedule(action); return; }

@@ -1,6 +1,7 @@
 //! The HTTP routes, by area.
 
 pub(crate) mod accounts;
+pub(crate) mod appeals;
 pub(crate) mod ops;
 pub(crate) mod reports;
 pub(crate) mod review;

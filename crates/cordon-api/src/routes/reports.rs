@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::extract::ApiResult;
 use crate::extract::{Json, Path};
 use crate::settings::TrustedFlagger;
+use crate::signature::{refused, report_message, report_status_message, Signature};
 use crate::{index_read, lookup, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,33 +27,15 @@ pub struct ReportBody {
     details: Option<String>,
     /// The platform's opaque id of its user (1 to 128 bytes).
     reporter: String,
-    /// `<key id>:<hex HMAC-SHA256>` of the reporter for this item, by the platform's backend or
-    /// a trusted flagger (see [`report_mac`]).
+    /// `<key id>:<hex HMAC-SHA256(key, "cordon-report-v1\n" + item_id + "\n" + reporter)>`, by
+    /// the platform's backend or a trusted flagger: over one reporter reporting one item, so a
+    /// signature can be neither replayed for other items nor lent to other reporters.
     #[serde(default)]
     signature: Option<String>,
 }
 
 /// Longest reporter id a report may carry, in bytes.
 pub(crate) const MAX_REPORTER_BYTES: usize = 128;
-
-/// The MAC a report signature carries: over one reporter reporting one item, so a signature can
-/// be neither replayed for other items nor lent to other reporters. The platform's backend
-/// computes the same: `hex(HMAC-SHA256(key, "cordon-report-v1\n" + item_id + "\n" + reporter))`.
-pub(crate) fn report_mac(secret: &[u8], item_id: &str, reporter: &str) -> hmac::Hmac<sha2::Sha256> {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-    mac.update(format!("cordon-report-v1\n{item_id}\n{reporter}").as_bytes());
-    mac
-}
-
-/// The MAC that reads a report's status: over the report's id, so a signature reads one report.
-/// `hex(HMAC-SHA256(key, "cordon-report-status-v1\n" + report_id))`.
-pub(crate) fn status_mac(secret: &[u8], report_id: i64) -> hmac::Hmac<sha2::Sha256> {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key");
-    mac.update(format!("cordon-report-status-v1\n{report_id}").as_bytes());
-    mac
-}
 
 /// Who vouches for a report's reporter: its lane, the reporter id namespaced by lane (so an
 /// unverified string never shares a track record with a signed identity), and the trusted
@@ -62,9 +45,7 @@ pub(crate) fn vouch<'s>(
     s: &'s ApiState,
     body: &ReportBody,
 ) -> Result<(ReportLane, String, Option<&'s TrustedFlagger>), ApiError> {
-    use hmac::Mac;
     let cfg = &s.settings.reports;
-    let refused = |why: &str| ApiError::Refused(StatusCode::UNAUTHORIZED, why.to_string());
     if body.reporter.is_empty() || body.reporter.len() > MAX_REPORTER_BYTES {
         return Err(ApiError::bad_request(format!(
             "reporter must have 1 to {MAX_REPORTER_BYTES} bytes"
@@ -78,10 +59,8 @@ pub(crate) fn vouch<'s>(
             "a report needs the platform's signature of its reporter (field `signature`)",
         ));
     };
-    let (key_id, mac) = signature
-        .split_once(':')
-        .ok_or_else(|| refused("signature must be `<key id>:<hex HMAC>`"))?;
-    let mac = hex::decode(mac).map_err(|_| refused("signature must be `<key id>:<hex HMAC>`"))?;
+    let signature = Signature::parse(signature)?;
+    let key_id = signature.key_id;
     let (lane, secret, reporter, flagger) = if let Some(key) = cfg.platform_keys.get(key_id) {
         (
             ReportLane::Platform,
@@ -99,9 +78,10 @@ pub(crate) fn vouch<'s>(
     } else {
         return Err(refused("the signature names an unknown key"));
     };
-    report_mac(secret.expose().as_bytes(), &body.item_id, &body.reporter)
-        .verify_slice(&mac)
-        .map_err(|_| refused("the signature does not match"))?;
+    signature.verify(
+        secret.expose().as_bytes(),
+        &report_message(&body.item_id, &body.reporter),
+    )?;
     Ok((lane, reporter, flagger))
 }
 
@@ -208,8 +188,6 @@ pub(crate) async fn report_status(
     headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
 ) -> ApiResult<Value> {
-    use hmac::Mac;
-    let refused = |why: &str| ApiError::Refused(StatusCode::UNAUTHORIZED, why.to_string());
     // Who may read it: a moderator any report, a platform key its users', a flagger its own.
     let reader = if viewer.is_some() {
         None
@@ -218,11 +196,8 @@ pub(crate) async fn report_status(
             .get("x-cordon-signature")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| refused("sign in, or sign the report id (header x-cordon-signature)"))?;
-        let (key_id, mac) = signature
-            .split_once(':')
-            .ok_or_else(|| refused("signature must be `<key id>:<hex HMAC>`"))?;
-        let mac =
-            hex::decode(mac).map_err(|_| refused("signature must be `<key id>:<hex HMAC>`"))?;
+        let signature = Signature::parse(signature)?;
+        let key_id = signature.key_id;
         let cfg = &s.settings.reports;
         let (secret, flagger) = match (
             cfg.platform_keys.get(key_id),
@@ -232,9 +207,7 @@ pub(crate) async fn report_status(
             (None, Some(f)) => (&f.secret, Some(key_id.to_string())),
             (None, None) => return Err(refused("the signature names an unknown key")),
         };
-        status_mac(secret.expose().as_bytes(), id)
-            .verify_slice(&mac)
-            .map_err(|_| refused("the signature does not match"))?;
+        signature.verify(secret.expose().as_bytes(), &report_status_message(id))?;
         Some(flagger)
     };
     let unknown = || ApiError::Refused(StatusCode::NOT_FOUND, format!("report {id} not found"));

@@ -100,7 +100,8 @@ enum Format {
 pub(crate) const MAX_REPORT_DAYS: i64 = 400;
 
 /// The transparency report of a period: restrictions by kind, category, source and automation;
-/// reports filed, how they were settled and the median time to a decision; the period's
+/// reports filed, how they were settled and the median time to a decision; appeals filed, how
+/// many were reversed and the median time to a decision; the period's
 /// statements and their submission to the Transparency Database. JSON, or CSV
 /// (`section,name,category,source,automation,value`) with `format=csv`.
 #[utoipa::path(
@@ -114,7 +115,7 @@ pub(crate) const MAX_REPORT_DAYS: i64 = 400;
     ),
     security(("session" = [])),
     responses(
-        (status = 200, description = "`{from, to, restrictions: [{restriction, category, source, automation, count}], reports: {filed, upheld, rejected, no_action, pending, median_seconds_to_decision}, statements: {total, submitted, pending, rejected}}`, or the same as CSV", body = serde_json::Value),
+        (status = 200, description = "`{from, to, restrictions: [{restriction, category, source, automation, count}], reports: {filed, upheld, rejected, no_action, pending, median_seconds_to_decision}, appeals: {filed, upheld, reversed, pending, reversal_rate, median_seconds_to_decision}, statements: {total, submitted, pending, rejected}}`, or the same as CSV", body = serde_json::Value),
         crate::error::ValueRefused,
         crate::error::NotSignedIn,
         crate::error::RoleMayNotSee,
@@ -155,6 +156,11 @@ pub(crate) async fn transparency(
     })
 }
 
+/// `x` with `places` decimals, or nothing.
+fn decimal(x: Option<f64>, places: usize) -> String {
+    x.map_or(String::new(), |x| format!("{x:.places$}"))
+}
+
 /// The report as CSV rows: `section,name,category,source,automation,value` (a restriction's
 /// name is its kind; a figure's its name).
 fn csv_of(r: &cordon_review::TransparencyReport) -> Result<Vec<u8>, csv::Error> {
@@ -186,9 +192,21 @@ fn csv_of(r: &cordon_review::TransparencyReport) -> Result<Vec<u8>, csv::Error> 
         (
             "reports",
             "median_seconds_to_decision",
-            r.reports
-                .median_seconds_to_decision
-                .map_or(String::new(), |m| format!("{m:.1}")),
+            decimal(r.reports.median_seconds_to_decision, 1),
+        ),
+        ("appeals", "filed", r.appeals.filed.to_string()),
+        ("appeals", "upheld", r.appeals.upheld.to_string()),
+        ("appeals", "reversed", r.appeals.reversed.to_string()),
+        ("appeals", "pending", r.appeals.pending.to_string()),
+        (
+            "appeals",
+            "reversal_rate",
+            decimal(r.appeals.reversal_rate, 3),
+        ),
+        (
+            "appeals",
+            "median_seconds_to_decision",
+            decimal(r.appeals.median_seconds_to_decision, 1),
         ),
         ("statements", "total", r.statements.total.to_string()),
         (
