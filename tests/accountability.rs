@@ -274,6 +274,18 @@ async fn every_restriction_has_a_statement_of_reasons() -> Result<()> {
     Ok(())
 }
 
+/// `who` hides item `id` from search (a moderator's item decision).
+async fn suppress(who: &cordon_e2e::Session, id: &str) -> Result<()> {
+    let (status, decision) = who
+        .post(
+            "/v1/decisions",
+            &json!({"item_id": id, "action": "suppress", "reason": "illegal_drugs"}),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "{decision}");
+    Ok(())
+}
+
 /// A console page as the admin sees it.
 async fn console_page(d: &cordon_e2e::Deployment, path: &str) -> Result<String> {
     let admin = d.admin().await?;
@@ -515,13 +527,7 @@ async fn an_appeal_is_refused_to_the_original_moderator_and_reversed_by_a_senior
 
     // A senior hides the item; the channel appeals through the platform's backend.
     let sam = d.session("sam", "senior").await?;
-    let (status, decision) = sam
-        .post(
-            "/v1/decisions",
-            &json!({"item_id": id, "action": "suppress", "reason": "illegal_drugs"}),
-        )
-        .await?;
-    assert_eq!(status, 200, "{decision}");
+    suppress(&sam, &id).await?;
     eventually(
         Duration::from_secs(10),
         "the item to leave search",
@@ -698,5 +704,103 @@ async fn an_appeal_is_refused_to_the_original_moderator_and_reversed_by_a_senior
         "{report}"
     );
     assert_eq!(report["appeals"]["reversal_rate"], 1.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_strikes_suspend_a_channel_for_the_configured_time_and_it_returns() -> Result<()> {
+    let sample = SampleFeed::deploy().await?;
+    let _processes = sample
+        .run(&[("CORDON_STRIKES__SUSPENSION_SECS", "6")])
+        .await?;
+    let SampleFeed {
+        d, feed, versions, ..
+    } = &sample;
+    // A channel with four items, one of them in public search.
+    let mut channels: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in std::fs::read_to_string(feed)?.lines() {
+        let Ok(item) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let (Some(id), Some(channel)) = (item["id"].as_str(), item["channel"]["id"].as_str()) {
+            if versions.contains_key(id) {
+                channels.entry(channel.into()).or_default().push(id.into());
+            }
+        }
+    }
+    let visible = d.visible_ids().await?;
+    let (channel, items) = channels
+        .iter()
+        .find(|(_, ids)| ids.len() >= 4 && ids.iter().any(|i| visible.contains(i)))
+        .context("a channel with four items, one visible")?;
+    let keep = items
+        .iter()
+        .find(|i| visible.contains(*i))
+        .context("a visible item")?;
+    let struck: Vec<&String> = items.iter().filter(|i| *i != keep).take(3).collect();
+    let view = |id: String| async move {
+        let (status, item) = d.get(&format!("/v1/items/{id}")).await?;
+        anyhow::ensure!(status == 200, "{id}: {status} {item}");
+        Ok::<_, anyhow::Error>(item)
+    };
+
+    let (status, report) = d
+        .post("/v1/reports", &signed_report(keep, "u-9", "drugs"))
+        .await?;
+    assert_eq!(status, 200, "{report}");
+
+    // Three of its items suppressed by a person: three strikes, and the third suspends it.
+    let sam = d.session("sam", "senior").await?;
+    for (n, id) in struck.iter().enumerate() {
+        suppress(&sam, id).await?;
+        let strikes = &view(keep.clone()).await?["channel_strikes"];
+        assert_eq!(strikes["live_weight"], json!(n as f64 + 1.0), "{strikes}");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the channel's other item to leave search",
+        || async { Ok((!d.visible_ids().await?.contains(keep)).then_some(())) },
+    )
+    .await?;
+    let item = view(keep.clone()).await?;
+    assert_eq!(item["channel_suppressed"], true, "{item}");
+    let suspension = &item["channel_strikes"]["suspensions"][0];
+    assert!(suspension["until"].is_string(), "for a time: {suspension}");
+    let statement = item["statements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["restriction"] == "strike_suppression")
+        .context("the suspension's statement")?;
+    assert_eq!(statement["subject"], format!("channel:{channel}"));
+    assert_eq!(statement["channel_id"], json!(channel));
+    assert_eq!(
+        statement["tdb"]["automated_decision"],
+        "AUTOMATED_DECISION_FULLY"
+    );
+    assert!(statement["tdb"]["end_date_visibility_restriction"].is_string());
+    // The case view shows the channel's strikes and the suspension.
+    let page = console_page(d, &format!("/console/cases/{}", report["case_id"])).await?;
+    assert!(
+        page.contains("id=\"strikes-live\">Live weight <strong>3.0</strong>")
+            && page.contains("table class=\"suspensions\""),
+        "{page}"
+    );
+
+    // It returns when the suspension ends; the items a person suppressed stay hidden.
+    eventually(
+        Duration::from_secs(30),
+        "the channel back in search",
+        || async { Ok(d.visible_ids().await?.contains(keep).then_some(())) },
+    )
+    .await?;
+    let visible = d.visible_ids().await?;
+    assert!(struck.iter().all(|id| !visible.contains(*id)));
+    let item = view(keep.clone()).await?;
+    assert_eq!(item["channel_suppressed"], false);
+    assert_eq!(
+        item["channel_strikes"]["suspensions"][0]["lifted_by"],
+        "system:strikes"
+    );
     Ok(())
 }

@@ -27,8 +27,8 @@ use chrono::{DateTime, Utc};
 use cordon_domain::{is_web_url, Category, ContentItem, MediaKind, Verdict};
 use cordon_index::ItemState;
 use cordon_review::{
-    Appeal, AppealState, AuditEntry, Case, CaseFilter, CaseSource, CaseState, Decision, Report,
-    Role, Statement,
+    Appeal, AppealState, AuditEntry, Case, CaseFilter, CaseSource, CaseState, ChannelStrikes,
+    Decision, Report, Role, Statement,
 };
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
@@ -374,6 +374,7 @@ struct CaseView {
     audit: Vec<AuditEntry>,
     statements: Vec<Statement>,
     appeals: Vec<Appeal>,
+    strikes: Option<ChannelStrikes>,
 }
 
 async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiError> {
@@ -437,6 +438,10 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
     let statements = s.store.statements_about(&subjects, me.role).await?;
     let ids: Vec<i64> = statements.iter().map(|st| st.id).collect();
     let appeals = s.store.appeals_of(&ids, me.role).await?;
+    let strikes = match &channel {
+        Some(ch) => Some(s.store.channel_strikes(ch).await?),
+        None => None,
+    };
     Ok(CaseView {
         case,
         item,
@@ -448,6 +453,7 @@ async fn load_case(s: &ApiState, me: &Viewer, id: i64) -> Result<CaseView, ApiEr
         audit,
         statements,
         appeals,
+        strikes,
     })
 }
 
@@ -692,6 +698,7 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
                 ul { @for o in &v.channel_items { @if let Some(oc) = &o.content {
                     li { code { (shown(&o.id)) } " · " (o.visibility.as_str()) " · " (shown(&snippet(&oc.text))) }
                 } } }
+                @if let Some(st) = &v.strikes { (strikes_markup(st)) }
                 h3 { "Past decisions about the channel and its items" }
                 @if v.channel_decisions.is_empty() { p.empty { "None." } } @else { (decision_rows(&v.channel_decisions)) }
             }
@@ -702,6 +709,37 @@ async fn case_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>) -
         }
     };
     Ok(layout(&s, &me, &format!("case {id}"), body))
+}
+
+/// A channel's strikes and suspensions, newest first.
+fn strikes_markup(st: &ChannelStrikes) -> Markup {
+    html! {
+        h3 { "Strikes" }
+        p #strikes-live { "Live weight " strong { (format!("{:.1}", st.live_weight)) } " — suspended at "
+            (format!("{:.1}", st.suspend_at)) ", for good at " (format!("{:.1}", st.ban_at)) }
+        @if st.strikes.is_empty() { p.empty { "No strikes." } } @else {
+            table.strikes { thead { tr { th { "Given" } th { "Item" } th { "Category" } th { "Weight" } th { "Counts until" } th { "Removed" } } } tbody {
+                @for k in &st.strikes {
+                    tr.live[k.live()] {
+                        td { (k.created_at.format("%Y-%m-%d %H:%M")) } td { code { (shown(&k.subject)) } } td { (k.category) }
+                        td { (format!("{:.1}", k.weight)) } td { (k.expires_at.format("%Y-%m-%d")) }
+                        td { @if let Some(at) = k.removed_at { (at.format("%Y-%m-%d")) " by " (shown_or(k.removed_by.as_deref(), ""))
+                                 @if let Some(a) = k.appeal_id { " on " a href={ "/console/appeals/" (a) } { "appeal #" (a) } } } }
+                    }
+                }
+            } }
+        }
+        @if !st.suspensions.is_empty() {
+            table.suspensions { thead { tr { th { "Suspended" } th { "Until" } th { "Strike weight" } th { "Lifted" } } } tbody {
+                @for p in &st.suspensions {
+                    tr { td { (p.created_at.format("%Y-%m-%d %H:%M")) }
+                         td { @match p.until { Some(u) => { (u.format("%Y-%m-%d %H:%M")) } None => { "for good" } } }
+                         td { (format!("{:.1}", p.strikes)) }
+                         td { @if let Some(at) = p.lifted_at { (at.format("%Y-%m-%d %H:%M")) " by " (shown_or(p.lifted_by.as_deref(), "")) } } }
+                }
+            } }
+        }
+    }
 }
 
 fn snippet(text: &str) -> String {

@@ -123,6 +123,9 @@ pub fn start(
             deps.metrics.reports.with_label_values(&[source, outcome]);
         }
     }
+    for event in ["filed", "duplicate", "refused", "upheld", "reversed"] {
+        deps.metrics.appeals.with_label_values(&[event]);
+    }
     for action in [
         DecisionAction::Suppress,
         DecisionAction::Restore,

@@ -1,6 +1,7 @@
 //! The outbox relay: publishes moderators' decisions, queued in the review database in the same
 //! transaction as the decision, to the verdicts topic — so a decision is never lost nor
-//! published without being recorded — and the reporters' notices to the outcomes topic.
+//! published without being recorded — and the reporters' and appellants' notices to the
+//! outcomes topic; and, every second, the restore of channels whose suspension ended.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +15,14 @@ use tracing::{error, info, warn};
 
 use crate::settings::ApiSettings;
 
+/// How often channels whose suspension ended are restored.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the moderator agreement gauge is read from the review database.
 const AGREEMENT_EVERY: Duration = Duration::from_secs(30);
 
-/// Publishes moderator verdicts from the outbox until `shutdown`, and refreshes queue gauges.
+/// Publishes moderator verdicts from the outbox until `shutdown`, lifts ended suspensions, and
+/// refreshes queue gauges.
 pub(crate) async fn relay_outbox(
     store: ReviewStore,
     publisher: Publisher,
@@ -28,6 +33,7 @@ pub(crate) async fn relay_outbox(
     let interval = Duration::from_millis(settings.api.outbox_interval_ms);
     let mut last_stats = Instant::now() - Duration::from_secs(60);
     let mut last_agreement = Instant::now() - AGREEMENT_EVERY;
+    let mut last_sweep = Instant::now() - SWEEP_EVERY;
     loop {
         let settings = &settings;
         let publisher = &publisher;
@@ -78,6 +84,17 @@ pub(crate) async fn relay_outbox(
                     .set(stats.oldest_open_age_seconds as i64);
                 metrics.outbox_pending.set(stats.outbox_pending);
                 metrics.outbox_refused.set(stats.outbox_refused);
+            }
+        }
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            match store.lift_ended_suspensions().await {
+                Ok(lifted) => {
+                    for s in &lifted {
+                        info!(channel_id = %s.channel_id, decision_id = s.decision_id, "a channel's suspension ended");
+                    }
+                }
+                Err(e) => warn!(error = %e, "lifting ended suspensions failed; retried shortly"),
             }
         }
         if last_agreement.elapsed() >= AGREEMENT_EVERY {

@@ -16,13 +16,12 @@
 
 use chrono::{DateTime, Months, Utc};
 use cordon_domain::Action;
-use cordon_statements::Restriction;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::{
-    check_id, check_reason, check_text, parsed, queue, statements, ChannelDecision,
+    check_id, check_reason, check_text, parsed, queue, statements, strikes, ChannelDecision,
     DecisionRequest, ReviewError, ReviewStore, Role,
 };
 
@@ -461,7 +460,7 @@ impl ReviewStore {
         }
         let (state, decision_id, correction_id) = if d.reverse {
             let decision = match original.restriction {
-                Restriction::ChannelSuppression => {
+                r if r.is_channel() => {
                     let channel_id = original.channel_id.clone().ok_or_else(|| {
                         ReviewError::Invalid(format!("statement {} names no channel", original.id))
                     })?;
@@ -498,6 +497,7 @@ impl ReviewStore {
                     .await?
                 }
             };
+            strikes::removed_on_appeal(&mut tx, original.id, appeal.id).await?;
             let correction = self.state_correction(&mut tx, &original, &decision).await?;
             (AppealState::Reversed, Some(decision.id), Some(correction))
         } else {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use cordon_domain::{ContentItem, MediaKind, Verdict};
+use cordon_domain::{ContentItem, Verdict};
 use sqlx::Row;
 
 use crate::{
@@ -155,10 +155,7 @@ impl ReviewStore {
             channels.push(seen.item.map(|i| i.channel.id.as_str()));
             kinds.push(seen.item.map(|i| i.kind.as_str()));
             published.push(seen.item.map(|i| i.published_at));
-            images.push(
-                seen.item
-                    .map(|i| i.media.iter().any(|m| m.kind == MediaKind::Image)),
-            );
+            images.push(seen.item.map(ContentItem::has_images));
             languages.push(seen.item.and_then(|i| i.lang.as_deref()));
         }
         // The facts follow the newest version that brought them (the context role brings none).

@@ -6,8 +6,8 @@ use cordon_statements::Restriction;
 use sqlx::{Postgres, Transaction};
 
 use crate::{
-    case_from_row, decision_from_row, enqueue_verdict, queue, reports, ChannelDecision, Decision,
-    DecisionRequest, DecisionStatement, ReviewError, ReviewStore, Role, CASE_COLUMNS,
+    case_from_row, decision_from_row, enqueue_verdict, queue, reports, strikes, ChannelDecision,
+    Decision, DecisionRequest, DecisionStatement, ReviewError, ReviewStore, Role, CASE_COLUMNS,
     DECISION_COLUMNS,
 };
 
@@ -200,15 +200,21 @@ impl ReviewStore {
         .await?;
         enqueue_verdict(tx, &decision).await?;
         if req.action == Action::Suppress {
-            self.state_decision(
-                tx,
-                DecisionStatement {
-                    decision: &decision,
-                    restriction: Restriction::ModeratorSuppression,
-                    case: before.as_ref(),
-                },
-            )
-            .await?;
+            let statement = self
+                .state_decision(
+                    tx,
+                    DecisionStatement {
+                        decision: &decision,
+                        restriction: Restriction::ModeratorSuppression,
+                        case: before.as_ref(),
+                        until: None,
+                        category: None,
+                    },
+                )
+                .await?;
+            self.strike(tx, statement).await?;
+        } else {
+            strikes::withdraw(tx, &req.item_id, req.item_version, &req.moderator).await?;
         }
         reports::settle(
             tx,
@@ -317,6 +323,9 @@ impl ReviewStore {
         )
         .await?;
         enqueue_verdict(tx, &decision).await?;
+        if !*suppress {
+            strikes::lifted(tx, channel_id, moderator).await?;
+        }
         if *suppress {
             self.state_decision(
                 tx,
@@ -324,6 +333,8 @@ impl ReviewStore {
                     decision: &decision,
                     restriction: Restriction::ChannelSuppression,
                     case: before.as_ref(),
+                    until: None,
+                    category: None,
                 },
             )
             .await?;

@@ -13,6 +13,8 @@
 //!   model suppression with its batch's cases (once per item version); a restriction lifted
 //!   on appeal gets a correcting statement in the transaction of its restore.
 //! - An appeal is decided once, by a person other than the one who took the decision appealed.
+//! - A strike counts once per restriction a person decided, and only while the restriction
+//!   stands; a suspension strikes cause is written with the strike that caused it.
 
 use std::time::Duration;
 
@@ -30,6 +32,7 @@ mod queue;
 mod reports;
 mod rows;
 mod statements;
+mod strikes;
 mod submissions;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -64,6 +67,7 @@ pub use reports::{
 pub(crate) use rows::{case_from_row, decision_from_row, parsed, CASE_COLUMNS, DECISION_COLUMNS};
 pub(crate) use statements::DecisionStatement;
 pub use statements::{ItemFacts, ModelSuppression, Statement};
+pub use strikes::{ChannelStrikes, Strike, StrikesConfig, Suspension, STRIKES_ACTOR};
 pub use submissions::{QueuedStatement, RejectedStatement, SubmissionCounts, Submitted};
 pub use transparency::{
     days, AppealFigures, ReportFigures, RestrictionCount, StatementFigures, TransparencyReport,
@@ -79,6 +83,8 @@ pub struct ReviewStore {
     pub(crate) statements: std::sync::Arc<cordon_statements::StatementsConfig>,
     /// Who may appeal, for how long, and who decides.
     pub(crate) appeals: std::sync::Arc<AppealsConfig>,
+    /// How restrictions weigh on their channels.
+    pub(crate) strikes: std::sync::Arc<StrikesConfig>,
 }
 
 impl ReviewStore {
@@ -105,6 +111,7 @@ impl ReviewStore {
             hasher: std::sync::Arc::new(accounts::Hasher::new(accounts::DEFAULT_CONCURRENT_HASHES)),
             statements: Default::default(),
             appeals: Default::default(),
+            strikes: Default::default(),
         })
     }
 

@@ -512,6 +512,8 @@ impl ReviewStore {
                     decision: &decision,
                     restriction: cordon_statements::Restriction::ReportHold,
                     case: Some(&after),
+                    until: None,
+                    category: None,
                 },
             )
             .await?;

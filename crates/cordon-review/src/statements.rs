@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use cordon_domain::{Category, ContentItem, ContentKind, Contribution, MediaKind};
+use cordon_domain::{Category, ContentItem, ContentKind, Contribution};
 use cordon_statements::{
     draft, Decider, Detection, Draft, Facts, Restriction, StatementsConfig, TdbStatement,
 };
@@ -52,7 +52,7 @@ impl ItemFacts {
             channel_id: item.channel.id.clone(),
             kind: item.kind,
             published_at: item.published_at,
-            has_images: item.media.iter().any(|m| m.kind == MediaKind::Image),
+            has_images: item.has_images(),
             language: item.lang.clone(),
         }
     }
@@ -292,6 +292,10 @@ pub(crate) struct DecisionStatement<'a> {
     pub restriction: Restriction,
     /// The case it was made on, if any.
     pub case: Option<&'a Case>,
+    /// When a temporary restriction ends.
+    pub until: Option<DateTime<Utc>>,
+    /// The category it is for, when neither the reason nor the case says.
+    pub category: Option<Category>,
 }
 
 impl ReviewStore {
@@ -375,14 +379,15 @@ impl ReviewStore {
         Ok(insert(&mut conn, &drafted).await?.len() as u64)
     }
 
-    /// Drafts and stores the statement of a decision that restricts, in its transaction.
+    /// Drafts and stores the statement of a decision that restricts, in its transaction;
+    /// returns its id.
     pub(crate) async fn state_decision(
         &self,
         conn: &mut PgConnection,
         s: DecisionStatement<'_>,
-    ) -> Result<(), ReviewError> {
+    ) -> Result<i64, ReviewError> {
         let d = s.decision;
-        let channel = s.restriction == Restriction::ChannelSuppression;
+        let channel = s.restriction.is_channel();
         let (facts, detection) = if channel {
             (None, None)
         } else {
@@ -405,6 +410,7 @@ impl ReviewStore {
             .statements
             .reason_category(&d.reason)
             .or_else(|| s.case.and_then(|c| Category::parse(&c.category)))
+            .or(s.category)
             .unwrap_or(Category::OtherIllegal);
         // The channel reads its own id; the statement is stored under the decision's key.
         let shown = d.channel_id.clone().filter(|_| channel);
@@ -417,7 +423,7 @@ impl ReviewStore {
             category,
             detection,
             decider: match s.restriction {
-                Restriction::ReportHold => Decider::System,
+                Restriction::ReportHold | Restriction::StrikeSuppression => Decider::System,
                 _ => Decider::Person,
             },
             model_assessed: s.case.is_some_and(model_assessed),
@@ -431,14 +437,14 @@ impl ReviewStore {
             subject: shown,
             published_at: facts.published_at,
             applied_at: d.decided_at,
-            until: None,
+            until: s.until.map(|t| t.date_naive()),
             score: s
                 .case
                 .filter(|c| model_assessed(c))
                 .map(|c| c.scores.get(category)),
             explanation: &[],
         })?;
-        insert(
+        let ids = insert(
             conn,
             &[Drafted {
                 restriction: s.restriction,
@@ -457,7 +463,9 @@ impl ReviewStore {
             }],
         )
         .await?;
-        Ok(())
+        ids.first()
+            .copied()
+            .ok_or_else(|| ReviewError::Conflict(format!("decision {} is stated already", d.id)))
     }
 
     /// Drafts and stores, in the caller's transaction, the statement correcting `original`
@@ -469,10 +477,10 @@ impl ReviewStore {
         decision: &Decision,
     ) -> Result<i64, ReviewError> {
         // The channel reads its own id, as in the statement corrected.
-        let shown = match original.restriction {
-            Restriction::ChannelSuppression => original.channel_id.as_deref(),
-            _ => None,
-        };
+        let shown = original
+            .channel_id
+            .as_deref()
+            .filter(|_| original.restriction.is_channel());
         let draft = cordon_statements::correction(
             &self.statements,
             &cordon_statements::Lifted {

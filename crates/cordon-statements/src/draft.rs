@@ -23,15 +23,19 @@ pub enum Restriction {
     ReportHold,
     /// A senior moderator hid every item of the channel from public search.
     ChannelSuppression,
+    /// The channel's strikes (restrictions people upheld) reached a threshold: every item of it
+    /// hidden, for a time or for good.
+    StrikeSuppression,
 }
 
 impl Restriction {
     /// Every restriction.
-    pub const ALL: [Restriction; 4] = [
+    pub const ALL: [Restriction; 5] = [
         Restriction::ModelSuppression,
         Restriction::ModeratorSuppression,
         Restriction::ReportHold,
         Restriction::ChannelSuppression,
+        Restriction::StrikeSuppression,
     ];
 
     /// Parses a stored name.
@@ -46,7 +50,16 @@ impl Restriction {
             Restriction::ModeratorSuppression => "moderator_suppression",
             Restriction::ReportHold => "report_hold",
             Restriction::ChannelSuppression => "channel_suppression",
+            Restriction::StrikeSuppression => "strike_suppression",
         }
+    }
+
+    /// Whether it restricts a whole channel (its subject is the channel's key).
+    pub fn is_channel(self) -> bool {
+        matches!(
+            self,
+            Restriction::ChannelSuppression | Restriction::StrikeSuppression
+        )
     }
 }
 
@@ -156,6 +169,7 @@ struct Template {
     by_person_after_notice: &'static str,
     by_person: &'static str,
     hold: &'static str,
+    strikes: &'static str,
     signals: fn(list: &str) -> String,
     lifted: fn(what: &str, subject: &str, date: &str) -> String,
     corrects: fn(puid: &str, date: &str) -> String,
@@ -176,6 +190,7 @@ const TEMPLATES: [Template; 3] = [
         by_person_after_notice: "A moderator decided after a report.",
         by_person: "A moderator decided.",
         hold: "It is hidden after reports until a moderator decides.",
+        strikes: "This follows repeated violations: moderators restricted several of the channel's items.",
         signals: |list| format!("The system noticed: {list}."),
         lifted: |what, subject, date| {
             format!("Your appeal was accepted: your {what} “{subject}” is shown in public search again since {date}.")
@@ -199,6 +214,7 @@ const TEMPLATES: [Template; 3] = [
         by_person_after_notice: "Ein Moderator hat nach einer Meldung entschieden.",
         by_person: "Ein Moderator hat entschieden.",
         hold: "Nach Meldungen ist der Inhalt ausgeblendet, bis ein Moderator entscheidet.",
+        strikes: "Dies folgt auf wiederholte Verstöße: Moderatoren haben mehrere Inhalte des Kanals eingeschränkt.",
         signals: |list| format!("Das System bemerkte: {list}."),
         lifted: |what, subject, date| {
             format!("Ihrem Einspruch wurde stattgegeben: Ihr {what} „{subject}“ erscheint seit dem {date} wieder in der öffentlichen Suche.")
@@ -220,6 +236,7 @@ const TEMPLATES: [Template; 3] = [
         by_person_after_notice: "Un modérateur a décidé après un signalement.",
         by_person: "Un modérateur a décidé.",
         hold: "Après des signalements, le contenu est masqué jusqu’à la décision d’un modérateur.",
+        strikes: "Cela fait suite à des infractions répétées : des modérateurs ont restreint plusieurs contenus du canal.",
         signals: |list| format!("Le système a relevé : {list}."),
         lifted: |what, subject, date| {
             format!("Votre recours a été accepté : votre {what} « {subject} » apparaît de nouveau dans la recherche publique depuis le {date}.")
@@ -260,6 +277,7 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
     let how = match (facts.restriction, automated_decision) {
         (Restriction::ReportHold, _) => "held from public search after user reports until a moderator decides",
         (Restriction::ChannelSuppression, _) => "every item of the channel hidden from public search by a senior moderator",
+        (Restriction::StrikeSuppression, _) => "every item of the channel hidden from public search automatically, after moderators had restricted several of its items",
         (_, AutomatedDecision::Fully) => "hidden from public search by the platform's automated classifier",
         (_, AutomatedDecision::Partially) => "assessed by the platform's automated classifier and hidden from public search by a moderator",
         (_, AutomatedDecision::NotAutomated) => "hidden from public search by a moderator",
@@ -327,7 +345,8 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
         })
         .unwrap_or(&TEMPLATES[0]);
     let what = match (facts.restriction, facts.kind) {
-        (Restriction::ChannelSuppression, _) | (_, ContentKind::ChannelProfile) => template.channel,
+        (Restriction::ChannelSuppression | Restriction::StrikeSuppression, _)
+        | (_, ContentKind::ChannelProfile) => template.channel,
         (_, ContentKind::Listing) => template.listing,
         (_, ContentKind::ChannelPost) => template.post,
     };
@@ -341,6 +360,7 @@ pub fn draft(config: &StatementsConfig, facts: &Facts<'_>) -> Result<Draft, Inva
     text.push_str(&format!(" ({}). ", ground.legal_ground));
     text.push_str(match (facts.restriction, automated_decision, source_type) {
         (Restriction::ReportHold, _, _) => template.hold,
+        (Restriction::StrikeSuppression, _, _) => template.strikes,
         (_, AutomatedDecision::Fully, _) => template.by_model,
         (_, _, SourceType::Article16 | SourceType::TrustedFlagger) => {
             template.by_person_after_notice
@@ -408,7 +428,7 @@ pub fn correction(config: &StatementsConfig, lifted: &Lifted<'_>) -> Result<Draf
         .find(|t| t.language == lifted.language)
         .unwrap_or(&TEMPLATES[0]);
     let what = match lifted.restriction {
-        Restriction::ChannelSuppression => template.channel,
+        r if r.is_channel() => template.channel,
         _ if original.content_type.contains(&ContentType::Product) => template.listing,
         _ => template.post,
     };
@@ -584,6 +604,41 @@ mod tests {
         );
         assert!(
             d.text.contains("listing") && d.text.contains("until 2026-12-21"),
+            "{}",
+            d.text
+        );
+    }
+
+    #[test]
+    fn a_strike_suspension_is_automated_on_peoples_decisions_and_ends() {
+        let mut f = facts(&[]);
+        f.restriction = Restriction::StrikeSuppression;
+        f.detection = Detection::Moderator;
+        f.kind = ContentKind::ChannelProfile;
+        f.language = Some("en");
+        f.subject = "shop-7";
+        f.score = None;
+        f.until = NaiveDate::from_ymd_opt(2026, 11, 28);
+        let d = draft(&StatementsConfig::default(), &f).expect("drafted");
+        assert_eq!(
+            (
+                d.tdb.automated_detection,
+                d.tdb.automated_decision,
+                d.tdb.source_type
+            ),
+            (YesNo::No, AutomatedDecision::Fully, SourceType::Voluntary)
+        );
+        assert!(d
+            .tdb
+            .decision_facts
+            .contains("after moderators had restricted several"));
+        assert_eq!(
+            d.tdb.end_date_visibility_restriction.as_deref(),
+            Some("2026-11-28")
+        );
+        assert!(
+            d.text.starts_with("Your channel “shop-7” was hidden from public search on 2026-11-21 until 2026-11-28.")
+                && d.text.contains("repeated violations"),
             "{}",
             d.text
         );

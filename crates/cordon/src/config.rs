@@ -48,6 +48,8 @@ pub struct Config {
     pub statements: cordon_statements::StatementsConfig,
     /// Appeals of restrictions: the window, who decides.
     pub appeals: cordon_review::AppealsConfig,
+    /// Strikes against channels and the suspensions they cause.
+    pub strikes: cordon_review::StrikesConfig,
     /// Submitting statements to the EU Transparency Database.
     pub transparency: cordon_transparency::TransparencyConfig,
     /// Metrics and health.
@@ -403,6 +405,10 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config
             .appeals
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config
+            .strikes
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config

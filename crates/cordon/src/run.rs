@@ -207,7 +207,8 @@ pub async fn run(config: Config, roles: &[Role]) -> Result<ExitCode> {
                 .await?
                 .with_concurrent_hashes(config.auth.max_concurrent_hashes)
                 .with_statements(config.statements.clone())
-                .with_appeals(config.appeals.clone()),
+                .with_appeals(config.appeals.clone())
+                .with_strikes(config.strikes.clone()),
         );
     }
     let deps = |store: &Option<ReviewStore>| -> Result<cordon_worker::Deps> {

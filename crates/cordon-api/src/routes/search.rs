@@ -125,19 +125,23 @@ pub(crate) async fn item(
             "statements": statements,
         })));
     };
-    let channel_suppressed = match &state.content {
+    let (channel_suppressed, strikes) = match &state.content {
         Some(c) => {
             let search = s.search.clone();
             let channel = c.channel.id.clone();
-            index_read(move || search.channel_blocked(&channel)).await?
+            (
+                index_read(move || search.channel_blocked(&channel)).await?,
+                Some(s.store.channel_strikes(&c.channel.id).await?),
+            )
         }
-        None => false,
+        None => (false, None),
     };
     Ok(Json(json!({
         "id": id,
         "indexed": true,
         "visibility": state.visibility,
         "channel_suppressed": channel_suppressed,
+        "channel_strikes": strikes,
         "verdict": state.verdict(),
         "content": state.content,
         "verdicts": state.verdicts,
