@@ -577,6 +577,15 @@ async fn an_appeal_is_refused_to_the_original_moderator_and_reversed_by_a_senior
     assert!(refusal["error"]
         .as_str()
         .is_some_and(|e| e.contains("you took the decision")));
+    // The decision is a state change: without the session's CSRF token it is refused.
+    let sue = d.session("sue", "senior").await?;
+    let no_csrf = http_client()
+        .post(format!("http://{}{path}", d.api))
+        .header("cookie", sue.cookie())
+        .json(&decide("uphold"))
+        .send()
+        .await?;
+    assert_eq!(no_csrf.status(), 403);
     let mo = d.session("mo", "moderator").await?;
     let (status, _) = mo.post(&path, &decide("uphold")).await?;
     assert_eq!(status, 403);

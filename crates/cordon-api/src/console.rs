@@ -925,7 +925,7 @@ async fn appeal_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>)
     } else {
         crate::lookup(&s, &appeal.subject).await?
     };
-    let own = original.is_some_and(|o| o.moderator == me.username);
+    let own = s.store.took_part(appeal.id, &me.username).await?;
     let body = html! {
         div #appeal data-appeal-id=(appeal.id) data-state=(appeal.state) {
             h1 { "Appeal #" (appeal.id) " " span.state { (appeal.state) } }
@@ -958,7 +958,7 @@ async fn appeal_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>)
                             p.statement-text lang=(c.text_language) { (shown(&c.text)) }
                         }
                     } @else if own {
-                        p.warning #own-decision { "You took the decision appealed: another person decides this appeal." }
+                        p.warning #own-decision { "You took the decision appealed (or one it rests on): another person decides this appeal." }
                     } @else {
                         p { "Reversing lifts the restriction (a restore decision) and tells the channel with a statement correcting the original; upholding keeps it. The appellant is told the outcome and the reason." }
                         label { "Reason " (reason_select(&s)) }

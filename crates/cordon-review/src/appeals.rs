@@ -22,7 +22,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use crate::{
     check_id, check_reason, check_text, parsed, queue, statements, strikes, ChannelDecision,
-    DecisionRequest, ReviewError, ReviewStore, Role,
+    DecisionRequest, ReviewError, ReviewStore, Role, Statement,
 };
 
 /// The actor of the audit entry a filed appeal writes.
@@ -272,6 +272,52 @@ async fn notice_of(
     })
 }
 
+/// Whether the restriction `statement` states still stands: no later decision about its item
+/// version (or channel) replaced it.
+async fn in_force(
+    conn: &mut sqlx::PgConnection,
+    statement: &Statement,
+) -> Result<bool, ReviewError> {
+    Ok(sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM decisions WHERE item_id = $1
+                              AND ($2::bigint IS NULL OR item_version = $2)
+                              AND id > COALESCE($3, 0))",
+    )
+    .bind(&statement.subject)
+    .bind(statement.item_version.map(|v| v as i64))
+    .bind(statement.decision_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Whether `who` took part in the restriction `statement` states: a decision of theirs about
+/// its item version (or channel), or for a strike suspension a suppression whose strike was
+/// live when it was applied. They may not decide its appeal.
+async fn took_part(
+    conn: &mut sqlx::PgConnection,
+    statement: &Statement,
+    who: &str,
+) -> Result<bool, ReviewError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM decisions WHERE item_id = $1
+                          AND ($2::bigint IS NULL OR item_version = $2) AND moderator = $3)
+             OR ($4 AND EXISTS (
+                 SELECT 1 FROM strikes k
+                 JOIN statements s ON s.id = k.statement_id
+                 JOIN decisions d ON d.id = s.decision_id
+                 WHERE k.channel_id = $5 AND k.created_at <= $6 AND k.expires_at > $6
+                   AND d.moderator = $3))",
+    )
+    .bind(&statement.subject)
+    .bind(statement.item_version.map(|v| v as i64))
+    .bind(who)
+    .bind(statement.restriction == cordon_statements::Restriction::StrikeSuppression)
+    .bind(&statement.channel_id)
+    .bind(statement.applied_at)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Queues the appellant's notice of `appeal` for the outcomes topic, in the caller's transaction.
 async fn notify(tx: &mut Transaction<'_, Postgres>, appeal: &Appeal) -> Result<(), ReviewError> {
     let notice = notice_of(tx, appeal).await?;
@@ -312,29 +358,26 @@ impl ReviewStore {
         }
         check_text("grounds", Some(&a.grounds), MAX_GROUNDS_CHARS)?;
         let mut tx = self.pool.begin().await?;
-        let statement = sqlx::query(
-            "SELECT subject, channel_id, applied_at, corrects FROM statements WHERE id = $1",
-        )
-        .bind(a.statement_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .filter(|row| {
-            row.try_get::<Option<String>, _>("channel_id")
-                .is_ok_and(|c| c.as_deref() == Some(a.channel_id.as_str()))
-        })
-        .ok_or_else(|| {
+        let unknown = || {
             ReviewError::NotFound(format!(
                 "statement {} of channel {}",
                 a.statement_id, a.channel_id
             ))
-        })?;
-        if statement.try_get::<Option<i64>, _>("corrects")?.is_some() {
+        };
+        let statement = match statements::statement_in(&mut tx, a.statement_id).await {
+            Err(ReviewError::NotFound(_)) => return Err(unknown()),
+            found => found?.0,
+        };
+        if statement.channel_id.as_deref() != Some(a.channel_id.as_str()) {
+            return Err(unknown());
+        }
+        if statement.corrects.is_some() {
             return Err(ReviewError::Conflict(format!(
                 "statement {} states a restriction lifted on appeal: there is nothing to appeal",
                 a.statement_id
             )));
         }
-        let applied_at: DateTime<Utc> = statement.try_get("applied_at")?;
+        let applied_at = statement.applied_at;
         let window = Months::new(self.appeals.window_months);
         let closes = applied_at.checked_add_months(window).unwrap_or(applied_at);
         let existing = sqlx::query(&format!(
@@ -358,7 +401,13 @@ impl ReviewStore {
                 closes.format("%Y-%m-%d")
             )));
         }
-        let subject: String = statement.try_get("subject")?;
+        if !in_force(&mut tx, &statement).await? {
+            return Err(ReviewError::Conflict(format!(
+                "the restriction of statement {} is no longer in force: a later decision replaced it",
+                a.statement_id
+            )));
+        }
+        let subject = statement.subject.clone();
         // Two appeals of one statement racing: the second waits on the unique key, finds the
         // first and is acknowledged as a duplicate.
         let row = sqlx::query(&format!(
@@ -444,21 +493,20 @@ impl ReviewStore {
             )));
         }
         let (original, _) = statements::statement_in(&mut tx, appeal.statement_id).await?;
-        let original_decider: Option<String> = match original.decision_id {
-            Some(id) => {
-                sqlx::query_scalar("SELECT moderator FROM decisions WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
-        if original_decider.as_deref() == Some(d.moderator.as_str()) {
+        if took_part(&mut tx, &original, &d.moderator).await? {
             return Err(ReviewError::Forbidden(
-                "you took the decision appealed: another person decides its appeal".into(),
+                "you took the decision appealed (or one it rests on): another person decides its appeal"
+                    .into(),
             ));
         }
         let (state, decision_id, correction_id) = if d.reverse {
+            if !in_force(&mut tx, &original).await? {
+                return Err(ReviewError::Conflict(format!(
+                    "the restriction of statement {} is no longer in force: a later decision \
+                     replaced it, and the channel may appeal that one",
+                    original.id
+                )));
+            }
             let decision = match original.restriction {
                 r if r.is_channel() => {
                     let channel_id = original.channel_id.clone().ok_or_else(|| {
@@ -497,7 +545,7 @@ impl ReviewStore {
                     .await?
                 }
             };
-            strikes::removed_on_appeal(&mut tx, original.id, appeal.id).await?;
+            strikes::on_appeal(&mut tx, original.decision_id, original.id, appeal.id).await?;
             let correction = self.state_correction(&mut tx, &original, &decision).await?;
             (AppealState::Reversed, Some(decision.id), Some(correction))
         } else {
@@ -534,6 +582,19 @@ impl ReviewStore {
         notify(&mut tx, &decided).await?;
         tx.commit().await?;
         Ok(decided)
+    }
+
+    /// Whether `who` took part in the restriction appeal `id` is about (and so may not decide it).
+    pub async fn took_part(&self, id: i64, who: &str) -> Result<bool, ReviewError> {
+        let mut conn = self.pool.acquire().await?;
+        let statement_id: i64 =
+            sqlx::query_scalar("SELECT statement_id FROM appeals WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| ReviewError::NotFound(format!("appeal {id}")))?;
+        let (statement, _) = statements::statement_in(&mut conn, statement_id).await?;
+        took_part(&mut conn, &statement, who).await
     }
 
     /// One appeal, as `role` may see it.

@@ -214,7 +214,8 @@ impl ReviewStore {
                 .await?;
             self.strike(tx, statement).await?;
         } else {
-            strikes::withdraw(tx, &req.item_id, req.item_version, &req.moderator).await?;
+            self.withdraw(tx, &req.item_id, req.item_version, &req.moderator)
+                .await?;
         }
         reports::settle(
             tx,
@@ -284,6 +285,9 @@ impl ReviewStore {
             }
             None => None,
         };
+        // After the case (the order every decision takes its locks in): strikes weighing this
+        // channel, and the end of its suspension, wait for this decision.
+        strikes::lock_channel(tx, channel_id).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO decisions (case_id, item_id, item_version, action, moderator, reason, note, channel_id)
              VALUES ($1, $2, 0, $3, $4, $5, $6, $7) RETURNING {DECISION_COLUMNS}"
@@ -324,7 +328,7 @@ impl ReviewStore {
         .await?;
         enqueue_verdict(tx, &decision).await?;
         if !*suppress {
-            strikes::lifted(tx, channel_id, moderator).await?;
+            strikes::restored(tx, channel_id, moderator).await?;
         }
         if *suppress {
             self.state_decision(

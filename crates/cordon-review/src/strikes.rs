@@ -6,14 +6,16 @@
 //!   version (on appeal or otherwise) removes the strike; it stays in the history.
 //! - When a new strike brings the channel's live weight to [`StrikesConfig::suspend_at`], the
 //!   channel is suspended — every item hidden from public search — for
-//!   [`StrikesConfig::suspension_secs`]; at [`StrikesConfig::ban_at`], or at `suspend_at` again
-//!   after an earlier suspension within the window, for good. A channel already suppressed is
-//!   left as it is. Each suspension is a channel decision by `system:strikes` with its verdict
+//!   [`StrikesConfig::suspension_secs`]; at [`StrikesConfig::ban_at`] (replacing a suspension
+//!   for a time in force), or at `suspend_at` again after an earlier suspension ended within the
+//!   window, for good. A channel otherwise suppressed is left as it is; an item version earns
+//!   one live strike however often it is suppressed. Each suspension is a channel decision by `system:strikes` with its verdict
 //!   through the outbox and its own statement of reasons (fully automated, with its end date),
 //!   which the channel may appeal, all in the transaction of the strike.
 //! - [`ReviewStore::lift_ended_suspensions`] restores a channel when its suspension ends, unless
 //!   a later decision about the channel was taken meanwhile (which then stands); a person
-//!   restoring the channel lifts its suspension too.
+//!   restoring the channel lifts its suspension too, and so does a restore that brings the live
+//!   strikes below `suspend_at` (`withdrawn`).
 
 use std::collections::BTreeMap;
 
@@ -47,7 +49,7 @@ pub struct StrikesConfig {
     /// How long a suspension lasts, in seconds.
     pub suspension_secs: u64,
     /// Live strike weight that suspends the channel for good (also `suspend_at` reached again
-    /// after an earlier suspension within `expire_days`).
+    /// after an earlier suspension ended within `expire_days`).
     pub ban_at: f32,
 }
 
@@ -148,6 +150,9 @@ pub struct Suspension {
     pub lifted_at: Option<DateTime<Utc>>,
     /// Who lifted it (`system:strikes` at its end, or the person who restored the channel).
     pub lifted_by: Option<String>,
+    /// Why: `ended`, `restored` (a person restored the channel), `appeal`, `withdrawn` (the
+    /// strikes it rested on were withdrawn), `replaced` (by a suspension for good).
+    pub lifted_reason: Option<String>,
 }
 
 /// A channel's strikes and suspensions, newest first.
@@ -169,7 +174,7 @@ const STRIKE_COLUMNS: &str =
     "id, channel_id, statement_id, subject, category, weight, created_at, \
      expires_at, removed_at, removed_by, appeal_id";
 const SUSPENSION_COLUMNS: &str =
-    "id, channel_id, decision_id, until, strikes, created_at, lifted_at, lifted_by";
+    "id, channel_id, decision_id, until, strikes, created_at, lifted_at, lifted_by, lifted_reason";
 
 fn strike_from_row(row: &sqlx::postgres::PgRow) -> Result<Strike, sqlx::Error> {
     Ok(Strike {
@@ -197,12 +202,13 @@ fn suspension_from_row(row: &sqlx::postgres::PgRow) -> Result<Suspension, sqlx::
         created_at: row.try_get("created_at")?,
         lifted_at: row.try_get("lifted_at")?,
         lifted_by: row.try_get("lifted_by")?,
+        lifted_reason: row.try_get("lifted_reason")?,
     })
 }
 
 /// Takes the channel's strikes lock until the transaction ends: one channel's strikes are
 /// weighed, and its suspensions lifted, one at a time.
-async fn lock_channel(
+pub(crate) async fn lock_channel(
     tx: &mut Transaction<'_, Postgres>,
     channel_id: &str,
 ) -> Result<(), ReviewError> {
@@ -261,50 +267,51 @@ async fn system_channel_decision(
     Ok(decision)
 }
 
-/// Removes the live strikes of an item version's restrictions after `moderator` restored it.
-pub(crate) async fn withdraw(
+/// Marks a suspension lifted by `who` for `reason`.
+async fn mark_lifted(
     tx: &mut Transaction<'_, Postgres>,
-    item_id: &str,
-    item_version: u64,
-    moderator: &str,
-) -> Result<(), ReviewError> {
-    sqlx::query(
-        "UPDATE strikes SET removed_at = now(), removed_by = $3
-         WHERE subject = $1 AND removed_at IS NULL
-           AND statement_id IN (SELECT id FROM statements WHERE subject = $1 AND item_version = $2)",
-    )
-    .bind(item_id)
-    .bind(item_version as i64)
-    .bind(moderator)
-    .execute(&mut **tx)
+    suspension_id: i64,
+    who: &str,
+    reason: &str,
+) -> Result<Suspension, ReviewError> {
+    let row = sqlx::query(&format!(
+        "UPDATE suspensions SET lifted_at = now(), lifted_by = $2, lifted_reason = $3
+         WHERE id = $1 RETURNING {SUSPENSION_COLUMNS}"
+    ))
+    .bind(suspension_id)
+    .bind(who)
+    .bind(reason)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(suspension_from_row(&row)?)
 }
 
-/// Names `appeal_id` as what removed the strike of `statement_id`.
-pub(crate) async fn removed_on_appeal(
+/// The channel's suspension in force, if its decision is still the newest about the channel.
+async fn in_force(
     tx: &mut Transaction<'_, Postgres>,
-    statement_id: i64,
-    appeal_id: i64,
-) -> Result<(), ReviewError> {
-    sqlx::query(
-        "UPDATE strikes SET appeal_id = $2 WHERE statement_id = $1 AND removed_at IS NOT NULL",
-    )
-    .bind(statement_id)
-    .bind(appeal_id)
-    .execute(&mut **tx)
+    channel_id: &str,
+) -> Result<Option<Suspension>, ReviewError> {
+    let row = sqlx::query(&format!(
+        "SELECT {SUSPENSION_COLUMNS} FROM suspensions s
+         WHERE channel_id = $1 AND lifted_at IS NULL
+           AND decision_id = (SELECT max(id) FROM decisions WHERE item_id = $2)
+         ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(channel_id)
+    .bind(Verdict::channel_key(channel_id))
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(())
+    Ok(row.as_ref().map(suspension_from_row).transpose()?)
 }
 
-/// Marks the channel's open suspensions lifted by `who` (a person restored the channel).
-pub(crate) async fn lifted(
+/// Marks the channel's open suspensions lifted: a person (`who`) restored the channel.
+pub(crate) async fn restored(
     tx: &mut Transaction<'_, Postgres>,
     channel_id: &str,
     who: &str,
 ) -> Result<(), ReviewError> {
     sqlx::query(
-        "UPDATE suspensions SET lifted_at = now(), lifted_by = $2
+        "UPDATE suspensions SET lifted_at = now(), lifted_by = $2, lifted_reason = 'restored'
          WHERE channel_id = $1 AND lifted_at IS NULL",
     )
     .bind(channel_id)
@@ -314,11 +321,79 @@ pub(crate) async fn lifted(
     Ok(())
 }
 
+/// Names the appeal as why the suspension of decision `decision_id` was lifted, and the
+/// strike of `statement_id` removed (each only if this transaction did it).
+pub(crate) async fn on_appeal(
+    tx: &mut Transaction<'_, Postgres>,
+    decision_id: Option<i64>,
+    statement_id: i64,
+    appeal_id: i64,
+) -> Result<(), ReviewError> {
+    sqlx::query(
+        "UPDATE suspensions SET lifted_reason = 'appeal'
+         WHERE decision_id = $1 AND lifted_at = now()",
+    )
+    .bind(decision_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE strikes SET appeal_id = $2 WHERE statement_id = $1 AND removed_at = now()")
+        .bind(statement_id)
+        .bind(appeal_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl ReviewStore {
     /// Strikes on these rules (the defaults until set).
     pub fn with_strikes(mut self, config: StrikesConfig) -> ReviewStore {
         self.strikes = std::sync::Arc::new(config);
         self
+    }
+
+    /// Removes the live strikes of an item version's restrictions after `moderator` restored
+    /// it; a suspension in force that the remaining live strikes no longer reach is lifted
+    /// (`withdrawn`), in the caller's transaction.
+    pub(crate) async fn withdraw(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        item_id: &str,
+        item_version: u64,
+        moderator: &str,
+    ) -> Result<(), ReviewError> {
+        let channels: Vec<String> = sqlx::query_scalar(
+            "UPDATE strikes SET removed_at = now(), removed_by = $3
+             WHERE subject = $1 AND removed_at IS NULL
+               AND statement_id IN (SELECT id FROM statements WHERE subject = $1 AND item_version = $2)
+             RETURNING channel_id",
+        )
+        .bind(item_id)
+        .bind(item_version as i64)
+        .bind(moderator)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(channel_id) = channels.first() else {
+            return Ok(());
+        };
+        lock_channel(tx, channel_id).await?;
+        if live_weight(tx, channel_id).await? >= self.strikes.suspend_at {
+            return Ok(());
+        }
+        if let Some(suspension) = in_force(tx, channel_id).await? {
+            system_channel_decision(
+                tx,
+                channel_id,
+                "restore_channel",
+                "strikes_withdrawn",
+                &format!(
+                    "{moderator} restored {item_id}: its channel's live strikes no longer reach {:.1}",
+                    self.strikes.suspend_at
+                ),
+            )
+            .await?;
+            mark_lifted(tx, suspension.id, STRIKES_ACTOR, "withdrawn").await?;
+        }
+        Ok(())
     }
 
     /// Adds the strike a person's restriction with statement `statement_id` earns its channel,
@@ -346,6 +421,19 @@ impl ReviewStore {
         let category: String = stated.try_get("category")?;
         let category = Category::parse(&category).unwrap_or(Category::OtherIllegal);
         lock_channel(tx, &channel_id).await?;
+        // One live strike per item version, however often people suppress it again.
+        let struck: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM strikes k JOIN statements s ON s.id = k.statement_id
+                            WHERE k.subject = $1 AND k.removed_at IS NULL
+                              AND s.item_version = (SELECT item_version FROM statements WHERE id = $2))",
+        )
+        .bind(&subject)
+        .bind(statement_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if struck {
+            return Ok(());
+        }
         let added = sqlx::query(
             "INSERT INTO strikes (channel_id, statement_id, subject, category, weight, expires_at)
              VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
@@ -387,12 +475,21 @@ impl ReviewStore {
         .bind(&key)
         .fetch_optional(&mut **tx)
         .await?;
-        if latest.as_deref() == Some("suppress_channel") {
-            return Ok(());
-        }
+        // A suppressed channel stays as it is, unless strikes suspended it for a time and now
+        // reach the ban: a suspension for good replaces that one.
+        let replaced = match latest.as_deref() {
+            Some("suppress_channel") => match in_force(tx, &channel_id).await? {
+                Some(s) if s.until.is_some() && live >= rules.ban_at => Some(s),
+                _ => return Ok(()),
+            },
+            _ => None,
+        };
+        // Earlier suspensions that ended count; ones a person, an appeal or withdrawn strikes
+        // lifted do not (nor one a ban replaced: the ban counted instead, and it was lifted).
         let suspended_before: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM suspensions WHERE channel_id = $1
-                              AND created_at > now() - make_interval(days => $2))",
+                              AND created_at > now() - make_interval(days => $2)
+                              AND (lifted_reason IS NULL OR lifted_reason = 'ended'))",
         )
         .bind(&channel_id)
         .bind(rules.expire_days as i32)
@@ -433,26 +530,39 @@ impl ReviewStore {
         .bind(live)
         .execute(&mut **tx)
         .await?;
+        if let Some(earlier) = replaced {
+            mark_lifted(tx, earlier.id, STRIKES_ACTOR, "replaced").await?;
+        }
         info!(channel_id = %channel_id, strikes = live, until = ?until, "channel suspended by strikes");
         Ok(())
     }
 
-    /// Restores the channels whose suspension has ended (at most 100 per call), unless a later
-    /// decision about the channel stands; returns the suspensions lifted.
+    /// Restores the channels whose suspension has ended (at most 100 per call, each in its own
+    /// transaction), unless a later decision about the channel stands; returns the suspensions
+    /// lifted.
     pub async fn lift_ended_suspensions(&self) -> Result<Vec<Suspension>, ReviewError> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SUSPENSION_COLUMNS} FROM suspensions
-             WHERE lifted_at IS NULL AND until <= now() ORDER BY until LIMIT 100
-             FOR UPDATE SKIP LOCKED"
-        ))
-        .fetch_all(&mut *tx)
+        let due: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, channel_id FROM suspensions
+             WHERE lifted_at IS NULL AND until <= now() ORDER BY until LIMIT 100",
+        )
+        .fetch_all(&self.pool)
         .await?;
-        let mut done = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let s = suspension_from_row(row)?;
-            // Not while a strike of the channel is being weighed (it reads the latest decision).
-            lock_channel(&mut tx, &s.channel_id).await?;
+        let mut done = Vec::with_capacity(due.len());
+        for (id, channel_id) in due {
+            let mut tx = self.pool.begin().await?;
+            // The channel first, as every decision takes it: not while a strike is weighed or a
+            // person decides about the channel; another process may have lifted it meanwhile.
+            lock_channel(&mut tx, &channel_id).await?;
+            let Some(row) = sqlx::query(&format!(
+                "SELECT {SUSPENSION_COLUMNS} FROM suspensions WHERE id = $1 AND lifted_at IS NULL"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                continue;
+            };
+            let s = suspension_from_row(&row)?;
             let overtaken: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM decisions WHERE item_id = $1 AND id > $2)",
             )
@@ -470,17 +580,9 @@ impl ReviewStore {
                 )
                 .await?;
             }
-            let row = sqlx::query(&format!(
-                "UPDATE suspensions SET lifted_at = now(), lifted_by = $2 WHERE id = $1
-                 RETURNING {SUSPENSION_COLUMNS}"
-            ))
-            .bind(s.id)
-            .bind(STRIKES_ACTOR)
-            .fetch_one(&mut *tx)
-            .await?;
-            done.push(suspension_from_row(&row)?);
+            done.push(mark_lifted(&mut tx, s.id, STRIKES_ACTOR, "ended").await?);
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(done)
     }
 

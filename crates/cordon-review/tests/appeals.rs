@@ -65,6 +65,16 @@ async fn statement_of(store: &ReviewStore, subject: &str) -> cordon_review::Stat
     found.into_iter().next().unwrap()
 }
 
+/// The channel appeals the restriction of `subject`; bob, a moderator, decides it.
+async fn appealed(store: &ReviewStore, subject: &str, reverse: bool) -> cordon_review::Appeal {
+    let st = statement_of(store, subject).await;
+    let filed = store.file_appeal(&appeal(st.id, "shop-7")).await.unwrap();
+    store
+        .decide_appeal(&decide(filed.appeal_id, reverse, "bob", Role::Moderator))
+        .await
+        .unwrap()
+}
+
 /// The outbox rows waiting, as (topic, key, payload), published (removed) by reading them.
 async fn outbox(store: &ReviewStore) -> Vec<(OutboxTopic, String, serde_json::Value)> {
     let mut found = Vec::new();
@@ -248,6 +258,59 @@ async fn an_appeal_is_reversed_once_by_a_person_who_did_not_take_the_decision() 
         .await
         .unwrap_err();
     assert!(matches!(refused, ReviewError::Conflict(_)), "{refused}");
+    // A restriction a later decision replaced is not appealed (the later one is), and no one
+    // who decided about the item version decides the appeal of the one in force.
+    let again = item("a/2");
+    store.check_versions(&[SeenItem::of(&again)]).await.unwrap();
+    let on = |action, who: &str| DecisionRequest {
+        item_id: "a/2".into(),
+        item_version: 1,
+        action,
+        moderator: who.into(),
+        reason: "illegal_drugs".into(),
+        note: None,
+        case_id: None,
+        expected_version: None,
+        role: Role::Senior,
+        no_requeue: false,
+    };
+    store.decide(&on(Action::Suppress, "ann")).await.unwrap();
+    store.decide(&on(Action::Restore, "bob")).await.unwrap();
+    store.decide(&on(Action::Suppress, "dee")).await.unwrap();
+    let stated = store
+        .statements_about(&["a/2".into()], Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(stated.len(), 2);
+    let replaced = store
+        .file_appeal(&appeal(stated[0].id, "shop-7"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&replaced, ReviewError::Conflict(m) if m.contains("no longer in force")),
+        "{replaced}"
+    );
+    let current = store
+        .file_appeal(&appeal(stated[1].id, "shop-7"))
+        .await
+        .unwrap();
+    for who in ["ann", "bob", "dee"] {
+        assert!(store.took_part(current.appeal_id, who).await.unwrap());
+        let refused = store
+            .decide_appeal(&decide(current.appeal_id, true, who, Role::Senior))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, ReviewError::Forbidden(_)),
+            "{who}: {refused}"
+        );
+    }
+    assert!(!store.took_part(current.appeal_id, "cy").await.unwrap());
+    store
+        .decide_appeal(&decide(current.appeal_id, true, "cy", Role::Senior))
+        .await
+        .unwrap();
+
     let audit = store.audit_log(None, 20, Role::Admin).await.unwrap();
     let actions: Vec<(&str, &str)> = audit
         .iter()
@@ -259,7 +322,7 @@ async fn an_appeal_is_reversed_once_by_a_person_who_did_not_take_the_decision() 
     );
     assert!(actions.contains(&("cy", "appeal:reverse")), "{actions:?}");
 
-    // The period's report: one appeal, reversed; the correction is no new restriction.
+    // The period's report: two appeals, reversed; corrections are no new restrictions.
     let day = Utc::now().date_naive();
     let (from, to) = cordon_review::days(day, day).unwrap();
     let report = store.transparency_report(from, to).await.unwrap();
@@ -269,13 +332,13 @@ async fn an_appeal_is_reversed_once_by_a_person_who_did_not_take_the_decision() 
             report.appeals.reversed,
             report.appeals.pending
         ),
-        (1, 1, 0)
+        (2, 2, 0)
     );
     assert_eq!(report.appeals.reversal_rate, Some(1.0));
     assert!(report.appeals.median_seconds_to_decision.is_some());
     let restrictions: i64 = report.restrictions.iter().map(|c| c.count).sum();
-    assert_eq!(restrictions, 1);
-    assert_eq!(report.statements.total, 2);
+    assert_eq!(restrictions, 3);
+    assert_eq!(report.statements.total, 5);
 }
 
 #[tokio::test]
@@ -303,15 +366,7 @@ async fn model_and_channel_restrictions_are_appealed_within_the_window() {
 
     // The model decided alone: any person decides its appeal (here any moderator, as
     // configured) and may keep the restriction.
-    let model = statement_of(&store, "m/1").await;
-    let filed = store
-        .file_appeal(&appeal(model.id, "shop-7"))
-        .await
-        .unwrap();
-    let upheld = store
-        .decide_appeal(&decide(filed.appeal_id, false, "bob", Role::Moderator))
-        .await
-        .unwrap();
+    let upheld = appealed(&store, "m/1", false).await;
     assert_eq!(
         (upheld.state, upheld.correction_id, upheld.decision_id),
         (AppealState::Upheld, None, None)
@@ -322,10 +377,25 @@ async fn model_and_channel_restrictions_are_appealed_within_the_window() {
         .unwrap()
         .1
         .is_empty());
-    let told = store.appeal_notice(filed.appeal_id).await.unwrap();
+    let told = store.appeal_notice(upheld.id).await.unwrap();
     assert_eq!(
         (told.status, told.reason.as_deref()),
         (AppealState::Upheld, Some("legitimate_seller"))
+    );
+    // Reversing the model's restriction: a restore, and a correction of the model's statement.
+    store
+        .state_model_suppressions(&[suppressed("m/2", now)])
+        .await
+        .unwrap();
+    let model = statement_of(&store, "m/2").await;
+    let reversed = appealed(&store, "m/2", true).await;
+    let correction = store
+        .statement(reversed.correction_id.unwrap(), Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        (correction.restriction, correction.corrects),
+        (Restriction::ModelSuppression, Some(model.id))
     );
     // Six months and an hour after: too late.
     let old = statement_of(&store, "m/old").await;

@@ -224,3 +224,76 @@ async fn strikes_suspend_a_channel_for_a_time_then_for_good_while_their_restrict
     .validate()
     .is_err());
 }
+
+#[tokio::test]
+async fn the_ban_replaces_a_suspension_and_withdrawn_strikes_lift_it() {
+    let db = TestDb::create().await.unwrap();
+    let store = ReviewStore::connect(&db.url, 4, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let items: Vec<ContentItem> = (1..=6).map(|i| item(&format!("p/{i}"))).collect();
+    let seen: Vec<SeenItem<'_>> = items.iter().map(SeenItem::of).collect();
+    store.check_versions(&seen).await.unwrap();
+    let suppress = |id: &str| decision(id, Action::Suppress, "illegal_drugs", "ann");
+
+    // Suppressing one version again earns no second strike.
+    for id in ["p/1", "p/1", "p/1", "p/2"] {
+        store.decide(&suppress(id)).await.unwrap();
+    }
+    assert_eq!(
+        store.channel_strikes("shop-7").await.unwrap().live_weight,
+        2.0
+    );
+    assert_eq!(channel_decision(&store).await, None);
+    store.decide(&suppress("p/3")).await.unwrap();
+    let st = store.channel_strikes("shop-7").await.unwrap();
+    assert!(st.suspensions[0].until.is_some(), "a week's suspension");
+
+    // Reaching the ban during it: a suspension for good replaces it.
+    for id in ["p/4", "p/5", "p/6"] {
+        store.decide(&suppress(id)).await.unwrap();
+    }
+    let st = store.channel_strikes("shop-7").await.unwrap();
+    assert_eq!((st.live_weight, st.suspensions.len()), (6.0, 2));
+    assert_eq!(st.suspensions[0].until, None);
+    assert_eq!(st.suspensions[1].lifted_reason.as_deref(), Some("replaced"));
+    let stated = store
+        .statements_about(&["channel:shop-7".into()], Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(stated.len(), 2);
+    assert!(stated[1].tdb.end_date_visibility_restriction.is_none());
+
+    // People restore items: once the live strikes fall below the threshold, the ban goes.
+    for id in ["p/6", "p/5", "p/4"] {
+        store
+            .decide(&decision(id, Action::Restore, "not_illegal", "bob"))
+            .await
+            .unwrap();
+        assert_eq!(
+            channel_decision(&store).await.map(|d| d.0),
+            Some(DecisionAction::SuppressChannel),
+            "{id}: three live strikes still"
+        );
+    }
+    store
+        .decide(&decision("p/3", Action::Restore, "not_illegal", "bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        channel_decision(&store).await,
+        Some((DecisionAction::RestoreChannel, "system:strikes".into()))
+    );
+    let st = store.channel_strikes("shop-7").await.unwrap();
+    assert_eq!(st.live_weight, 2.0);
+    assert_eq!(
+        st.suspensions[0].lifted_reason.as_deref(),
+        Some("withdrawn")
+    );
+    // A withdrawn suspension does not count towards the next: the third live strike suspends
+    // for a time again, not for good.
+    store.decide(&suppress("p/4")).await.unwrap();
+    let st = store.channel_strikes("shop-7").await.unwrap();
+    assert_eq!(st.suspensions.len(), 3);
+    assert!(st.suspensions[0].until.is_some(), "{:?}", st.suspensions[0]);
+}

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
 
-use crate::auth::Viewer;
+use crate::auth::{Actor, Viewer};
 use crate::error::ApiError;
 use crate::extract::{ApiResult, Json, Path, Query};
 use crate::routes::review::Limit;
@@ -59,7 +59,7 @@ fn platform_signed(s: &ApiState, signature: &str, message: &str) -> Result<Strin
         (status = 400, description = "A value refused: an appellant id over 128 bytes, grounds missing or too long", body = crate::error::ErrorBody),
         (status = 401, description = "A malformed or wrong signature, or a key that is no platform key", body = crate::error::ErrorBody),
         (status = 404, description = "No such statement of this channel", body = crate::error::ErrorBody),
-        (status = 409, description = "The appeal window closed, or the statement lifts a restriction", body = crate::error::ErrorBody),
+        (status = 409, description = "The appeal window closed, a later decision replaced the restriction, or the statement lifts one", body = crate::error::ErrorBody),
         (status = 429, description = "Over api.reports_per_second from this client", body = crate::error::ErrorBody),
         crate::error::BodyRefusals,
         crate::error::Unavailable,
@@ -234,16 +234,16 @@ pub enum AppealOutcome {
         (status = 200, description = "The appeal as decided", body = serde_json::Value),
         crate::error::ValueRefused,
         crate::error::NotSignedIn,
-        (status = 403, description = "Below appeals.deciders, the original decider, or no CSRF token", body = crate::error::ErrorBody),
+        (status = 403, description = "Below appeals.deciders, one who took part in the decision appealed, or no CSRF token", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown appeal", body = crate::error::ErrorBody),
-        (status = 409, description = "Decided already, or the item's case is held by another moderator", body = crate::error::ErrorBody),
+        (status = 409, description = "Decided already, a restriction a later decision replaced, or the item's case held by another moderator", body = crate::error::ErrorBody),
         crate::error::BodyRefusals,
         crate::error::Unavailable,
     )
 )]
 pub(crate) async fn decide_appeal(
     State(s): State<ApiState>,
-    me: Viewer,
+    Actor(me): Actor,
     Path(id): Path<i64>,
     Json(body): Json<AppealDecisionBody>,
 ) -> ApiResult<Value> {
