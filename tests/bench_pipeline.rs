@@ -7,7 +7,9 @@
 //! (comma-separated languages of the texts, default all twelve of the evaluation set),
 //! `CORDON_BENCH_COMMIT_MS` (the indexer's commit interval, default 100 as deployed),
 //! `CORDON_BENCH_CONFIG` (TOML
-//! appended to the deployment's config, to try settings).
+//! appended to the deployment's config, to try settings), `CORDON_BENCH_BROKER=mock`
+//! (librdkafka's mock cluster instead of tansu: a broker that is not the ceiling, in memory, at
+//! most 5 MB per partition — give it enough with `CORDON_MOCK_PARTITIONS`, e.g. 32).
 //!
 //! 1. Limits: Tantivy indexing alone (in process, same index settings), the classifier alone
 //!    (`cordon classify`), the broker's raw produce and consume rates (rdkafka).
@@ -58,11 +60,44 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
+/// Every topic this bench and Cordon use, which the mock broker creates up front.
+const MOCK_TOPICS: [&str; 9] = [
+    "cordon.content",
+    "cordon.verdicts",
+    "cordon.content.dlq",
+    "cordon.reports",
+    "cordon.report-outcomes",
+    "cordon.context",
+    "obvious.verdicts",
+    "hollow.content",
+    "hollow.verdicts",
+];
+
+/// Creates the topics on a broker that takes admin requests (the mock broker made them).
+async fn create(
+    broker: &cordon_e2e::Broker,
+    settings: &cordon_stream::KafkaSettings,
+    specs: &[cordon_stream::TopicSpec],
+) -> Result<()> {
+    if !broker.mock {
+        cordon_stream::ensure_topics(settings, specs).await?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let n: usize = env_or("CORDON_BENCH_ITEMS", 100_000);
     let extra: String = env_or("CORDON_BENCH_CONFIG", String::new());
-    let d = Deployment::new(&extra).await?;
+    // `CORDON_BENCH_BROKER=mock`: librdkafka's mock cluster instead of tansu, to see what Cordon
+    // and the obvious pipeline cost when the broker is not the ceiling.
+    let d = if env_or("CORDON_BENCH_BROKER", String::new()) == "mock" {
+        let broker =
+            cordon_e2e::Broker::mock(env!("CARGO_BIN_EXE_cordon-mock-broker"), &MOCK_TOPICS)?;
+        Deployment::on(broker, &extra).await?
+    } else {
+        Deployment::new(&extra).await?
+    };
     let mix = Mix::from_env(&d)?;
     let (flagged, chars) = (&mix.flagged, mix.chars);
     let items: Vec<(String, String)> = (0..n).map(|i| mix.item("bench", i)).collect();
@@ -153,11 +188,13 @@ async fn main() -> Result<()> {
     // of this shape on this broker.
     let offered: f64 = env_or("CORDON_BENCH_RATE", 20_000.0);
     let sustain_secs: u64 = env_or("CORDON_BENCH_SUSTAIN_SECS", 20);
-    let hollow_rate = hollow_pipeline(&brokers, &kafka, &mix, offered, sustain_secs).await?;
+    let hollow_rate =
+        hollow_pipeline(&d.broker, &brokers, &kafka, &mix, offered, sustain_secs).await?;
     eprintln!("[bench] hollow pipeline (broker only) kept up with {hollow_rate:.0} items/s");
 
     // The same job written the obvious way, on the same backlog (its own consumer group).
-    cordon_stream::ensure_topics(
+    create(
+        &d.broker,
         &cordon_stream::KafkaSettings {
             brokers: brokers.clone(),
             ..Default::default()
@@ -506,6 +543,7 @@ fn watched(d: &Deployment, worker: &CordonProcess, indexer: &CordonProcess) -> R
 /// answers each record with a verdict-sized record on a second topic) and a reader of both topics
 /// (the "indexer"), all doing nothing else; returns the rate the reader kept up with.
 async fn hollow_pipeline(
+    broker: &cordon_e2e::Broker,
     brokers: &str,
     kafka: &FutureProducer,
     mix: &Mix,
@@ -524,7 +562,8 @@ async fn hollow_pipeline(
         min_insync_replicas: 1,
         compacted: false,
     };
-    cordon_stream::ensure_topics(
+    create(
+        broker,
         &settings,
         &[spec("hollow.content"), spec("hollow.verdicts")],
     )

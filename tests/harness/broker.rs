@@ -1,4 +1,5 @@
-//! The broker: a tansu process with its durable SQLite store.
+//! The broker: a tansu process with its durable SQLite store (or, for benchmarks only,
+//! librdkafka's mock cluster in a process of its own).
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub struct Broker {
     /// Whether the broker requires SASL authentication (tansu: SCRAM users, see
     /// [`Broker::add_scram_user`]; its PLAIN accepts any password).
     pub authentication: bool,
+    /// Whether it is librdkafka's mock cluster ([`Broker::mock`]) instead of tansu.
+    pub mock: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -56,10 +59,45 @@ impl Broker {
             store,
             tls: None,
             authentication: false,
+            mock: false,
             _dir: dir,
         };
         broker.restart()?;
         Ok(broker)
+    }
+
+    /// Starts librdkafka's mock cluster as a broker process (`bin`: the `cordon-mock-broker`
+    /// binary, `env!("CARGO_BIN_EXE_cordon-mock-broker")` in this package's benches) with
+    /// `topics` created: a broker that is not the bottleneck, for benchmarks only — it keeps
+    /// nothing, compacts nothing and takes no admin requests (set `kafka.create_topics = false`).
+    pub fn mock(bin: &str, topics: &[&str]) -> Result<Broker> {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(topics)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting the mock broker `{bin}`"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().context("its output")?).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("the mock broker's address: {line:?}"))?;
+        let dir = tempfile::tempdir()?;
+        Ok(Broker {
+            child: Some(child),
+            tls_proxy: None,
+            port,
+            inner_port: port,
+            store: dir.path().join("mock"),
+            tls: None,
+            authentication: false,
+            mock: true,
+            _dir: dir,
+        })
     }
 
     /// The bootstrap address.
@@ -93,6 +131,7 @@ impl Broker {
 
     /// Starts the broker again on the same port and store.
     pub fn restart(&mut self) -> Result<()> {
+        anyhow::ensure!(!self.mock, "the mock broker keeps nothing to restart with");
         self.kill();
         let bin = std::env::var("CORDON_TANSU").unwrap_or_else(|_| "tansu".into());
         let listener = format!("tcp://{}", self.inner_addr());

@@ -62,12 +62,14 @@ impl Deployment {
         std::fs::write(
             &config,
             format!(
-                "{LOCAL_CONFIG}brokers = \"{}\"\n[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
+                "{LOCAL_CONFIG}brokers = \"{}\"\n{}[database]\nurl = \"{}\"\n[index]\ndir = \"{}\"\ncommit_interval_ms = 100\n\
                  [api]\nlisten = \"{api}\"\noutbox_interval_ms = 100\nmax_search_depth = 1000000\n\
                  searches_per_second = 1000000\nsign_ins_per_minute = 1000000\n\
                  [reports.platform_keys]\n{TEST_REPORT_KEY_ID} = \"{TEST_REPORT_KEY}\"\n\
                  [log]\nfilter = \"info,cordon=debug\"\n{extra}\n",
                 broker.addr(),
+                // The mock broker takes no admin requests; it made the topics.
+                if broker.mock { "create_topics = false\n" } else { "" },
                 db.url,
                 dir.path().join("index").display(),
             ),
