@@ -84,6 +84,11 @@ pub(crate) async fn relay_outbox(
                     .set(stats.oldest_open_age_seconds as i64);
                 metrics.outbox_pending.set(stats.outbox_pending);
                 metrics.outbox_refused.set(stats.outbox_refused);
+                metrics.appeals_open.set(stats.open_appeals);
+                metrics
+                    .oldest_appeal_age_seconds
+                    .set(stats.oldest_open_appeal_age_seconds as i64);
+                metrics.suspensions_overdue.set(stats.overdue_suspensions);
             }
         }
         if last_sweep.elapsed() >= SWEEP_EVERY {

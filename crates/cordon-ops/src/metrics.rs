@@ -55,6 +55,12 @@ pub mod names {
     pub const QUEUE_DEPTH: &str = "cordon_queue_depth";
     /// `cordon_oldest_open_case_age_seconds`.
     pub const OLDEST_OPEN_CASE_AGE_SECONDS: &str = "cordon_oldest_open_case_age_seconds";
+    /// `cordon_appeals_open`.
+    pub const APPEALS_OPEN: &str = "cordon_appeals_open";
+    /// `cordon_oldest_open_appeal_age_seconds`.
+    pub const OLDEST_OPEN_APPEAL_AGE_SECONDS: &str = "cordon_oldest_open_appeal_age_seconds";
+    /// `cordon_suspensions_overdue`.
+    pub const SUSPENSIONS_OVERDUE: &str = "cordon_suspensions_overdue";
     /// `cordon_outbox_pending`.
     pub const OUTBOX_PENDING: &str = "cordon_outbox_pending";
     /// `cordon_outbox_refused`.
@@ -145,6 +151,12 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// Age of the oldest unresolved case, in seconds.
     pub oldest_case_age_seconds: IntGauge,
+    /// Appeals waiting for a decision.
+    pub appeals_open: IntGauge,
+    /// Age of the oldest appeal waiting, in seconds.
+    pub oldest_appeal_age_seconds: IntGauge,
+    /// Strike suspensions past their end for over a minute and not yet lifted.
+    pub suspensions_overdue: IntGauge,
     /// Moderator verdicts waiting in the outbox.
     pub outbox_pending: IntGauge,
     /// Moderator verdicts set aside in the outbox because they can never be published.
@@ -308,6 +320,18 @@ impl Metrics {
                 "Age of the oldest unresolved case",
             )
             .expect("valid gauge"),
+            appeals_open: IntGauge::new(names::APPEALS_OPEN, "Appeals waiting for a decision")
+                .expect("valid gauge"),
+            oldest_appeal_age_seconds: IntGauge::new(
+                names::OLDEST_OPEN_APPEAL_AGE_SECONDS,
+                "Age of the oldest appeal waiting for a decision",
+            )
+            .expect("valid gauge"),
+            suspensions_overdue: IntGauge::new(
+                names::SUSPENSIONS_OVERDUE,
+                "Strike suspensions past their end for over a minute and not lifted",
+            )
+            .expect("valid gauge"),
             outbox_pending: IntGauge::new(
                 names::OUTBOX_PENDING,
                 "Moderator verdicts waiting to be published",
@@ -410,6 +434,9 @@ impl Metrics {
             Box::new(m.cases_queued.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.oldest_case_age_seconds.clone()),
+            Box::new(m.appeals_open.clone()),
+            Box::new(m.oldest_appeal_age_seconds.clone()),
+            Box::new(m.suspensions_overdue.clone()),
             Box::new(m.outbox_pending.clone()),
             Box::new(m.outbox_refused.clone()),
             Box::new(m.decisions.clone()),

@@ -276,7 +276,12 @@ impl ReviewStore {
                   FROM cases WHERE state <> 'resolved') AS oldest,
                (SELECT count(*) FROM outbox WHERE published_at IS NULL AND refused_at IS NULL)
                  AS outbox,
-               (SELECT count(*) FROM outbox WHERE refused_at IS NOT NULL) AS refused",
+               (SELECT count(*) FROM outbox WHERE refused_at IS NOT NULL) AS refused,
+               (SELECT count(*) FROM appeals WHERE state = 'open') AS appeals,
+               (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+                  FROM appeals WHERE state = 'open') AS oldest_appeal,
+               (SELECT count(*) FROM suspensions
+                  WHERE lifted_at IS NULL AND until < now() - interval '1 minute') AS overdue",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -285,6 +290,9 @@ impl ReviewStore {
             oldest_open_age_seconds: row.try_get("oldest")?,
             outbox_pending: row.try_get("outbox")?,
             outbox_refused: row.try_get("refused")?,
+            open_appeals: row.try_get("appeals")?,
+            oldest_open_appeal_age_seconds: row.try_get("oldest_appeal")?,
+            overdue_suspensions: row.try_get("overdue")?,
         })
     }
 }

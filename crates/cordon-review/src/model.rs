@@ -402,6 +402,12 @@ pub struct QueueStats {
     pub outbox_pending: i64,
     /// Verdicts set aside because they can never be published.
     pub outbox_refused: i64,
+    /// Appeals waiting for a decision.
+    pub open_appeals: i64,
+    /// Age of the oldest appeal waiting, in seconds.
+    pub oldest_open_appeal_age_seconds: f64,
+    /// Strike suspensions past their end for over a minute and not yet lifted.
+    pub overdue_suspensions: i64,
 }
 
 #[cfg(test)]

@@ -139,6 +139,9 @@ async fn an_appeal_is_reversed_once_by_a_person_who_did_not_take_the_decision() 
         .await
         .unwrap();
     assert_eq!((again.appeal_id, again.duplicate), (filed.appeal_id, true));
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.open_appeals, 1, "the gauge operators watch");
+    assert!(stats.oldest_open_appeal_age_seconds >= 0.0);
     let key = format!("appeal-{}", filed.appeal_id);
     let sent = outbox(&store).await;
     assert_eq!(sent.len(), 1, "one notice for one appeal: {sent:?}");
