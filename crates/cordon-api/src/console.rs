@@ -925,7 +925,7 @@ async fn appeal_page(State(s): State<ApiState>, me: Viewer, Path(id): Path<i64>)
     } else {
         crate::lookup(&s, &appeal.subject).await?
     };
-    let own = s.store.took_part(appeal.id, &me.username).await?;
+    let own = s.store.took_part(&statement, &me.username).await?;
     let body = html! {
         div #appeal data-appeal-id=(appeal.id) data-state=(appeal.state) {
             h1 { "Appeal #" (appeal.id) " " span.state { (appeal.state) } }

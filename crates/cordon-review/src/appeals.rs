@@ -17,7 +17,6 @@
 use chrono::{DateTime, Months, Utc};
 use cordon_domain::Action;
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::{
@@ -318,15 +317,31 @@ async fn took_part(
     .await?)
 }
 
+/// The appeal already filed against `statement_id`, acknowledged as a duplicate.
+async fn filed_before(
+    conn: &mut sqlx::PgConnection,
+    statement_id: i64,
+) -> Result<Option<AppealFiled>, ReviewError> {
+    let row = sqlx::query(&format!(
+        "SELECT {APPEAL_COLUMNS} FROM appeals a WHERE a.statement_id = $1"
+    ))
+    .bind(statement_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row
+        .map(|row| appeal_from_row(&row))
+        .transpose()?
+        .map(|appeal| AppealFiled {
+            appeal_id: appeal.id,
+            duplicate: true,
+            state: appeal.state,
+        }))
+}
+
 /// Queues the appellant's notice of `appeal` for the outcomes topic, in the caller's transaction.
 async fn notify(tx: &mut Transaction<'_, Postgres>, appeal: &Appeal) -> Result<(), ReviewError> {
     let notice = notice_of(tx, appeal).await?;
-    sqlx::query("INSERT INTO outbox (key, payload, topic) VALUES ($1, $2, 'outcomes')")
-        .bind(format!("appeal-{}", appeal.id))
-        .bind(Json(&notice))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::enqueue_outcome(tx, &format!("appeal-{}", appeal.id), &notice).await
 }
 
 impl ReviewStore {
@@ -380,19 +395,8 @@ impl ReviewStore {
         let applied_at = statement.applied_at;
         let window = Months::new(self.appeals.window_months);
         let closes = applied_at.checked_add_months(window).unwrap_or(applied_at);
-        let existing = sqlx::query(&format!(
-            "SELECT {APPEAL_COLUMNS} FROM appeals a WHERE a.statement_id = $1"
-        ))
-        .bind(a.statement_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let appeal = appeal_from_row(&row)?;
-            return Ok(AppealFiled {
-                appeal_id: appeal.id,
-                duplicate: true,
-                state: appeal.state,
-            });
+        if let Some(filed) = filed_before(&mut tx, a.statement_id).await? {
+            return Ok(filed);
         }
         if Utc::now() > closes {
             return Err(ReviewError::Conflict(format!(
@@ -408,8 +412,8 @@ impl ReviewStore {
             )));
         }
         let subject = statement.subject.clone();
-        // Two appeals of one statement racing: the second waits on the unique key, finds the
-        // first and is acknowledged as a duplicate.
+        // Two appeals of one statement racing: the second waits on the unique key, then finds
+        // the first (committed by then) and is acknowledged as a duplicate.
         let row = sqlx::query(&format!(
             "INSERT INTO appeals AS a (statement_id, subject, channel_id, appellant, key_id, grounds)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (statement_id) DO NOTHING
@@ -424,8 +428,12 @@ impl ReviewStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            tx.rollback().await?;
-            return Box::pin(self.file_appeal(a)).await;
+            return filed_before(&mut tx, a.statement_id).await?.ok_or_else(|| {
+                ReviewError::Conflict(format!(
+                    "another appeal of statement {} is being filed; try again",
+                    a.statement_id
+                ))
+            });
         };
         let appeal = appeal_from_row(&row)?;
         queue::audit(
@@ -584,17 +592,10 @@ impl ReviewStore {
         Ok(decided)
     }
 
-    /// Whether `who` took part in the restriction appeal `id` is about (and so may not decide it).
-    pub async fn took_part(&self, id: i64, who: &str) -> Result<bool, ReviewError> {
-        let mut conn = self.pool.acquire().await?;
-        let statement_id: i64 =
-            sqlx::query_scalar("SELECT statement_id FROM appeals WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| ReviewError::NotFound(format!("appeal {id}")))?;
-        let (statement, _) = statements::statement_in(&mut conn, statement_id).await?;
-        took_part(&mut conn, &statement, who).await
+    /// Whether `who` took part in the restriction `statement` states (and so may not decide
+    /// its appeal).
+    pub async fn took_part(&self, statement: &Statement, who: &str) -> Result<bool, ReviewError> {
+        took_part(&mut *self.pool.acquire().await?, statement, who).await
     }
 
     /// One appeal, as `role` may see it.

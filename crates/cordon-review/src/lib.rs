@@ -55,7 +55,7 @@ pub use model::{
     Case, CaseSource, CaseState, ChannelDecision, Decision, DecisionAction, DecisionRequest,
     NewCase, OutboxRow, OutboxTopic, QueueStats, Role,
 };
-pub(crate) use outbox::enqueue_verdict;
+pub(crate) use outbox::{enqueue_outcome, enqueue_verdict};
 pub use queue::{
     priority, AuditEntry, BulkResult, CaseFilter, CategoryAgreement, Facet, HourCount, QueueCounts,
     QueueReport, BULK_LIMIT, MAX_CLAIMS,

@@ -1,5 +1,5 @@
-//! The transactional outbox: verdicts of decisions, and the notices reporters get, wait here
-//! until Kafka acknowledged them.
+//! The transactional outbox: verdicts of decisions, and the notices reporters and appellants
+//! get, wait here until Kafka acknowledged them.
 
 use std::future::Future;
 
@@ -19,6 +19,21 @@ pub(crate) async fn enqueue_verdict(
     sqlx::query("INSERT INTO outbox (key, payload) VALUES ($1, $2)")
         .bind(&decision.item_id)
         .bind(Json(decision.verdict()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Queues a notice for the outcomes topic under `key` (a report's id, `appeal-<id>`), in the
+/// caller's transaction.
+pub(crate) async fn enqueue_outcome(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    key: &str,
+    notice: &impl serde::Serialize,
+) -> Result<(), ReviewError> {
+    sqlx::query("INSERT INTO outbox (key, payload, topic) VALUES ($1, $2, 'outcomes')")
+        .bind(key)
+        .bind(Json(notice))
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -236,11 +236,7 @@ async fn notify(
     notices: &[ReportNotice],
 ) -> Result<(), ReviewError> {
     for notice in notices {
-        sqlx::query("INSERT INTO outbox (key, payload, topic) VALUES ($1, $2, 'outcomes')")
-            .bind(notice.report_id.to_string())
-            .bind(Json(notice))
-            .execute(&mut **tx)
-            .await?;
+        crate::enqueue_outcome(tx, &notice.report_id.to_string(), notice).await?;
     }
     Ok(())
 }

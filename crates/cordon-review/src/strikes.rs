@@ -287,7 +287,7 @@ async fn mark_lifted(
 }
 
 /// The channel's suspension in force, if its decision is still the newest about the channel.
-async fn in_force(
+async fn suspension_in_force(
     tx: &mut Transaction<'_, Postgres>,
     channel_id: &str,
 ) -> Result<Option<Suspension>, ReviewError> {
@@ -379,7 +379,7 @@ impl ReviewStore {
         if live_weight(tx, channel_id).await? >= self.strikes.suspend_at {
             return Ok(());
         }
-        if let Some(suspension) = in_force(tx, channel_id).await? {
+        if let Some(suspension) = suspension_in_force(tx, channel_id).await? {
             system_channel_decision(
                 tx,
                 channel_id,
@@ -478,7 +478,7 @@ impl ReviewStore {
         // A suppressed channel stays as it is, unless strikes suspended it for a time and now
         // reach the ban: a suspension for good replaces that one.
         let replaced = match latest.as_deref() {
-            Some("suppress_channel") => match in_force(tx, &channel_id).await? {
+            Some("suppress_channel") => match suspension_in_force(tx, &channel_id).await? {
                 Some(s) if s.until.is_some() && live >= rules.ban_at => Some(s),
                 _ => return Ok(()),
             },

@@ -298,7 +298,7 @@ async fn an_appeal_is_reversed_once_by_a_person_who_did_not_take_the_decision() 
         .await
         .unwrap();
     for who in ["ann", "bob", "dee"] {
-        assert!(store.took_part(current.appeal_id, who).await.unwrap());
+        assert!(store.took_part(&stated[1], who).await.unwrap());
         let refused = store
             .decide_appeal(&decide(current.appeal_id, true, who, Role::Senior))
             .await
@@ -308,7 +308,7 @@ async fn an_appeal_is_reversed_once_by_a_person_who_did_not_take_the_decision() 
             "{who}: {refused}"
         );
     }
-    assert!(!store.took_part(current.appeal_id, "cy").await.unwrap());
+    assert!(!store.took_part(&stated[1], "cy").await.unwrap());
     store
         .decide_appeal(&decide(current.appeal_id, true, "cy", Role::Senior))
         .await
